@@ -1,0 +1,14 @@
+"""Command-line interface: parse -> build a spec -> call the core -> render.
+
+Each command lives in its own module; heavy libraries (torch, scipy, matplotlib, pynvml) are imported inside the
+functions that need them, never here.
+"""
+
+from llmplan.cli.app import app
+from llmplan.cli import hardware_cmd, models_cmd  # noqa: F401  (registers the commands)
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

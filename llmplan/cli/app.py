@@ -1,0 +1,82 @@
+"""The Typer application and the one place where errors become a message on stderr and an exit code."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+try:  # recent typer vendors click as typer._click; older releases use click itself
+    from typer._click import exceptions as cx
+except ImportError:  # pragma: no cover
+    from click import exceptions as cx
+
+from llmplan import __version__
+from llmplan.errors import LlmplanError, RunError
+
+
+def _fail(message: str, code: int) -> int:
+    # One line, always: collapse any newline a message may carry.
+    typer.echo(f"llmplan: error: {' '.join(str(message).split())}", err=True)
+    return code
+
+
+class LlmplanGroup(TyperGroup):
+    """Runs a command and maps every expected failure to one stderr line: 2 for bad input, 1 for a failed run."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args=args, prog_name=prog_name or "llmplan", complete_var=complete_var,
+                                standalone_mode=False, **extra)
+            code = code if isinstance(code, int) else 0
+        except cx.UsageError as exc:  # bad option, missing argument, typer.BadParameter
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                typer.echo(exc.format_message(), err=True)  # the help text itself
+                code = 2
+            else:
+                code = _fail(exc.format_message(), 2)
+        except cx.ClickException as exc:
+            code = _fail(exc.format_message(), exc.exit_code)
+        except LlmplanError as exc:
+            code = _fail(str(exc), exc.exit_code)
+        except RunError as exc:
+            code = _fail(str(exc), exc.exit_code)
+        except (cx.Abort, KeyboardInterrupt):
+            code = _fail("interrupted", 130)
+        except cx.Exit as exc:
+            code = exc.exit_code
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=LlmplanGroup,
+    name="llmplan",
+    help="Capacity planner and scaling-law calculator for large language models.\n\n"
+    "Examples:\n\n"
+    "  llmplan models llama-2-7b\n\n"
+    "  llmplan memory --model llama-2-7b --gpu h100 --zero 3 --dp 8 --seq 4096\n\n"
+    "  llmplan compute --model llama-2-7b --tokens 1T --gpu h100 --gpus 64 --price 2.5\n\n"
+    "  llmplan chinchilla --flops 1e23",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"llmplan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Capacity planner and scaling-law calculator for large language models."""

@@ -1,0 +1,87 @@
+"""`llmplan models`: the presets, or one model's shape and exact parameter breakdown."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from llmplan.cli.app import app
+from llmplan.cli.common import ARCH_OPTION, JSON_OPTION, PARAMS_OPTION, model_from_options
+from llmplan.models import ModelSpec, count_params, load_presets
+from llmplan.report.output import emit_json, kv_table, stdout_console, table
+from llmplan.units import format_count
+
+
+def model_summary(spec: ModelSpec) -> dict:
+    """The JSON view of a model: counts, breakdown, shape, provenance."""
+    b = count_params(spec)
+    return {
+        "name": spec.name,
+        "arch": spec.arch,
+        "params": b.total,
+        "params_non_embedding": b.non_embedding,
+        "params_active": b.active,
+        "published_params": spec.published_params,
+        "breakdown": b.as_dict(),
+        "shape": spec.shape_dict(),
+        "source": spec.source,
+        "assumptions": list(spec.assumptions),
+    }
+
+
+@app.command("models")
+def models(
+    name: Optional[str] = typer.Argument(None, help="A preset name or a path to a config.json; omit to list presets."),
+    params: Optional[str] = PARAMS_OPTION,
+    arch: str = ARCH_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List the model presets, or show one model's shape and exact parameter breakdown.
+
+    Examples:
+
+      llmplan models
+
+      llmplan models llama-2-7b
+
+      llmplan models ./Mistral-7B/config.json --json
+
+      llmplan models --params 13B
+    """
+    if name is None and params is None:
+        presets = load_presets()
+        rows = [model_summary(s) for s in presets.values()]
+        if as_json:
+            emit_json({"models": rows})
+            return
+        stdout_console().print(table(
+            "Model presets (counts exact from the shape; decimal B = 1e9)",
+            ["name", "arch", "params", "non-embedding", "active", "published"],
+            [[r["name"], r["arch"], format_count(r["params"]), format_count(r["params_non_embedding"]),
+              format_count(r["params_active"]),
+              format_count(r["published_params"]) if r["published_params"] else "-"] for r in rows],
+            right_align_from=2,
+        ))
+        return
+    spec = model_from_options(name, params, arch)
+    summary = model_summary(spec)
+    if as_json:
+        emit_json(summary)
+        return
+    console = stdout_console()
+    shape = spec.shape_dict()
+    shape_rows = [(k, str(v)) for k, v in shape.items() if v not in (0, False, None) or k in ("tied_embeddings",)]
+    console.print(kv_table(f"{spec.name}: shape ({spec.arch}, {spec.attention_kind} attention)", shape_rows))
+    b = summary["breakdown"]
+    rows = [(k.replace("_", " "), f"{v:,}") for k, v in b.items() if v]
+    rows += [("total", f"{summary['params']:,}  ({format_count(summary['params'])})"),
+             ("non-embedding", f"{summary['params_non_embedding']:,}"),
+             ("active per token", f"{summary['params_active']:,}")]
+    if spec.published_params:
+        rows.append(("published", format_count(spec.published_params)))
+    console.print(kv_table("Parameters (exact)", rows))
+    if spec.source:
+        console.print(f"[dim]source: {spec.source}[/dim]")
+    for a in spec.assumptions:
+        console.print(f"[yellow]assumption:[/yellow] {a}")

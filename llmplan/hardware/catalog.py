@@ -1,0 +1,81 @@
+"""The accelerator catalog: memory, dense peak FLOP/s per dtype, bandwidth, power; each entry cites its datasheet."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+from llmplan.errors import LlmplanError
+from llmplan.units import GiB
+
+# Formats that share a peak: fp16 and bf16 run at the same tensor-core rate on every chip listed.
+_PEAK_FALLBACK = {"bf16": "fp16", "fp16": "bf16", "tf32": "fp32", "int4": "int8"}
+
+
+@dataclass(frozen=True)
+class GPU:
+    name: str
+    vendor: str
+    memory_bytes: int
+    peak_flops: dict[str, float] = field(hash=False)  # dtype -> dense FLOP/s (never 2:4-sparse figures)
+    bandwidth_bytes_per_s: float
+    power_watts: float | None
+    source: str
+    aliases: tuple[str, ...] = ()
+
+    def peak(self, dtype: str) -> float | None:
+        """Dense peak FLOP/s for `dtype`, or None when the chip has no such mode (a V100 has no bf16)."""
+        if dtype in self.peak_flops:
+            return self.peak_flops[dtype]
+        if dtype == "bf16" and self.vendor == "NVIDIA" and "bf16" not in self.peak_flops:
+            return None  # pre-Ampere NVIDIA: no bf16 tensor cores
+        alt = _PEAK_FALLBACK.get(dtype)
+        return self.peak_flops.get(alt) if alt else None
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+_VENDOR_WORDS = re.compile(r"nvidia|geforce|tesla|amd|instinct|google|cloud")
+
+
+@lru_cache(maxsize=1)
+def load_gpus() -> tuple[GPU, ...]:
+    raw = json.loads(resources.files("llmplan.hardware").joinpath("catalog.json").read_text())
+    return tuple(
+        GPU(name=g["name"], vendor=g["vendor"], memory_bytes=int(g["memory_gib"] * GiB),
+            peak_flops={k: v * 1e12 for k, v in g["peak_tflops"].items()},
+            bandwidth_bytes_per_s=g["bandwidth_gbs"] * 1e9, power_watts=g["power_w"], source=g["source"],
+            aliases=tuple(g.get("aliases", ())))
+        for g in raw["gpus"]
+    )
+
+
+def match_gpu(name: str) -> GPU | None:
+    """Loose lookup: 'h100', 'H100-80GB', 'NVIDIA H100 80GB HBM3', 'NVIDIA H200' all find their entry."""
+    key = _key(name)
+    if not key:
+        return None
+    names: dict[str, GPU] = {}
+    for gpu in load_gpus():
+        for alias in (gpu.name, *gpu.aliases):
+            names[_key(alias)] = gpu
+    for candidate in (key, _VENDOR_WORDS.sub("", key)):
+        if candidate in names:
+            return names[candidate]
+    # A device string with extra words (a driver's full name): the longest alias it contains.
+    stripped = _VENDOR_WORDS.sub("", key)
+    hits = [(len(k), g) for k, g in names.items() if len(k) >= 4 and k in stripped]
+    return max(hits, key=lambda t: t[0])[1] if hits else None
+
+
+def get_gpu(name: str) -> GPU:
+    gpu = match_gpu(name)
+    if gpu is None:
+        known = ", ".join(g.name for g in load_gpus())
+        raise LlmplanError(f"unknown GPU {name!r}; known: {known} (see `llmplan hardware`)")
+    return gpu

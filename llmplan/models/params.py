@@ -1,0 +1,137 @@
+"""Exact parameter counts from a ModelSpec, with a breakdown.
+
+Each weight matrix is counted as the reference implementations (Hugging Face transformers, Megatron) allocate it:
+a linear layer d_in -> d_out holds d_in * d_out weights plus d_out biases when it has a bias. The totals equal what
+`transformers` instantiates for the same config (checked in tests/models against real config files).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llmplan.models.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class ParamBreakdown:
+    embeddings: int      # token, position and token-type embeddings (and OPT's in/out projections)
+    attention: int       # self- and cross-attention projections, T5's relative position bias
+    mlp: int             # feed-forward matrices of all experts, MoE routers
+    norms: int           # every LayerNorm / RMSNorm
+    output_head: int     # untied output projection (0 when tied to the input embedding)
+    other: int           # BERT pooler
+    active: int          # parameters that act on one token (MoE: only the routed experts)
+
+    @property
+    def total(self) -> int:
+        return self.embeddings + self.attention + self.mlp + self.norms + self.output_head + self.other
+
+    @property
+    def non_embedding(self) -> int:
+        """Total less the input embeddings and output head (Kaplan et al. 2020's N)."""
+        return self.total - self.embeddings - self.output_head
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "embeddings": self.embeddings,
+            "attention": self.attention,
+            "mlp": self.mlp,
+            "norms": self.norms,
+            "output_head": self.output_head,
+            "other": self.other,
+        }
+
+
+def linear(d_in: int, d_out: int, bias: bool) -> int:
+    return d_in * d_out + (d_out if bias else 0)
+
+
+def norm_params(spec: ModelSpec) -> int:
+    """One LayerNorm holds weight and bias (2h); one RMSNorm weight only (h)."""
+    return spec.hidden * (2 if spec.has_norm_bias else 1)
+
+
+def attention_params(spec: ModelSpec) -> int:
+    """Q, K, V and output projections of one attention block (self or cross: the same shapes)."""
+    h = spec.hidden
+    return (
+        linear(h, spec.q_dim, spec.qkv_bias)
+        + 2 * linear(h, spec.kv_dim, spec.qkv_bias)
+        + linear(spec.q_dim, h, spec.out_bias)
+    )
+
+
+def expert_mlp_params(spec: ModelSpec) -> int:
+    """One feed-forward network: up and down (standard), or gate, up and down (gated)."""
+    h, f = spec.hidden, spec.ffn
+    n_in = 2 if spec.mlp == "gated" else 1
+    return n_in * linear(h, f, spec.mlp_bias) + linear(f, h, spec.mlp_bias)
+
+
+def mlp_params(spec: ModelSpec) -> int:
+    """All experts of one layer, plus the router (a bias-free h x experts linear) for MoE."""
+    router = spec.hidden * spec.experts if spec.is_moe else 0
+    return spec.experts * expert_mlp_params(spec) + router
+
+
+def layer_params(spec: ModelSpec, cross_attention: bool = False) -> int:
+    """One transformer layer: attention (+ cross-attention), MLP and its norms."""
+    n_norms = spec.norms_per_layer + (1 if cross_attention else 0)
+    attn = attention_params(spec) * (2 if cross_attention else 1)
+    return attn + mlp_params(spec) + n_norms * norm_params(spec)
+
+
+def count_params(spec: ModelSpec) -> ParamBreakdown:
+    """Exact parameter count of `spec`, split by component."""
+    h, v = spec.hidden, spec.vocab
+    e = spec.embed_dim or h
+
+    embeddings = v * e
+    if spec.embed_dim and spec.embed_dim != h:
+        embeddings += 2 * e * h  # OPT-350m: project_in and project_out, no bias
+    if spec.position == "learned":
+        embeddings += (spec.context + spec.position_offset) * h
+    embeddings += spec.type_vocab * h
+
+    stacks = [(spec.layers, spec.arch == "encoder-decoder")]  # (layers, has cross-attention)
+    if spec.arch == "encoder-decoder":
+        stacks.append((spec.encoder_layers, False))
+
+    attention = mlp = norms = 0
+    for n_layers, cross in stacks:
+        attention += n_layers * attention_params(spec) * (2 if cross else 1)
+        mlp += n_layers * mlp_params(spec)
+        norms += n_layers * (spec.norms_per_layer + (1 if cross else 0)) * norm_params(spec)
+        if spec.final_norm:
+            norms += norm_params(spec)
+        if spec.relative_buckets:
+            attention += spec.relative_buckets * spec.heads  # T5: first layer of each stack
+    if spec.embedding_norm:
+        norms += norm_params(spec)
+
+    output_head = 0 if spec.tied_embeddings else linear(e, v, spec.lm_head_bias)
+    if spec.tied_embeddings and spec.lm_head_bias:
+        output_head = v  # a bias on a tied head is still its own parameter
+    other = linear(h, h, True) if spec.pooler else 0
+
+    inactive = spec.total_layers * (spec.experts - spec.experts_per_token) * expert_mlp_params(spec)
+    exact = ParamBreakdown(embeddings, attention, mlp, norms, output_head, other, active=0)
+    active = exact.total - inactive
+    result = ParamBreakdown(embeddings, attention, mlp, norms, output_head, other, active=active)
+    if spec.param_count is not None:
+        return _rescaled(result, spec.param_count)
+    return result
+
+
+def _rescaled(b: ParamBreakdown, total: int) -> ParamBreakdown:
+    """For a model given only by its count: keep the shape's embeddings and head, give the rest to the layers in
+    the shape's proportions, so that the total is exactly the count the user stated."""
+    fixed = b.embeddings + b.output_head + b.other
+    body = b.attention + b.mlp + b.norms
+    room = max(total - fixed, 0)
+    attention = round(b.attention * room / body)
+    norms = round(b.norms * room / body)
+    mlp = room - attention - norms
+    scale = total / b.total
+    return ParamBreakdown(b.embeddings, attention, mlp, norms, b.output_head, b.other,
+                         active=min(round(b.active * scale), total))

@@ -1,0 +1,1 @@
+"""Renderers at the edge: rich tables, JSON, plots. The core never prints."""

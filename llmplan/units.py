@@ -1,0 +1,150 @@
+"""Quantities: parsing counts and sizes users type, formatting them, and named constants.
+
+Counts (parameters, tokens, FLOPs) are decimal: 7B = 7e9. Memory is either decimal (GB = 1e9 bytes) or binary
+(GiB = 2**30 bytes); a printed size always says which.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from llmplan.errors import LlmplanError
+
+# 1 petaFLOP/s-day = 1e15 FLOP/s x 86,400 s (Brown et al. 2020, GPT-3 paper, Appendix D).
+PFLOPS_DAY = 1e15 * 86_400
+
+GB = 10**9
+GiB = 2**30
+
+# Bytes per value of each numeric format. int4 packs two values per byte.
+DTYPE_BYTES: dict[str, float] = {
+    "fp32": 4.0,
+    "tf32": 4.0,  # stored as fp32; tf32 is only a matmul mode
+    "fp16": 2.0,
+    "bf16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "int4": 0.5,
+    "nf4": 0.5,
+}
+
+_COUNT_SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15}
+_BYTE_SUFFIX = {
+    "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "pib": 2**50,
+}
+_NUMBER = r"[+-]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_COUNT_RE = re.compile(rf"^\s*({_NUMBER})\s*([a-zA-Z]?)\s*$")
+_BYTES_RE = re.compile(rf"^\s*({_NUMBER})\s*([a-zA-Z]*)\s*$")
+
+
+def _check(value: float, text: str, what: str, allow_zero: bool) -> float:
+    if not math.isfinite(value):
+        raise LlmplanError(f"{what} must be a finite number, got {text!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = "zero or more" if allow_zero else "greater than zero"
+        raise LlmplanError(f"{what} must be {bound}, got {text!r}")
+    return value
+
+
+def parse_count(text: str | float | int, what: str = "count", allow_zero: bool = False) -> float:
+    """Parse '7B', '6.7e9', '1.4T', '300B', '175_000_000_000', '125M', '10k' into a float."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return _check(float(text), str(text), what, allow_zero)
+    raw = str(text)
+    if raw.strip().lower() in {"nan", "inf", "+inf", "-inf", "infinity", "-infinity"}:
+        raise LlmplanError(f"{what} must be a finite number, got {raw!r}")
+    m = _COUNT_RE.match(raw)
+    if not m or m.group(2).lower() not in _COUNT_SUFFIX:
+        raise LlmplanError(
+            f"cannot read {what} {raw!r}: use a number with an optional suffix k, M, B, T "
+            "(e.g. 7B, 1.4T, 6.7e9, 175_000_000_000)"
+        )
+    value = float(m.group(1).replace("_", "")) * _COUNT_SUFFIX[m.group(2).lower()]
+    return _check(value, raw, what, allow_zero)
+
+
+def parse_int_count(text: str | float | int, what: str = "count", allow_zero: bool = False) -> int:
+    """A count that must be a whole number (layers, GPUs, tokens given exactly)."""
+    return int(round(parse_count(text, what, allow_zero)))
+
+
+def parse_bytes(text: str | float | int, what: str = "memory", allow_zero: bool = False) -> int:
+    """Parse '80GB' (decimal) or '80GiB' (binary) into bytes. A bare number is bytes."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return int(_check(float(text), str(text), what, allow_zero))
+    raw = str(text)
+    m = _BYTES_RE.match(raw)
+    unit = m.group(2).lower() if m else None
+    if m and unit == "":
+        unit = "b"
+    if not m or unit not in _BYTE_SUFFIX:
+        raise LlmplanError(
+            f"cannot read {what} {raw!r}: use a number with a unit, GB/TB (decimal) or GiB/TiB (binary), e.g. 80GB"
+        )
+    value = float(m.group(1).replace("_", "")) * _BYTE_SUFFIX[unit]
+    return int(_check(value, raw, what, allow_zero))
+
+
+def parse_dtype(text: str, allowed: tuple[str, ...] | None = None) -> str:
+    """Normalise a dtype name ('BF16', 'float16', 'fp8') and check it is one of `allowed`."""
+    aliases = {"float32": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float": "fp32",
+               "f32": "fp32", "f16": "fp16", "float8": "fp8", "e4m3": "fp8"}
+    key = str(text).strip().lower()
+    key = aliases.get(key, key)
+    choices = allowed or tuple(DTYPE_BYTES)
+    if key not in choices:
+        raise LlmplanError(f"unknown dtype {text!r}: choose one of {', '.join(choices)}")
+    return key
+
+
+def format_count(n: float, digits: int = 3) -> str:
+    """Decimal count with a suffix: 7241732096 -> '7.24 B', 125e6 -> '125 M'."""
+    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{_sig(n / scale, digits)} {suffix}"
+    return _sig(n, digits)
+
+
+def format_flops(x: float, digits: int = 3) -> str:
+    """FLOPs in scientific notation: 3.14e23."""
+    if x == 0:
+        return "0"
+    return f"{x:.{digits - 1}e}".replace("e+", "e")
+
+
+def format_bytes(n: float, decimal: bool = False, digits: int = 3) -> str:
+    """Memory with an explicit unit: GiB family by default, GB family when decimal=True."""
+    units = ("B", "KB", "MB", "GB", "TB", "PB") if decimal else ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+    base = 1000.0 if decimal else 1024.0
+    value, i = float(n), 0
+    while abs(value) >= base and i < len(units) - 1:
+        value /= base
+        i += 1
+    return f"{_sig(value, digits)} {units[i]}"
+
+
+def format_seconds(s: float) -> str:
+    """A duration a person reads: '42 s', '3.5 h', '12.3 days', '2.1 years'."""
+    if s < 120:
+        return f"{_sig(s, 3)} s"
+    if s < 7200:
+        return f"{_sig(s / 60, 3)} min"
+    if s < 3 * 86_400:
+        return f"{_sig(s / 3600, 3)} h"
+    if s < 2 * 365.25 * 86_400:
+        return f"{_sig(s / 86_400, 3)} days"
+    return f"{_sig(s / (365.25 * 86_400), 3)} years"
+
+
+def _sig(x: float, digits: int) -> str:
+    """x with `digits` significant figures, no exponent for ordinary magnitudes, no trailing zeros."""
+    if x == 0 or not math.isfinite(x):
+        return str(x) if x else "0"
+    decimals = max(digits - 1 - int(math.floor(math.log10(abs(x)))), 0)
+    text = f"{x:.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text

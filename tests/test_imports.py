@@ -1,0 +1,30 @@
+"""The planner commands must start as fast as Typer: no heavy library on their import path."""
+
+import json
+import subprocess
+import sys
+
+HEAVY = ["torch", "scipy", "matplotlib", "pynvml", "numpy", "pandas", "transformers"]
+
+
+def _loaded_after(code: str) -> set[str]:
+    script = f"import sys; {code}; print(__import__('json').dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    return set(json.loads(out.strip().splitlines()[-1]))
+
+
+def test_cli_import_pulls_no_heavy_library():
+    loaded = _loaded_after("import llmplan.cli")
+    assert not {m for m in loaded if m.split(".")[0] in HEAVY}
+
+
+def test_planner_commands_import_no_heavy_library():
+    # Run real planner commands in-process and look at what they imported.
+    for argv in (["models", "llama-7b", "--json"], ["hardware", "h100", "--json"]):
+        code = (f"from llmplan.cli import app; import sys; sys.argv=['llmplan', *{argv!r}];\n"
+                "try:\n    app()\nexcept SystemExit:\n    pass")
+        script = f"{code}\nimport sys as _s; print(__import__('json').dumps(sorted(_s.modules)))"
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+        loaded = set(json.loads(out.strip().splitlines()[-1]))
+        heavy = {m for m in loaded if m.split(".")[0] in HEAVY}
+        assert not heavy, f"{argv}: {sorted(heavy)[:5]}"
