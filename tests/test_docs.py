@@ -1,0 +1,22 @@
+"""The documentation that is generated must be current."""
+
+from pathlib import Path
+
+from llmplan.report.cli_reference import render
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_cli_reference_is_current():
+    current = (DOCS / "cli.md").read_text()
+    assert current == render(), "docs/cli.md is stale: python -m llmplan.report.cli_reference > docs/cli.md"
+
+
+def test_every_command_help_has_examples(cli):
+    from typer.main import get_command
+
+    from llmplan.cli import app
+
+    for name in get_command(app).list_commands(None):
+        r = cli(name, "--help")
+        assert r.code == 0 and "Examples" in r.stdout, name
