@@ -1,0 +1,236 @@
+"""Scaling laws: compute-optimal sizing C -> (N, D) and, where a law has one, the loss L(N, D).
+
+Every law uses C = 6 N D training FLOPs (Kaplan et al. 2020, section 2.1; Hoffmann et al. 2022, section 3).
+`get_law(name_or_path)` returns one of the published laws below or a law fitted by `llmplan fit --save` /
+`llmplan bench --scaling` (a law.json file). Plain Python: no numpy or scipy on the planner path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmplan.errors import LlmplanError
+from llmplan.units import PFLOPS_DAY
+
+FLOPS_PER_PARAM_TOKEN = 6.0  # C = 6 N D: forward 2 N D + backward 4 N D (Kaplan et al. 2020, section 2.1)
+LAW_KIND = "llmplan.law"
+LAW_FORM = "E + A/N^alpha + B/D^beta"
+
+
+def _check_flops(flops: float) -> float:
+    if not isinstance(flops, (int, float)) or not math.isfinite(flops) or flops <= 0:
+        raise LlmplanError(f"a compute budget must be a finite number of FLOPs greater than zero, got {flops!r}")
+    return float(flops)
+
+
+def _check_count(value: float, what: str) -> float:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise LlmplanError(f"{what} must be a finite number greater than zero, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Law:
+    """A scaling law. Subclasses give the compute-optimal frontier and, where they can, the loss."""
+
+    name: str
+    source: str
+
+    # The frontier: the (params, tokens) that minimise loss for `flops` training FLOPs.
+    def optimal(self, flops: float) -> tuple[float, float]:
+        raise NotImplementedError
+
+    # The inverse of the frontier: the training FLOPs at which `params` is the compute-optimal size.
+    def flops_for_params(self, params: float) -> float:
+        raise NotImplementedError
+
+    def optimal_tokens(self, params: float) -> float:
+        """Compute-optimal training tokens for a model of `params` parameters."""
+        params = _check_count(params, "a parameter count")
+        return self.flops_for_params(params) / (FLOPS_PER_PARAM_TOKEN * params)
+
+    def loss(self, params: float, tokens: float) -> float | None:
+        """Predicted final loss (nats per token), or None where the law has no loss."""
+        return None
+
+    @property
+    def has_loss(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class RatioLaw(Law):
+    """D = k N with C = 6 N D, so N = sqrt(C / (6 k)) (the "20 tokens per parameter" rule of thumb)."""
+
+    tokens_per_param: float = 20.0
+
+    def optimal(self, flops: float) -> tuple[float, float]:
+        flops = _check_flops(flops)
+        n = math.sqrt(flops / (FLOPS_PER_PARAM_TOKEN * self.tokens_per_param))
+        return n, self.tokens_per_param * n
+
+    def flops_for_params(self, params: float) -> float:
+        params = _check_count(params, "a parameter count")
+        return FLOPS_PER_PARAM_TOKEN * params * self.tokens_per_param * params
+
+    def describe(self) -> str:
+        return f"D = {self.tokens_per_param:g} N, C = 6 N D"
+
+
+@dataclass(frozen=True)
+class ParametricLaw(Law):
+    """L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 2) with its closed-form frontier."""
+
+    E: float = 0.0
+    A: float = 0.0
+    B: float = 0.0
+    alpha: float = 0.0
+    beta: float = 0.0
+
+    @property
+    def G(self) -> float:
+        # G = (alpha A / (beta B))^(1/(alpha+beta)) (Hoffmann et al. 2022, eq. 4)
+        return (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / (self.alpha + self.beta))
+
+    @property
+    def a(self) -> float:
+        return self.beta / (self.alpha + self.beta)  # N_opt ~ C^a (Hoffmann et al. 2022, eq. 4)
+
+    @property
+    def b(self) -> float:
+        return self.alpha / (self.alpha + self.beta)  # D_opt ~ C^b (Hoffmann et al. 2022, eq. 4)
+
+    def optimal(self, flops: float) -> tuple[float, float]:
+        flops = _check_flops(flops)
+        # N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b (Hoffmann et al. 2022, eq. 4); N_opt D_opt = C/6 exactly.
+        x = flops / FLOPS_PER_PARAM_TOKEN
+        n = self.G * x ** self.a
+        return n, x / n
+
+    def flops_for_params(self, params: float) -> float:
+        params = _check_count(params, "a parameter count")
+        return FLOPS_PER_PARAM_TOKEN * (params / self.G) ** (1.0 / self.a)
+
+    def optimal_params_for_tokens(self, tokens: float) -> float:
+        """The compute-optimal N for D training tokens: N = G (G D)^(beta/alpha) (inverse of eq. 4)."""
+        tokens = _check_count(tokens, "a token count")
+        return self.G * (self.G * tokens) ** (self.beta / self.alpha)
+
+    def loss(self, params: float, tokens: float) -> float | None:
+        params = _check_count(params, "a parameter count")
+        tokens = _check_count(tokens, "a token count")
+        return self.E + self.A / params ** self.alpha + self.B / tokens ** self.beta
+
+    @property
+    def has_loss(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        return (f"L = {self.E:.4g} + {self.A:.4g}/N^{self.alpha:.4g} + {self.B:.4g}/D^{self.beta:.4g}; "
+                f"N_opt ~ C^{self.a:.3f}")
+
+    def constants(self) -> dict[str, float]:
+        return {"E": self.E, "A": self.A, "B": self.B, "alpha": self.alpha, "beta": self.beta}
+
+
+@dataclass(frozen=True)
+class KaplanLaw(Law):
+    """N_opt = n_coef (C / PF-day)^exponent in non-embedding parameters (Kaplan et al. 2020, eq. 6.1, Fig. 14).
+
+    Tokens follow from C = 6 N D. No loss: Kaplan's L(N, D) (eq. 1.5) is in nats on WebText2 with the GPT-2
+    tokenizer, not comparable with the Chinchilla-form laws (MassiveText), so it is left out of loss comparisons.
+    """
+
+    n_coef: float = 1.3e9
+    exponent: float = 0.73
+
+    def optimal(self, flops: float) -> tuple[float, float]:
+        flops = _check_flops(flops)
+        n = self.n_coef * (flops / PFLOPS_DAY) ** self.exponent
+        return n, flops / (FLOPS_PER_PARAM_TOKEN * n)
+
+    def flops_for_params(self, params: float) -> float:
+        params = _check_count(params, "a parameter count")
+        return PFLOPS_DAY * (params / self.n_coef) ** (1.0 / self.exponent)
+
+    def describe(self) -> str:
+        return f"N_opt = {self.n_coef:.2g} (C / PF-day)^{self.exponent} (non-embedding)"
+
+
+# Published laws. The Hoffmann constants are the unrounded ones of the paper's TeX source, which its own
+# projections use; the rounded ones printed in the paper (1.69, 406.4, 410.7, 0.34, 0.28) move N_opt by ~-20%.
+RULE20 = RatioLaw("rule20", "Hoffmann et al. 2022 (Chinchilla): ~20 tokens per parameter at the optimum (Table 3)",
+                  tokens_per_param=20.0)
+HOFFMANN = ParametricLaw(
+    "hoffmann", "Hoffmann et al. 2022, Approach 3 (eq. 10), unrounded constants of the TeX source",
+    E=1.69337, A=406.401, B=410.723, alpha=0.33917084, beta=0.2849083)
+EPOCH = ParametricLaw(
+    "epoch", "Besiroglu et al. 2024, 'Chinchilla Scaling: A replication attempt' (arXiv 2404.10102), Approach 3 refit",
+    E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)
+KAPLAN = KaplanLaw("kaplan", "Kaplan et al. 2020, eq. 6.1 / Fig. 14: N_opt = 1.3e9 (C/PF-day)^0.73, non-embedding")
+# Muennighoff et al. 2023 (arXiv 2305.16264), App. A eq. 17: their single-epoch fit on C4 (alpha tied to beta);
+# A = e^6.255414, B = e^7.3049974, E = e^0.6254804, alpha = beta = 0.3526596.
+MUENNIGHOFF = ParametricLaw(
+    "muennighoff", "Muennighoff et al. 2023, 'Scaling Data-Constrained Language Models', App. A fit (C4)",
+    E=math.exp(0.6254804), A=math.exp(6.255414), B=math.exp(7.3049974), alpha=0.3526596, beta=0.3526596)
+
+PUBLISHED: dict[str, Law] = {law.name: law for law in (RULE20, HOFFMANN, EPOCH, KAPLAN, MUENNIGHOFF)}
+COMPARED = ("rule20", "hoffmann", "epoch", "kaplan")  # shown side by side by default
+
+
+def law_names() -> tuple[str, ...]:
+    return tuple(PUBLISHED)
+
+
+def get_law(name_or_path: str | os.PathLike) -> Law:
+    """A published law by name (rule20, hoffmann, epoch, kaplan, muennighoff) or a law.json file."""
+    key = str(name_or_path).strip()
+    if key.lower() in PUBLISHED:
+        return PUBLISHED[key.lower()]
+    path = Path(key).expanduser()
+    if path.is_file():
+        return load_law_file(path)
+    raise LlmplanError(f"unknown law {key!r}: choose one of {', '.join(PUBLISHED)}, or give the path of a law.json "
+                       "written by `llmplan fit --save` or `llmplan bench --scaling`")
+
+
+def load_law_file(path: str | os.PathLike) -> ParametricLaw:
+    """Read and validate a law.json: kind llmplan.law, form E + A/N^alpha + B/D^beta, finite constants."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LlmplanError(f"cannot read law file {str(path)!r}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise LlmplanError(f"law file {str(path)!r} is not JSON ({exc.msg}, line {exc.lineno}); expected the "
+                           "output of `llmplan fit --save`") from None
+    if not isinstance(data, dict) or data.get("kind") != LAW_KIND:
+        kind = data.get("kind") if isinstance(data, dict) else type(data).__name__
+        raise LlmplanError(f"{str(path)!r} is not a law file (kind {kind!r}); expected kind {LAW_KIND!r} as "
+                           "written by `llmplan fit --save` or `llmplan bench --scaling`")
+    version = data.get("schema_version", 1)
+    if version != 1:
+        raise LlmplanError(f"law file {str(path)!r} has schema_version {version!r}; this llmplan reads version 1")
+    form = data.get("form", LAW_FORM)
+    if str(form).replace(" ", "") != LAW_FORM.replace(" ", ""):
+        raise LlmplanError(f"law file {str(path)!r} has form {form!r}; only {LAW_FORM!r} is supported")
+    values: dict[str, float] = {}
+    for key in ("E", "A", "B", "alpha", "beta"):
+        raw = data.get(key)
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+            raise LlmplanError(f"law file {str(path)!r}: {key} must be a finite number, got {raw!r}")
+        lowest_ok = 0.0 if key == "E" else None
+        if (lowest_ok is not None and raw < 0) or (lowest_ok is None and raw <= 0):
+            bound = "zero or more" if key == "E" else "greater than zero"
+            raise LlmplanError(f"law file {str(path)!r}: {key} must be {bound}, got {raw!r}")
+        values[key] = float(raw)
+    name = str(data.get("name") or path.stem)
+    source = str(data.get("source") or f"fitted law from {path}")
+    return ParametricLaw(name, source, **values)
