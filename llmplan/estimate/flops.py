@@ -1,0 +1,205 @@
+"""Training and inference FLOPs of a transformer, in the 6 N D convention and counted matmul by matmul.
+
+Conventions (see docs/methodology.md, "Compute"):
+- A multiply-add is 2 FLOPs; the backward pass costs twice the forward (Kaplan et al. 2020, section 2.1), so one
+  training token costs 3 x its forward FLOPs.
+- `six_nd`: C = 6 N D with N the parameters that act on a token (Brown et al. 2020, GPT-3 paper, Appendix D):
+  total parameters for decoder- and encoder-only models, active parameters for mixture-of-experts, and half the
+  parameters for an encoder-decoder model (the paper's 3 N D for T5: each token passes either the encoder or the
+  decoder).
+- `detailed`: every matmul weight, the attention scores QK^T and the weighted sum AV over the full sequence
+  (4 x layers x seq x heads x head_dim per token, PaLM Appendix B; Chinchilla Appendix F), and the output logits
+  (2 x d_model x vocab, Kaplan et al. 2020 Table 1). Norms, softmax and other element-wise work are left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llmplan.errors import LlmplanError
+from llmplan.models.params import attention_params, count_params, expert_mlp_params, layer_params, linear
+from llmplan.models.spec import ModelSpec
+
+RECOMPUTE = ("none", "selective", "full")
+
+
+@dataclass(frozen=True)
+class ForwardParts:
+    """Forward FLOPs of one token, by kind (a training token costs 3x these; Kaplan et al. 2020)."""
+
+    matmul: float     # 2 x the matmul weights that act on the token (attention projections, MLP)
+    attention: float  # QK^T and AV over the context (PaLM Appendix B: 4 L T H Q per token forward)
+    logits: float     # output head 2 x d_model x vocab (and OPT's in/out projections)
+
+    @property
+    def total(self) -> float:
+        return self.matmul + self.attention + self.logits
+
+
+@dataclass(frozen=True)
+class TrainingFlops:
+    """Training compute for `tokens` tokens of length `seq`. All values in FLOPs."""
+
+    model: str
+    arch: str
+    params: int                # total parameters
+    params_per_token: float    # N of the 6 N D convention (active; half the total for encoder-decoder)
+    tokens: float
+    seq: int
+    recompute: str
+    six_nd: float              # 6 N D (GPT-3 paper, Appendix D); 3 N D for encoder-decoder
+    detailed: float            # model FLOPs counted matmul by matmul, with attention and logits
+    hardware: float            # detailed + recomputation (what the GPUs actually execute)
+    hardware_nd: float         # the convention's hardware count: 6 N D, 8 N D with full recompute
+    breakdown: dict = field(hash=False)  # FLOPs by part: forward_matmul, forward_attention, ..., recompute
+    assumptions: tuple[str, ...] = ()
+
+    @property
+    def ratio(self) -> float:
+        """detailed / six_nd: how much the 6 N D shortcut leaves out (attention, logits) or adds (embeddings)."""
+        return self.detailed / self.six_nd
+
+
+def _check_seq(spec: ModelSpec, seq: int | None) -> int:
+    s = spec.context if seq is None else seq
+    if not isinstance(s, int) or isinstance(s, bool) or s < 1:
+        raise LlmplanError(f"sequence length must be a positive whole number, got {seq!r}")
+    return s
+
+
+def _body_scale(spec: ModelSpec) -> float:
+    """For a model given by a bare count, the layers were rescaled to keep the count exact: follow that scaling."""
+    if spec.param_count is None:
+        return 1.0
+    b = count_params(spec)
+    shape = count_params(spec.with_(param_count=None))
+    return (b.attention + b.mlp + b.norms) / max(shape.attention + shape.mlp + shape.norms, 1)
+
+
+def _inactive_per_layer(spec: ModelSpec) -> int:
+    """Expert weights that a token does not pass through (mixture-of-experts routes to experts_per_token)."""
+    return (spec.experts - spec.experts_per_token) * expert_mlp_params(spec)
+
+
+def _head_flops(spec: ModelSpec) -> float:
+    """Output logits, 2 x d_model x vocab (Kaplan et al. 2020 Table 1 'De-embed'), plus OPT-350m's projections."""
+    e = spec.embed_dim or spec.hidden
+    extra = 2 * 2 * e * spec.hidden if spec.embed_dim and spec.embed_dim != spec.hidden else 0
+    return 2.0 * e * spec.vocab + extra
+
+
+def encoder_decoder_tokens_params(spec: ModelSpec) -> tuple[float, float]:
+    """Matmul weights acting on one encoder token and on one decoder token of an encoder-decoder model.
+
+    An encoder token passes the encoder layers and, once encoded, the decoder's cross-attention key/value
+    projections; a decoder token passes the decoder's self-attention, cross-attention query/output and MLP.
+    """
+    scale = _body_scale(spec)
+    cross_kv = 2 * linear(spec.hidden, spec.kv_dim, spec.qkv_bias)
+    enc_layer = layer_params(spec) - _inactive_per_layer(spec)
+    dec_layer = layer_params(spec, cross_attention=True) - _inactive_per_layer(spec)
+    enc = spec.encoder_layers * enc_layer * scale + spec.layers * cross_kv * scale
+    dec = spec.layers * (dec_layer - cross_kv) * scale
+    return enc, dec
+
+
+def forward_parts(spec: ModelSpec, seq: int | None = None, decoder_fraction: float = 0.5) -> ForwardParts:
+    """Forward FLOPs per token, split by kind. `seq` is the attended length (training: the full sequence).
+
+    Encoder-decoder: the average over tokens, `decoder_fraction` of them passing the decoder, the rest the
+    encoder (0.5: half the tokens on each side, as the GPT-3 paper's 3 N D assumes); both sides have length seq.
+    """
+    s = _check_seq(spec, seq)
+    attn = 4.0 * s * spec.q_dim  # QK^T and AV, 2 FLOPs per multiply-add each (PaLM Appendix B)
+    if spec.arch != "encoder-decoder":
+        b = count_params(spec)
+        matmul = 2.0 * (b.active - b.embeddings - b.output_head - b.other)
+        return ForwardParts(matmul=matmul, attention=spec.layers * attn, logits=_head_flops(spec))
+    if not 0.0 <= decoder_fraction <= 1.0:
+        raise LlmplanError(f"decoder token fraction must be between 0 and 1, got {decoder_fraction}")
+    enc, dec = encoder_decoder_tokens_params(spec)
+    f_dec, f_enc = decoder_fraction, 1.0 - decoder_fraction
+    matmul = 2.0 * (f_enc * enc + f_dec * dec)
+    # encoder tokens: encoder self-attention; decoder tokens: self-attention and cross-attention over the input
+    attention = f_enc * spec.encoder_layers * attn + f_dec * spec.layers * 2 * attn
+    return ForwardParts(matmul=matmul, attention=attention, logits=f_dec * _head_flops(spec))
+
+
+def forward_flops_per_token(spec: ModelSpec, seq: int | None = None) -> float:
+    """Detailed forward FLOPs of one token in a sequence of length `seq` (matmuls + attention + logits)."""
+    return forward_parts(spec, seq).total
+
+
+def train_flops_per_token(spec: ModelSpec, seq: int | None = None) -> float:
+    """Model FLOPs of one training token: forward + backward (2x forward) = 3x forward (Kaplan et al. 2020).
+
+    This is the numerator of MFU (PaLM Appendix B: 6 N + 12 L H Q T per token)."""
+    return 3.0 * forward_flops_per_token(spec, seq)
+
+
+def params_per_token(spec: ModelSpec) -> float:
+    """N of the 6 N D convention: active parameters; half of all parameters for an encoder-decoder model
+    (GPT-3 paper, Appendix D: 'only about half the parameters are active for each token' of T5)."""
+    b = count_params(spec)
+    return b.total / 2.0 if spec.arch == "encoder-decoder" else float(b.active)
+
+
+def training_flops(spec: ModelSpec, tokens: float, recompute: str = "none", seq: int | None = None) -> TrainingFlops:
+    """Training compute of `spec` on `tokens` tokens, in the 6 N D convention and counted in detail.
+
+    recompute: "none"; "selective" recomputes the attention core (QK^T, softmax, AV) in the backward pass
+    (Korthikanti et al. 2022); "full" recomputes each layer's forward (one extra forward: 8 N D hardware FLOPs).
+    """
+    if not isinstance(tokens, (int, float)) or isinstance(tokens, bool) or not tokens > 0 or tokens == float("inf"):
+        raise LlmplanError(f"training tokens must be a finite number greater than zero, got {tokens!r}")
+    if recompute not in RECOMPUTE:
+        raise LlmplanError(f"unknown recompute mode {recompute!r}; accepted: {', '.join(RECOMPUTE)}")
+    s = _check_seq(spec, seq)
+    parts = forward_parts(spec, s)
+    d = float(tokens)
+    fwd = {"forward_matmul": parts.matmul * d, "forward_attention": parts.attention * d,
+           "forward_logits": parts.logits * d}
+    bwd = {k.replace("forward", "backward"): 2.0 * v for k, v in fwd.items()}  # backward = 2x forward
+    detailed = 3.0 * parts.total * d
+    if recompute == "full":  # every layer's forward again; the logits are not part of the checkpointed layers
+        extra = (parts.matmul + parts.attention) * d
+    elif recompute == "selective":
+        extra = parts.attention * d
+    else:
+        extra = 0.0
+    n_tok = params_per_token(spec)
+    six_nd = 6.0 * n_tok * d
+    assumptions = [
+        f"attention counted over the full sequence of {s} tokens (no saving from causal masking), as PaLM's MFU",
+        "norms, softmax, activations and the embedding lookup are not counted (element-wise, a few percent at most)",
+    ]
+    if spec.arch == "encoder-decoder":
+        assumptions.append("encoder-decoder: half the tokens pass the encoder and half the decoder, both of length "
+                           f"{s}; 6 N D uses half the parameters (the GPT-3 paper's 3 N D for T5)")
+    if spec.is_moe:
+        assumptions.append(f"mixture-of-experts: {spec.experts_per_token} of {spec.experts} experts act per token")
+    return TrainingFlops(
+        model=spec.name, arch=spec.arch, params=count_params(spec).total, params_per_token=n_tok, tokens=d, seq=s,
+        recompute=recompute, six_nd=six_nd, detailed=detailed, hardware=detailed + extra,
+        hardware_nd=six_nd * (8.0 / 6.0 if recompute == "full" else 1.0),
+        breakdown={**fwd, **bwd, "recompute": extra}, assumptions=tuple(assumptions + list(spec.assumptions)),
+    )
+
+
+def flops_budget(gpu, n_gpus: int, seconds: float, mfu: float, dtype: str = "bf16") -> float:
+    """Model FLOPs that n_gpus deliver in `seconds` at utilisation `mfu` of the dense `dtype` peak.
+
+    `gpu` is a GPU from the catalog or its name."""
+    from llmplan.hardware import get_gpu
+
+    g = get_gpu(gpu) if isinstance(gpu, str) else gpu
+    if not isinstance(n_gpus, int) or isinstance(n_gpus, bool) or n_gpus < 1:
+        raise LlmplanError(f"number of GPUs must be a whole number of at least 1, got {n_gpus!r}")
+    if not seconds > 0:
+        raise LlmplanError(f"time must be greater than zero, got {seconds!r} s")
+    if not 0.0 < mfu <= 1.0:
+        raise LlmplanError(f"MFU must be in (0, 1], got {mfu!r}")
+    peak = g.peak(dtype)
+    if peak is None:
+        raise LlmplanError(f"{g.name} has no {dtype} peak in the catalog; choose one of {', '.join(g.peak_flops)}")
+    return n_gpus * peak * mfu * seconds
