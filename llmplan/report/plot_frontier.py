@@ -1,0 +1,57 @@
+"""A figure of the compute-optimal frontier: parameters and tokens against training FLOPs, one line per law."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from llmplan.errors import LlmplanError
+
+
+def plot_frontier(path: str | os.PathLike, series: dict, chosen: str) -> Path:
+    """Draw `series` (law name -> list of Sizing with .flops, .params, .tokens) to `path`, written atomically.
+
+    matplotlib is imported here, with the non-interactive Agg backend, so the planner never loads it otherwise.
+    """
+    target = Path(path).expanduser()
+    fmt = target.suffix.lower().lstrip(".")
+    if fmt not in ("png", "pdf", "svg"):
+        raise LlmplanError(f"cannot write a figure to {str(target)!r}: use a .png, .pdf or .svg file name")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise LlmplanError(f"cannot write {str(target)!r}: folder {str(folder)!r} does not exist")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_n, ax_d) = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
+    for name, rows in series.items():
+        flops = [r.flops for r in rows]
+        style = {"linewidth": 2.5 if name == chosen else 1.4, "marker": "o", "markersize": 3}
+        ax_n.plot(flops, [r.params for r in rows], label=name, **style)
+        ax_d.plot(flops, [r.tokens for r in rows], label=name, **style)
+    for ax, what in ((ax_n, "compute-optimal parameters"), (ax_d, "compute-optimal training tokens")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("training FLOPs (C = 6 N D)")
+        ax.set_ylabel(what)
+        ax.grid(True, which="both", alpha=0.3)
+    ax_n.legend(title="law")
+    fig.suptitle("Compute-optimal frontier (kaplan: non-embedding parameters)")
+
+    # Atomic write: draw to a temporary file beside the target, then rename over it.
+    fd, tmp = tempfile.mkstemp(prefix=".frontier-", suffix=target.suffix, dir=folder)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format=fmt, dpi=130)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise LlmplanError(f"cannot write {str(target)!r}: {exc}") from None
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return target
