@@ -16,8 +16,9 @@ from llmplan.models.spec import SPEC_FIELDS, ModelSpec
 
 
 def _key(name: str) -> str:
-    """Loose name key: 'Llama-2-7B', 'llama_2_7b' and 'llama-2-7b' all give 'llama27b'."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+    """Loose name key: 'Llama-2-7B', 'llama_2_7b' and 'llama-2-7b' all give 'llama27b'. A decimal point between
+    digits is kept (as 'p'), so that 'gpt3-1.3b' and 'gpt3-13b' stay apart."""
+    return re.sub(r"[^a-z0-9]", "", re.sub(r"(?<=\d)\.(?=\d)", "p", name.lower()))
 
 
 @lru_cache(maxsize=1)
