@@ -20,7 +20,12 @@ def test_cli_import_pulls_no_heavy_library():
 
 def test_planner_commands_import_no_heavy_library():
     # Run real planner commands in-process and look at what they imported.
-    for argv in (["models", "llama-7b", "--json"], ["hardware", "h100", "--json"]):
+    for argv in (["models", "llama-7b", "--json"], ["hardware", "h100", "--json"],
+                 ["chinchilla", "--flops", "1e19..1e26", "--json"],
+                 ["chinchilla", "--params", "175B", "--tokens", "300B", "--json"],
+                 ["chinchilla", "--gpu", "h100", "--gpus", "8", "--days", "3", "--json"],
+                 ["chinchilla", "--params", "7B", "--inference-tokens", "2T", "--json"],
+                 ["chinchilla", "--flops", "1e22", "--unique-tokens", "100B", "--json"]):
         code = (f"from llmplan.cli import app; import sys; sys.argv=['llmplan', *{argv!r}];\n"
                 "try:\n    app()\nexcept SystemExit:\n    pass")
         script = f"{code}\nimport sys as _s; print(__import__('json').dumps(sorted(_s.modules)))"

@@ -49,9 +49,9 @@ def _budget(flops: Optional[str], pf_days: Optional[str], gpu: Optional[str], gp
             raise LlmplanError("a GPU budget needs --days (e.g. --gpu h100 --gpus 256 --days 30)")
         n = 1 if gpus is None else gpus
         used_mfu = DEFAULT_MFU if mfu is None else mfu
+        total = flops_budget(gpu, n, days * 86_400.0, used_mfu, dtype)
         if mfu is None:
             note(f"assuming MFU {DEFAULT_MFU:.0%} of the dense {dtype} peak; pass --mfu to change it")
-        total = flops_budget(gpu, n, days * 86_400.0, used_mfu, dtype)
         return [total], {"source": "gpus", "gpu": gpu, "gpus": n, "days": days, "mfu": used_mfu, "dtype": dtype}
     return None, None
 
