@@ -1,0 +1,172 @@
+"""`llmplan fit RUNS.csv`: fit L(N, D) = E + A/N^alpha + B/D^beta (and the envelope, and Approach 2) to runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from llmplan.cli.app import app
+from llmplan.cli.common import JSON_OPTION
+from llmplan.errors import LlmplanError
+from llmplan.report.output import emit_json, kv_table, stdout_console, table
+from llmplan.units import format_count, format_flops, parse_count
+
+
+def _interval(fit, key: str, digits: int = 4) -> str:
+    if not fit.intervals:
+        return "-"
+    lo, hi = fit.intervals[key]
+    return f"[{lo:.{digits}g}, {hi:.{digits}g}]"
+
+
+def _payload(runs, fit, at_flops: float, envelope, approach2) -> dict:
+    n_opt, d_opt = fit.optimal(at_flops)
+    env = None
+    if envelope is not None:
+        env = {"E": envelope.E, "A": envelope.A, "gamma": envelope.gamma, "n_points": envelope.n_points,
+               "residual_rms": envelope.residual_rms, "fitted_on": envelope.fitted_on}
+    a2 = None
+    if approach2 is not None:
+        a2 = {"a": approach2.a, "b": approach2.b, "params_coef": approach2.params_coef,
+              "tokens_coef": approach2.tokens_coef, "tolerance": approach2.tolerance, "n_used": approach2.n_used,
+              "groups": [{"flops": g.flops, "n_runs": len(g.params), "params_opt": g.params_opt,
+                          "tokens_opt": g.tokens_opt, "loss_opt": g.loss_opt, "used": g.used, "note": g.note}
+                         for g in approach2.groups]}
+    return {
+        **fit.constants(), "a": fit.a, "b": fit.b, "G": fit.G,
+        "intervals": {k: list(v) for k, v in fit.intervals.items()} if fit.intervals else None,
+        "interval_level": fit.interval_level, "bootstrap_samples": fit.bootstrap_samples,
+        "n_runs": fit.n_runs, "dropped": runs.dropped, "residual_rms": fit.residual_rms,
+        "max_abs_residual": fit.max_abs_residual, "objective": fit.objective, "delta": fit.delta,
+        "starts": fit.starts, "grid_points": fit.grid_points,
+        "at_flops": {"flops": at_flops, "params": n_opt, "tokens": d_opt, "tokens_per_param": d_opt / n_opt,
+                     "loss": fit.loss(n_opt, d_opt)},
+        "envelope": env, "approach2": a2, "source": runs.source, "tokens_from_flops": runs.tokens_from_flops,
+        "assumptions": list(fit.assumptions),
+    }
+
+
+def _render(runs, fit, at_flops: float, envelope, approach2) -> None:
+    console = stdout_console()
+    level = f"{fit.interval_level:.0%} bootstrap ({fit.bootstrap_samples} resamples)" if fit.intervals else \
+        "no intervals (--bootstrap 0)"
+    rows = [[k, f"{getattr(fit, k):.4g}", _interval(fit, k)] for k in ("E", "A", "B", "alpha", "beta", "a", "b")]
+    console.print(table(f"L(N, D) = E + A/N^alpha + B/D^beta from {fit.n_runs} runs; a = beta/(alpha+beta), "
+                        f"b = alpha/(alpha+beta)", ["constant", "value", level], rows))
+    n_opt, d_opt = fit.optimal(at_flops)
+    console.print(kv_table(f"Compute-optimal at {format_flops(at_flops)} FLOPs (C = 6 N D)", [
+        ("params N_opt", format_count(n_opt)),
+        ("tokens D_opt", format_count(d_opt)),
+        ("tokens per parameter", f"{d_opt / n_opt:.3g}"),
+        ("predicted loss", f"{fit.loss(n_opt, d_opt):.4g}"),
+    ]))
+    console.print(kv_table("Fit quality", [
+        ("runs fitted", f"{fit.n_runs}" + (f" ({runs.dropped} highest-loss dropped)" if runs.dropped else "")),
+        ("RMS log residual", f"{fit.residual_rms:.4g} (~{fit.residual_rms:.2%} of loss)"),
+        ("largest |log residual|", f"{fit.max_abs_residual:.4g}"),
+        ("Huber objective (sum)", f"{fit.objective:.6g} (delta {fit.delta:g})"),
+        ("L-BFGS starts", f"best {fit.starts} of {fit.grid_points} grid points"),
+    ]))
+    if envelope is not None:
+        console.print(kv_table(f"Envelope L(C) = E + A C^-gamma on the lower envelope ({envelope.n_points} runs)", [
+            ("E", f"{envelope.E:.4g}"), ("A", f"{envelope.A:.4g}"), ("gamma", f"{envelope.gamma:.4g}"),
+            ("RMS log residual", f"{envelope.residual_rms:.4g}")]))
+    if approach2 is not None:
+        rows = [[format_flops(g.flops), str(len(g.params)), format_count(g.params_opt) if g.params_opt else "-",
+                 format_count(g.tokens_opt) if g.tokens_opt else "-", f"{g.loss_opt:.4g}" if g.loss_opt else "-",
+                 "yes" if g.used else f"no: {g.note}"] for g in approach2.groups]
+        title = "Approach 2: IsoFLOP parabolas in log N"
+        if approach2.a is not None:
+            title += f"; N_opt ~ C^{approach2.a:.3f}, D_opt ~ C^{approach2.b:.3f}"
+        else:
+            title += "; fewer than two usable budgets, no power law"
+        console.print(table(title, ["budget", "runs", "N_opt", "D_opt", "loss at N_opt", "used"], rows))
+    for a in fit.assumptions:
+        console.print(f"[yellow]assumption:[/yellow] {a}")
+
+
+@app.command("fit")
+def fit(
+    runs_csv: Path = typer.Argument(..., help="CSV of runs with columns params, tokens (or flops) and loss.",
+                                    show_default=False),
+    delta: float = typer.Option(1e-3, "--delta", help="Huber threshold on log-loss residuals (Chinchilla: 1e-3)."),
+    bootstrap: int = typer.Option(100, "--bootstrap", help="Bootstrap resamples for the intervals; 0 for none."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
+    at_flops: str = typer.Option("1e23", "--at-flops", help="Budget at which to report the compute-optimal size."),
+    drop_highest: int = typer.Option(0, "--drop-highest", help="Leave out the K highest-loss runs (the Chinchilla "
+                                     "replication drops 5)."),
+    isoflop_tol: float = typer.Option(0.15, "--isoflop-tol", help="Runs within this fraction of a budget share an "
+                                      "IsoFLOP group (Approach 2)."),
+    save: Optional[Path] = typer.Option(None, "--save", help="Write the law as law.json (for `llmplan chinchilla "
+                                        "--law`)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name stored in law.json (default: the CSV's name)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a plot (.png, .pdf or .svg)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Fit the Chinchilla law L(N, D) = E + A/N^alpha + B/D^beta to training runs, with bootstrap intervals.
+
+    Also fits the loss-compute envelope L(C) = E + A C^-gamma and, where runs share budgets, Chinchilla's
+    Approach 2 (IsoFLOP parabolas).
+
+    Examples:
+
+      llmplan fit runs.csv
+
+      llmplan fit chinchilla_figure4_points.csv --drop-highest 5 --bootstrap 200
+
+      llmplan fit runs.csv --at-flops 1e24 --save law.json --plot fit.png
+
+      llmplan fit runs.csv --json --bootstrap 0
+    """
+    from llmplan.fit import (bootstrap_chinchilla, drop_highest_loss, fit_approach2, fit_chinchilla, fit_envelope,
+                             read_runs, write_law)
+    from llmplan.report.plot_fit import check_plot_path
+
+    # Validate every input before any work or any output file.
+    budget = parse_count(at_flops, "--at-flops")
+    if not (delta > 0 and delta < float("inf")):
+        raise LlmplanError(f"--delta must be a finite number greater than zero, got {delta}")
+    if bootstrap < 0 or bootstrap == 1:
+        raise LlmplanError(f"--bootstrap must be 0 (no intervals) or at least 2, got {bootstrap}")
+    if not (isoflop_tol >= 0 and isoflop_tol < 10):
+        raise LlmplanError(f"--isoflop-tol must be between 0 and 10 (a fraction of the budget), got {isoflop_tol}")
+    if save is not None:
+        if save.is_dir() or not os.path.isdir(os.path.dirname(os.path.abspath(save))):
+            raise LlmplanError(f"--save {save}: give a file path in an existing folder")
+    if plot is not None:
+        check_plot_path(str(plot))
+    runs = drop_highest_loss(read_runs(runs_csv), drop_highest)
+
+    law = fit_chinchilla(runs.params, runs.tokens, runs.losses, delta=delta)
+    if bootstrap:
+        law = _bootstrap(bootstrap_chinchilla, runs, law, bootstrap, seed)
+    envelope = fit_envelope(runs.flops, runs.losses, delta=delta)
+    approach2 = fit_approach2(runs.params, runs.flops, runs.losses, tolerance=isoflop_tol)
+
+    if save is not None:
+        law_name = name or Path(runs.source).stem
+        write_law(save, law, law_name, f"llmplan fit {Path(runs.source).name} ({law.n_runs} runs)")
+    if plot is not None:
+        from llmplan.report.plot_fit import plot_fit
+
+        plot_fit(str(plot), runs, law, envelope, approach2)
+    if as_json:
+        emit_json(_payload(runs, law, budget, envelope, approach2))
+    else:
+        _render(runs, law, budget, envelope, approach2)
+
+
+def _bootstrap(bootstrap_chinchilla, runs, law, samples: int, seed: int):
+    """Refit on resampled runs with a progress bar on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from llmplan.report.output import stderr_console
+
+    columns = (TextColumn("bootstrap"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=stderr_console(), transient=True) as bar:
+        task = bar.add_task("bootstrap", total=samples)
+        return bootstrap_chinchilla(runs.params, runs.tokens, runs.losses, law, samples=samples, seed=seed,
+                                    progress=lambda done, total: bar.update(task, completed=done))
