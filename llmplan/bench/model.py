@@ -217,6 +217,15 @@ class Block(nn.Module):
         return x + self._post(3, self.mlp(self._norm(1, x)))
 
 
+def _init_weights(module: nn.Module) -> None:
+    """GPT-2 initialisation, N(0, 0.02) weights and zero biases (Radford et al. 2019), so that the first loss on
+    random tokens is about ln(vocab) rather than the large logits of PyTorch's N(0, 1) embedding default."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)
+
+
 class DecoderLM(nn.Module):
     """forward(tokens) -> logits (b, s, vocab); forward(tokens, targets) -> mean cross-entropy loss."""
 
@@ -241,6 +250,8 @@ class DecoderLM(nn.Module):
         else:
             self.head = nn.Linear(e, spec.vocab, bias=spec.lm_head_bias)
             self.head_bias = None
+        self.apply(_init_weights)
+
 
     def _context(self, s: int, device) -> dict:
         spec, ctx = self.spec, {}
