@@ -1,0 +1,186 @@
+"""`llmplan compute`: training FLOPs, petaFLOP/s-days, GPU time, cost and energy; serving time; budget -> size."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Optional
+
+import typer
+
+from llmplan.cli.app import app
+from llmplan.cli.common import ARCH_OPTION, JSON_OPTION, MODEL_OPTION, PARAMS_OPTION, model_from_options
+from llmplan.errors import LlmplanError
+from llmplan.estimate import timecost as tc
+from llmplan.estimate.flops import RECOMPUTE, train_flops_per_token, training_flops
+from llmplan.hardware import GPU, get_gpu, match_gpu
+from llmplan.models import ModelSpec, count_params
+from llmplan.report.output import emit_json, note, warn
+from llmplan.units import parse_count, parse_dtype, parse_int_count
+
+
+class Mode(str, Enum):
+    train = "train"
+    infer = "infer"
+
+
+def _positive(value: Optional[float], option: str, minimum: float = 0.0, strict: bool = True) -> Optional[float]:
+    if value is None:
+        return None
+    if value != value or value in (float("inf"), float("-inf")) or value < minimum or (strict and value == minimum):
+        bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
+        raise LlmplanError(f"{option} must be {bound}, got {value:g}")
+    return value
+
+
+def _dtype(text: Optional[str], gpu: Optional[GPU]) -> str:
+    """--dtype, or bf16, or fp16 on a GPU without bf16 (V100)."""
+    if text is not None:
+        return parse_dtype(text)
+    if gpu is not None and gpu.peak("bf16") is None and gpu.peak("fp16") is not None:
+        note(f"{gpu.name} has no bf16 tensor cores: using its fp16 peak (pass --dtype to choose)")
+        return "fp16"
+    return "bf16"
+
+
+def _mfu(mfu: Optional[float], profile: Optional[str], gpu: Optional[GPU], params: Optional[float]) -> tuple[float, str]:
+    """The MFU to plan with and where it came from: --mfu, a bench profile, or the documented default."""
+    if mfu is not None:
+        return tc.check_mfu(mfu), "--mfu"
+    if profile is not None:
+        from llmplan.calibration import load_profile
+
+        prof = load_profile(profile, gpu=gpu.name if gpu else None)
+        measured = prof.mfu_at(params) if params else None
+        if measured:
+            return measured, f"profile {prof.path} (measured on {prof.device_name})"
+        warn(f"the profile {prof.path} gives no MFU for this model size; using the default {tc.DEFAULT_MFU:g}")
+    return tc.DEFAULT_MFU, tc.DEFAULT_MFU_SOURCE
+
+
+def _gpu(name: Optional[str], profile: Optional[str]) -> Optional[GPU]:
+    if name is not None:
+        return get_gpu(name)
+    if profile is not None:  # a profile names the device it was measured on
+        from llmplan.calibration import load_profile
+
+        prof = load_profile(profile)
+        gpu = match_gpu(prof.device_name)
+        if gpu is None:
+            raise LlmplanError(f"the profile's device {prof.device_name!r} is not in the catalog; give --gpu NAME")
+        return gpu
+    return None
+
+
+@app.command("compute")
+def compute(
+    model: Optional[str] = MODEL_OPTION,
+    params: Optional[str] = PARAMS_OPTION,
+    arch: str = ARCH_OPTION,
+    tokens: Optional[str] = typer.Option(None, "--tokens", "-t", help="Training tokens D (300B, 1.4T)."),
+    seq: Optional[str] = typer.Option(None, "--seq", help="Training sequence length for the attention FLOPs "
+                                      "(default: the model's context)."),
+    recompute: str = typer.Option("none", "--recompute", help="Activation recomputation: none, selective (attention "
+                                  "core) or full (one extra forward). Changes hardware FLOPs, not model FLOPs."),
+    gpu_name: Optional[str] = typer.Option(None, "--gpu", "-g", help="Accelerator (see `llmplan hardware`)."),
+    gpus: Optional[str] = typer.Option(None, "--gpus", "-n", help="Number of GPUs (default 1)."),
+    mfu: Optional[float] = typer.Option(None, "--mfu", help="Model FLOPs utilisation, a fraction (default 0.40, or "
+                                        "the measured value from --profile)."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="A `llmplan bench` profile: PATH, or 'auto' for "
+                                          "the one saved for --gpu. Supplies the measured MFU."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="Which dense peak applies: bf16 (default), fp16, fp8, "
+                                        "tf32, fp32, int8."),
+    price: Optional[float] = typer.Option(None, "--price", help="Price per GPU-hour (any currency) -> cost."),
+    pue: Optional[float] = typer.Option(None, "--pue", help="Facility power usage effectiveness (>= 1) to add "
+                                        "cooling and power delivery to the energy."),
+    days: Optional[float] = typer.Option(None, "--days", help="Inverse question: the FLOP budget --gpus deliver in "
+                                         "this many days, and the compute-optimal model it buys."),
+    law: str = typer.Option("rule20", "--law", help="Scaling law for --days sizing: rule20, hoffmann, epoch, kaplan "
+                            "or a law.json."),
+    mode: Mode = typer.Option(Mode.train, "--mode", help="train: training compute; infer: serving time."),
+    prompt_tokens: str = typer.Option("512", "--prompt-tokens", help="--mode infer: prompt length."),
+    new_tokens: str = typer.Option("256", "--new-tokens", help="--mode infer: tokens generated per sequence."),
+    batch: str = typer.Option("1", "--batch", help="--mode infer: sequences decoded together."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Training compute (6ND and detailed FLOPs, PF/s-days), GPU time, cost and energy; serving time; or the
+    compute-optimal model a GPU budget buys.
+
+    Examples:
+
+      llmplan compute --model gpt3-175b --tokens 300B
+
+      llmplan compute --model llama-2-7b --tokens 2T --gpu h100 --gpus 256 --price 2.5
+
+      llmplan compute --params 13B --tokens 1T --gpu a100 --gpus 64 --recompute full --pue 1.2
+
+      llmplan compute --gpu h100 --gpus 512 --days 30 --mfu 0.45
+
+      llmplan compute --model llama-2-7b --mode infer --gpu h100 --prompt-tokens 2000 --new-tokens 500 --batch 16
+
+      llmplan compute --model llama-2-7b --tokens 1T --profile auto --gpu h100 --json
+    """
+    from llmplan.cli import compute_views as views
+
+    # Validate every input before computing anything.
+    if recompute not in RECOMPUTE:
+        raise LlmplanError(f"unknown --recompute {recompute!r}; accepted: {', '.join(RECOMPUTE)}")
+    if mfu is not None:
+        tc.check_mfu(mfu)
+    _positive(price, "--price", 0.0, strict=False)
+    _positive(pue, "--pue", 1.0, strict=False)
+    _positive(days, "--days")
+    n_gpus = parse_int_count(gpus, "--gpus") if gpus is not None else 1
+    gpu = _gpu(gpu_name, profile)
+    dt = _dtype(dtype, gpu)
+    if gpu is not None:
+        tc.peak_for(gpu, dt)
+    spec = model_from_options(model, params, arch, required=days is None)
+    n_params = float(count_params(spec).total) if spec else None
+
+    if mode is Mode.infer:
+        if spec is None or gpu is None:
+            raise LlmplanError("--mode infer needs a model (--model or --params) and a --gpu")
+        from llmplan.estimate.serving import serving_estimate
+
+        P = parse_int_count(prompt_tokens, "--prompt-tokens", allow_zero=True)
+        G = parse_int_count(new_tokens, "--new-tokens")
+        B = parse_int_count(batch, "--batch")
+        used_mfu, source = _mfu(mfu, profile, gpu, n_params)
+        est = serving_estimate(spec, gpu, P, G, batch=B, n_gpus=n_gpus, mfu=used_mfu, dtype=dt, mfu_source=source)
+        if est.max_batch is not None and B > est.max_batch:
+            warn(f"batch {B} does not fit: at most {est.max_batch} sequences of {P + G} tokens fit on one {gpu.name}")
+        views.show_serving(spec, est, as_json)
+        return
+
+    if days is not None:
+        if gpu is None:
+            raise LlmplanError("--days asks what GPUs deliver in that time: add --gpu NAME (and --gpus N)")
+        if tokens is not None:
+            raise LlmplanError("give --tokens (how long will training take?) or --days (what can this time buy?), "
+                               "not both")
+        used_mfu, source = _mfu(mfu, profile, gpu, n_params)
+        sizing = tc.budget_sizing(gpu, n_gpus, days * 86_400.0, used_mfu, dt, law, source)
+        if profile is not None and mfu is None and spec is None:
+            # The measured MFU depends on the model size, which depends on the budget: settle it in a few rounds.
+            for _ in range(3):
+                used_mfu, source = _mfu(None, profile, gpu, sizing.optimal_params)
+                sizing = tc.budget_sizing(gpu, n_gpus, days * 86_400.0, used_mfu, dt, law, source)
+        trainable = None
+        if spec is not None:
+            s = parse_int_count(seq, "--seq") if seq else spec.context
+            trainable = sizing.flops / train_flops_per_token(spec, s)
+        views.show_budget(sizing, spec, trainable, as_json)
+        return
+
+    if tokens is None:
+        raise LlmplanError("no training tokens: give --tokens D (e.g. 300B), or --days with --gpu for a budget")
+    d = parse_count(tokens, "--tokens")
+    s = parse_int_count(seq, "--seq") if seq else None
+    flops = training_flops(spec, d, recompute, s)
+    run = None
+    if gpu is not None:
+        used_mfu, source = _mfu(mfu, profile, gpu, n_params)
+        run = tc.training_run(flops.detailed, flops.hardware, gpu, n_gpus, used_mfu, dt, source, price, pue)
+    elif any(v is not None for v in (gpus, price, pue, mfu, profile)):
+        note("--gpus, --mfu, --price and --pue need --gpu NAME to turn FLOPs into time, cost and energy")
+    views.show_training(spec, flops, run, as_json)

@@ -1,0 +1,149 @@
+"""Rendering for `llmplan compute`: one JSON object, or rich tables (stdout) with assumptions."""
+
+from __future__ import annotations
+
+from llmplan.estimate import timecost as tc
+from llmplan.estimate.flops import TrainingFlops
+from llmplan.estimate.serving import ServingEstimate
+from llmplan.models import ModelSpec
+from llmplan.report.output import emit_json, kv_table, stdout_console, table
+from llmplan.units import format_bytes, format_count, format_flops, format_seconds
+
+
+def _equivalents(pf_days: float | None) -> list[dict]:
+    rows = []
+    for e in tc.device_equivalents():
+        row = {"gpu": e.gpu, "dtype": e.dtype, "peak_flops": e.peak_flops,
+               "device_days_per_pflops_day": e.device_days_per_pflops_day}
+        if pf_days is not None:
+            row["device_days_at_peak"] = pf_days * e.device_days_per_pflops_day
+        rows.append(row)
+    return rows
+
+
+def _print_equivalents(console, pf_days: float | None) -> None:
+    rows = _equivalents(pf_days)
+    cols = ["device", "dense peak", "device-days per PF/s-day"] + (["this run at 100% peak"] if pf_days else [])
+    console.print(table(
+        "Device equivalents (dense peak, 100% utilisation)", cols,
+        [[r["gpu"], f"{r['peak_flops'] / 1e12:g} TFLOP/s {r['dtype']}", f"{r['device_days_per_pflops_day']:.3g}"]
+         + ([f"{r['device_days_at_peak']:.3g} device-days"] if pf_days else []) for r in rows],
+    ))
+    console.print(f"[dim]{tc.FOLKLORE}[/dim]")
+
+
+def _run_dict(run: tc.TrainingRun) -> dict:
+    return {
+        "gpu": run.gpu, "gpus": run.n_gpus, "dtype": run.dtype, "peak_flops_per_gpu": run.peak_flops_per_gpu,
+        "mfu": run.mfu, "mfu_source": run.mfu_source, "effective_mfu": run.effective_mfu,
+        "wall_seconds": run.wall_seconds, "wall_days": run.wall_seconds / 86_400, "gpu_hours": run.gpu_hours,
+        "price_per_gpu_hour": run.price_per_gpu_hour, "cost": run.cost, "power_watts_per_gpu": run.power_watts,
+        "pue": run.pue, "energy_kwh": run.energy_kwh, "energy_counted": run.energy_counted,
+    }
+
+
+def show_training(spec: ModelSpec, f: TrainingFlops, run: tc.TrainingRun | None, as_json: bool) -> None:
+    pf = tc.pflops_days(f.six_nd)
+    assumptions = list(f.assumptions) + (list(run.assumptions) if run else [])
+    if as_json:
+        payload = {
+            "mode": "train", "model": spec.name, "arch": spec.arch, "params": f.params,
+            "params_per_token": f.params_per_token, "tokens": f.tokens, "seq": f.seq, "recompute": f.recompute,
+            "flops": f.six_nd, "flops_detailed": f.detailed, "flops_hardware": f.hardware,
+            "flops_hardware_nd": f.hardware_nd, "detailed_to_6nd_ratio": f.ratio, "pflops_days": pf,
+            "pflops_days_detailed": tc.pflops_days(f.detailed), "breakdown": f.breakdown,
+            "device_equivalents": _equivalents(pf), "pflops_day_folklore": tc.FOLKLORE,
+        }
+        if run:
+            payload.update(_run_dict(run))
+        payload["assumptions"] = assumptions
+        emit_json(payload)
+        return
+    console = stdout_console()
+    convention = "3 N D (encoder-decoder: half the parameters per token)" if spec.arch == "encoder-decoder" \
+        else "6 N D"
+    rows = [
+        ("model", f"{spec.name} ({spec.arch}, {format_count(f.params)} params)"),
+        ("N per token (6ND)", format_count(f.params_per_token)),
+        ("training tokens", format_count(f.tokens)),
+        (f"FLOPs, {convention}", f"{format_flops(f.six_nd)}  ({pf:.3g} PF/s-days)"),
+        ("FLOPs, detailed (+attention, logits)",
+         f"{format_flops(f.detailed)}  ({tc.pflops_days(f.detailed):.3g} PF/s-days)"),
+        ("detailed / 6ND", f"{f.ratio:.3f}"),
+    ]
+    if f.recompute != "none":
+        rows.append((f"hardware FLOPs ({f.recompute} recompute)",
+                     f"{format_flops(f.hardware)}  (convention: {format_flops(f.hardware_nd)})"))
+    console.print(kv_table("Training compute", rows))
+    if run:
+        rrows = [
+            ("GPUs", f"{run.n_gpus} x {run.gpu} ({run.peak_flops_per_gpu / 1e12:g} TFLOP/s {run.dtype} dense)"),
+            ("MFU", f"{run.mfu:.3g}  [{run.mfu_source}]"),
+            ("wall-clock", format_seconds(run.wall_seconds)),
+            ("GPU-hours", f"{run.gpu_hours:,.0f}"),
+        ]
+        if run.effective_mfu < run.mfu:
+            rrows.append(("effective MFU (with recompute)", f"{run.effective_mfu:.3g}"))
+        if run.cost is not None:
+            rrows.append(("cost", f"{run.cost:,.0f} at {run.price_per_gpu_hour:g} per GPU-hour"))
+        if run.energy_kwh is not None:
+            rrows.append(("energy", f"{run.energy_kwh / 1000:,.3g} MWh"))
+        console.print(kv_table("Time, cost and energy", rrows))
+        console.print(f"[dim]energy counts: {run.energy_counted}[/dim]")
+    _print_equivalents(console, pf)
+    for a in assumptions:
+        console.print(f"[yellow]assumption:[/yellow] {a}")
+
+
+def show_budget(s: tc.BudgetSizing, spec: ModelSpec | None, trainable_tokens: float | None, as_json: bool) -> None:
+    if as_json:
+        payload = {
+            "mode": "budget", "gpu": s.gpu, "gpus": s.n_gpus, "dtype": s.dtype, "days": s.seconds / 86_400,
+            "wall_seconds": s.seconds, "gpu_hours": s.n_gpus * s.seconds / 3600, "mfu": s.mfu,
+            "mfu_source": s.mfu_source, "flops": s.flops, "pflops_days": s.pflops_days, "law": s.law,
+            "optimal_params": s.optimal_params, "optimal_tokens": s.optimal_tokens,
+            "device_equivalents": _equivalents(s.pflops_days),
+        }
+        if spec is not None:
+            payload.update({"model": spec.name, "model_trainable_tokens": trainable_tokens})
+        emit_json(payload)
+        return
+    console = stdout_console()
+    rows = [
+        ("GPUs", f"{s.n_gpus} x {s.gpu} for {s.seconds / 86_400:g} days ({s.dtype})"),
+        ("MFU", f"{s.mfu:.3g}  [{s.mfu_source}]"),
+        ("budget", f"{format_flops(s.flops)} FLOPs ({s.pflops_days:.3g} PF/s-days)"),
+        (f"compute-optimal ({s.law})", f"{format_count(s.optimal_params)} params on "
+                                       f"{format_count(s.optimal_tokens)} tokens"),
+    ]
+    if spec is not None and trainable_tokens is not None:
+        rows.append((f"{spec.name} could train on", f"{format_count(trainable_tokens)} tokens"))
+    console.print(kv_table("What the GPUs deliver", rows))
+
+
+def show_serving(spec: ModelSpec, e: ServingEstimate, as_json: bool) -> None:
+    if as_json:
+        payload = {"mode": "infer", "model": spec.name, **{k: v for k, v in e.__dict__.items()}}
+        payload["flops"] = e.prefill_flops + e.decode_flops
+        emit_json(payload)
+        return
+    console = stdout_console()
+    rows = [
+        ("model", f"{spec.name} on {e.n_gpus} x {e.gpu} ({e.dtype}, KV cache {e.kv_dtype})"),
+        ("batch x (prompt + new)", f"{e.batch} x ({e.prompt_tokens} + {e.new_tokens}) tokens"),
+        ("FLOPs per new token", f"{format_flops(e.flops_per_new_token)} (2N + attention over the context)"),
+        ("weights read per step", format_bytes(e.weights_bytes_per_step)),
+        ("KV cache per token", format_bytes(e.kv_bytes_per_token)),
+        ("prefill", f"{format_seconds(e.prefill_seconds)} ({e.prefill_bound}-bound)"),
+        ("first decode step", f"{e.first_step_seconds * 1e3:.3g} ms ({e.first_step_bound}-bound)"),
+        ("last decode step", f"{e.last_step_seconds * 1e3:.3g} ms ({e.last_step_bound}-bound)"),
+        ("decode", format_seconds(e.decode_seconds)),
+        ("tokens/s per sequence", f"{e.tokens_per_s_per_sequence:,.1f}"),
+        ("tokens/s for the batch", f"{e.tokens_per_s_batch:,.0f}"),
+        ("MFU (compute steps)", f"{e.mfu:.3g}  [{e.mfu_source}]"),
+    ]
+    if e.max_batch is not None:
+        rows.append(("largest batch that fits (one GPU)", str(e.max_batch)))
+    console.print(kv_table("Serving estimate (roofline)", rows))
+    for a in e.assumptions:
+        console.print(f"[yellow]assumption:[/yellow] {a}")
