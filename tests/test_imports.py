@@ -25,7 +25,10 @@ def test_planner_commands_import_no_heavy_library():
                  ["chinchilla", "--params", "175B", "--tokens", "300B", "--json"],
                  ["chinchilla", "--gpu", "h100", "--gpus", "8", "--days", "3", "--json"],
                  ["chinchilla", "--params", "7B", "--inference-tokens", "2T", "--json"],
-                 ["chinchilla", "--flops", "1e22", "--unique-tokens", "100B", "--json"]):
+                 ["chinchilla", "--flops", "1e22", "--unique-tokens", "100B", "--json"],
+                 ["compute", "--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--gpus", "8", "--json"],
+                 ["compute", "--model", "llama-7b", "--mode", "infer", "--gpu", "h100", "--json"],
+                 ["compute", "--gpu", "h100", "--gpus", "8", "--days", "3", "--json"]):
         code = (f"from llmplan.cli import app; import sys; sys.argv=['llmplan', *{argv!r}];\n"
                 "try:\n    app()\nexcept SystemExit:\n    pass")
         script = f"{code}\nimport sys as _s; print(__import__('json').dumps(sorted(_s.modules)))"
