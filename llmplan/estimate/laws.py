@@ -21,16 +21,29 @@ LAW_KIND = "llmplan.law"
 LAW_FORM = "E + A/N^alpha + B/D^beta"
 
 
+def _as_float(value) -> float | None:
+    # numpy scalars and ints are welcome; strings and bools are not (parse user text with llmplan.units first)
+    if isinstance(value, (bool, str, bytes)):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
 def _check_flops(flops: float) -> float:
-    if not isinstance(flops, (int, float)) or not math.isfinite(flops) or flops <= 0:
+    x = _as_float(flops)
+    if x is None or x <= 0:
         raise LlmplanError(f"a compute budget must be a finite number of FLOPs greater than zero, got {flops!r}")
-    return float(flops)
+    return x
 
 
 def _check_count(value: float, what: str) -> float:
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    x = _as_float(value)
+    if x is None or x <= 0:
         raise LlmplanError(f"{what} must be a finite number greater than zero, got {value!r}")
-    return float(value)
+    return x
 
 
 @dataclass(frozen=True)
