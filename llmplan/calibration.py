@@ -1,0 +1,214 @@
+"""Calibration profiles: what `llmplan bench` measured on a device, saved as JSON and read back by the planner.
+
+Pure JSON and arithmetic (no torch, numpy or scipy), so `compute --profile` and `memory --profile` stay fast.
+
+A profile holds the device's identity, every measured run, the throughput fit and the measured memory overhead:
+
+    {"schema_version": 1, "kind": "llmplan.profile", "created": ISO date, "device": {name, kind, memory_bytes,
+     peak_flops, ...}, "versions": {...}, "runs": [{params, batch, seq, step_seconds, tokens_per_second,
+     achieved_flops, mfu, peak_bytes_measured, peak_bytes_predicted, ...}], "fit": {...} | null,
+     "overhead_bytes": int | null, "overhead_method": str}
+
+Profiles are saved to <data dir>/profiles/<device>.json, the data dir being platformdirs.user_data_dir("llmplan")
+or $LLMPLAN_DATA_DIR when set.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llmplan.errors import LlmplanError
+
+PROFILE_KIND = "llmplan.profile"
+PROFILE_SCHEMA = 1
+FIT_FORMS = ("power", "saturating")
+
+
+def data_dir() -> Path:
+    """Where llmplan keeps user data: $LLMPLAN_DATA_DIR, else the platform's user data directory."""
+    env = os.environ.get("LLMPLAN_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("llmplan"))
+
+
+def profiles_dir() -> Path:
+    return data_dir() / "profiles"
+
+
+def device_key(name: str) -> str:
+    """File-name key of a device: 'NVIDIA H100 80GB HBM3' -> 'nvidia-h100-80gb-hbm3'."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "device"
+
+
+def default_profile_path(device_name: str) -> Path:
+    return profiles_dir() / f"{device_key(device_name)}.json"
+
+
+def evaluate_fit(fit: dict, params: float) -> float:
+    """The fitted achieved FLOP/s at `params` parameters.
+
+    power:      F(N) = a * N^b, held at its value at the largest measured size beyond it (no extrapolated growth)
+    saturating: F(N) = f_max / (1 + (n_half / N)^c), which levels off at f_max by construction
+    Below the smallest measured size both are held at their value there.
+    """
+    lo, hi = fit["params_range"]
+    c = fit["coefficients"]
+    if fit["form"] == "power":
+        n = min(max(params, lo), hi)
+        return c["a"] * n ** c["b"]
+    if fit["form"] == "saturating":
+        n = max(params, lo)
+        return c["f_max"] / (1.0 + (c["n_half"] / n) ** c["c"])
+    raise LlmplanError(f"unknown fit form {fit['form']!r}; accepted: {', '.join(FIT_FORMS)}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    path: str
+    device_name: str
+    device: dict = field(hash=False)
+    runs: tuple = field(hash=False)
+    fit: dict | None = field(hash=False)
+    overhead_bytes: int | None
+    overhead_method: str
+    created: str
+    data: dict = field(hash=False, repr=False)
+
+    @property
+    def peak_flops(self) -> float | None:
+        return self.device.get("peak_flops")
+
+    def mfu_at(self, params: float) -> float | None:
+        """Model FLOPs utilisation this device reached for a model of `params` parameters: the fit divided by the
+        dense peak, or the nearest measured run when no fit was made. None when the device has no known peak."""
+        peak = self.peak_flops
+        if not peak:
+            return None
+        if self.fit:
+            return min(max(evaluate_fit(self.fit, float(params)) / peak, 0.0), 1.0)
+        ok = [r for r in self.runs if r.get("status", "ok") == "ok" and r.get("mfu")]
+        if not ok:
+            return None
+        nearest = min(ok, key=lambda r: abs(math.log(max(r["params"], 1) / max(params, 1))))
+        return float(nearest["mfu"])
+
+
+def _bad(path, why: str) -> LlmplanError:
+    return LlmplanError(f"{path} is not a usable llmplan calibration profile: {why}; "
+                        "run `llmplan bench` to make one, or give another --profile PATH")
+
+
+def profile_from_dict(data: object, path: str) -> Profile:
+    """Validate parsed JSON as a profile (corrupt or foreign content -> LlmplanError)."""
+    if not isinstance(data, dict):
+        raise _bad(path, "not a JSON object")
+    if data.get("kind") != PROFILE_KIND:
+        raise _bad(path, f"kind is {data.get('kind')!r}, expected {PROFILE_KIND!r}")
+    version = data.get("schema_version")
+    if version != PROFILE_SCHEMA:
+        raise _bad(path, f"schema_version {version!r}; this llmplan reads version {PROFILE_SCHEMA}")
+    device = data.get("device")
+    if not isinstance(device, dict) or not isinstance(device.get("name"), str):
+        raise _bad(path, "no device name")
+    peak = device.get("peak_flops")
+    if peak is not None and not (isinstance(peak, (int, float)) and peak > 0):
+        raise _bad(path, f"device peak_flops {peak!r} is not a positive number")
+    runs = data.get("runs")
+    if not isinstance(runs, list) or not all(isinstance(r, dict) and "params" in r for r in runs):
+        raise _bad(path, "runs must be a list of measurements with params")
+    fit = data.get("fit")
+    if fit is not None:
+        try:
+            if fit["form"] not in FIT_FORMS:
+                raise ValueError(fit["form"])
+            lo, hi = (float(x) for x in fit["params_range"])
+            evaluate_fit(fit, lo)
+            evaluate_fit(fit, hi * 10)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
+            raise _bad(path, f"its fit is malformed ({type(exc).__name__}: {exc})") from None
+    overhead = data.get("overhead_bytes")
+    if overhead is not None and not (isinstance(overhead, int) and overhead >= 0):
+        raise _bad(path, f"overhead_bytes {overhead!r} is not a whole number of bytes")
+    return Profile(path=str(path), device_name=device["name"], device=device, runs=tuple(runs), fit=fit,
+                   overhead_bytes=overhead, overhead_method=str(data.get("overhead_method", "")),
+                   created=str(data.get("created", "")), data=data)
+
+
+def read_profile(path: str | Path) -> Profile:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise LlmplanError(f"no calibration profile at {p}; run `llmplan bench --out {p}` or give another path")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _bad(p, f"cannot read it as JSON ({exc})") from None
+    return profile_from_dict(data, str(p))
+
+
+def _same_device(a: str, b: str) -> bool:
+    from llmplan.hardware import match_gpu
+
+    ga, gb = match_gpu(a), match_gpu(b)
+    if ga is not None and gb is not None:
+        return ga.name == gb.name
+    return device_key(a) == device_key(b)
+
+
+def load_profile(where: str, gpu: str | None = None) -> Profile:
+    """where: "auto" (the profile saved for `gpu` in the data dir; without `gpu`, the only or newest one) or a path.
+
+    With `gpu`, a profile measured on another device is refused: its figures do not describe that GPU."""
+    if where != "auto":
+        profile = read_profile(where)
+    else:
+        folder = profiles_dir()
+        found = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
+        if gpu is not None:
+            matches = []
+            for p in found:
+                try:
+                    prof = read_profile(p)
+                except LlmplanError:
+                    continue  # a damaged file for another device should not hide the right one
+                if _same_device(prof.device_name, gpu):
+                    matches.append(prof)
+            if not matches:
+                raise LlmplanError(f"no calibration profile for {gpu} in {folder}; run `llmplan bench` on that GPU "
+                                   "or give --profile PATH")
+            return matches[0]
+        if not found:
+            raise LlmplanError(f"no calibration profile in {folder}; run `llmplan bench` first or give --profile PATH")
+        profile = read_profile(found[0])
+    if gpu is not None and not _same_device(profile.device_name, gpu):
+        raise LlmplanError(f"the profile {profile.path} was measured on {profile.device_name}, not {gpu}; "
+                           "its figures do not describe that GPU (run `llmplan bench` there)")
+    return profile
+
+
+def save_profile(data: dict, path: str | Path | None = None) -> Path:
+    """Validate and write `data` atomically (temp file + os.replace); default path: the device's profile file."""
+    from llmplan.report.output import jsonable
+
+    data = jsonable(data)  # non-finite floats become null, tuples lists
+    target = Path(path).expanduser() if path else default_profile_path(data["device"]["name"])
+    profile_from_dict(data, str(target))  # never write what could not be read back
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, allow_nan=False)
+            fh.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
