@@ -180,3 +180,16 @@ def test_bad_budgets_are_user_errors(value):
     for name in PUBLISHED:
         with pytest.raises(LlmplanError):
             get_law(name).optimal(value)
+
+
+def test_law_written_by_llmplan_fit_is_read(tmp_path):
+    # The law.json of `llmplan fit --save` (llmplan.fit.chinchilla.write_law) round-trips through get_law.
+    fit_mod = pytest.importorskip("llmplan.fit.chinchilla")
+    fit = fit_mod.ChinchillaFit(E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658, n_runs=240, delta=1e-3,
+                                objective=0.0, residual_rms=0.0, max_abs_residual=0.0, starts=1, grid_points=1,
+                                converged=True, intervals={"alpha": (0.33, 0.36)})
+    path = tmp_path / "law.json"
+    fit_mod.write_law(path, fit, "refit", "test")
+    law = get_law(str(path))
+    assert law.name == "refit"
+    assert law.optimal(1e23) == pytest.approx(get_law("epoch").optimal(1e23), rel=1e-12)

@@ -15,11 +15,11 @@ from llmplan.estimate import data_constrained as dc
 from llmplan.estimate import sizing
 from llmplan.estimate.inference_aware import inference_aware
 from llmplan.estimate.laws import COMPARED, Law, get_law
+from llmplan.estimate.timecost import DEFAULT_MFU  # the same default as `llmplan compute`
 from llmplan.report.output import emit_json, note, stdout_console, warn
 from llmplan.units import PFLOPS_DAY, format_count, format_flops, parse_count, parse_dtype
 
 LOSS_LAWS = ("hoffmann", "epoch")  # the compared laws that predict a loss (same data set, MassiveText)
-DEFAULT_MFU = 0.4  # a typical dense-training MFU (PaLM 46%, MPT-1B 42%, Llama 3.1 8B ~39%); --mfu overrides
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 
