@@ -1,0 +1,128 @@
+"""`llmplan compute` end to end: JSON fields, MFU sources, the inverse question, serving, and bad inputs."""
+
+import json
+
+import pytest
+
+from llmplan.models import count_params, get_preset
+
+
+def test_training_json_fields(cli):
+    r = cli("compute", "--model", "llama-2-7b", "--tokens", "2T", "--gpu", "h100", "--gpus", "256",
+            "--price", "2.5", "--json")
+    assert r.code == 0, r.stderr
+    out = r.json()
+    for key in ("schema_version", "flops", "flops_detailed", "pflops_days", "gpu_hours", "wall_seconds", "mfu",
+                "mfu_source", "cost", "energy_kwh", "energy_counted", "device_equivalents", "assumptions"):
+        assert key in out, key
+    n = count_params(get_preset("llama-2-7b")).total
+    assert out["flops"] == 6 * n * 2e12
+    assert out["pflops_days"] == pytest.approx(out["flops"] / 8.64e19)
+    assert out["mfu"] == 0.4 and "0.40" in out["mfu_source"]
+    assert out["wall_seconds"] == pytest.approx(out["flops_detailed"] / (256 * 989.4e12 * 0.4))
+    assert out["cost"] == pytest.approx(2.5 * out["gpu_hours"])
+    assert out["energy_kwh"] == pytest.approx(700 * 256 * out["wall_seconds"] / 3.6e6)
+
+
+def test_gpt3_175b_pf_days(cli):
+    out = cli("compute", "--model", "gpt3-175b", "--tokens", "300B", "--json").json()
+    assert round(out["pflops_days"], -1) == 3640  # Table D.1: 3.64e3
+    assert "gpu_hours" not in out  # no GPU given
+
+
+def test_t5_rule_on_the_command_line(cli):
+    out = cli("compute", "--model", "t5-11b", "--tokens", "1T", "--json").json()
+    assert out["flops"] == 3 * out["params"] * 1e12
+    assert out["pflops_days"] == pytest.approx(392.5, abs=0.5)  # 11.3 B exact parameters (the table rounds to 11B)
+
+
+def test_table_output_mentions_units_and_assumptions(cli):
+    r = cli("compute", "--model", "gpt3-175b", "--tokens", "300B", "--gpu", "a100", "--gpus", "1024")
+    assert r.code == 0
+    for text in ("PF/s-days", "MFU", "GPU-hours", "assumption", "3.2 A100"):
+        assert text in r.stdout, text
+
+
+def test_round_trip_budget_to_time(cli):
+    budget = cli("compute", "--model", "llama-7b", "--gpu", "h100", "--gpus", "8", "--days", "3", "--json").json()
+    assert budget["flops"] == pytest.approx(8 * 989.4e12 * 0.4 * 3 * 86_400)
+    assert budget["optimal_params"] > 0 and budget["law"] == "rule20"
+    tokens = budget["model_trainable_tokens"]
+    back = cli("compute", "--model", "llama-7b", "--tokens", repr(tokens), "--gpu", "h100", "--gpus", "8",
+               "--json").json()
+    assert back["wall_seconds"] == pytest.approx(3 * 86_400, rel=1e-9)
+    assert back["flops_detailed"] == pytest.approx(budget["flops"], rel=1e-9)
+
+
+def _write_profile(path, mfu_small=0.30, mfu_large=0.45):
+    data = {"schema_version": 1, "kind": "llmplan.profile",
+            "device": {"name": "NVIDIA H100 80GB HBM3", "peak_flops": 989.4e12},
+            "runs": [{"params": 1e8, "mfu": mfu_small}, {"params": 7e9, "mfu": mfu_large}]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_mfu_from_a_profile_path(cli, tmp_path):
+    path = _write_profile(tmp_path / "h100.json")
+    out = cli("compute", "--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--profile", str(path),
+              "--json").json()
+    assert out["mfu"] == 0.45  # the run nearest 6.7B parameters
+    assert "profile" in out["mfu_source"] and str(path) in out["mfu_source"]
+
+
+def test_mfu_from_the_saved_profile(cli):
+    from llmplan.calibration import default_profile_path
+
+    _write_profile(default_profile_path("NVIDIA H100 80GB HBM3"))
+    out = cli("compute", "--params", "150M", "--tokens", "3B", "--profile", "auto", "--json").json()
+    assert out["gpu"] == "H100-SXM" and out["mfu"] == 0.30
+    explicit = cli("compute", "--params", "150M", "--tokens", "3B", "--gpu", "h100", "--profile", "auto",
+                   "--mfu", "0.5", "--json").json()
+    assert explicit["mfu"] == 0.5 and explicit["mfu_source"] == "--mfu"
+
+
+def test_profile_for_another_gpu_is_refused(cli, tmp_path):
+    path = _write_profile(tmp_path / "h100.json")
+    r = cli("compute", "--model", "llama-7b", "--tokens", "1T", "--gpu", "a100", "--profile", str(path))
+    assert r.code == 2 and "not A100" in r.stderr
+
+
+def test_serving_json(cli):
+    r = cli("compute", "--model", "llama-2-7b", "--mode", "infer", "--gpu", "h100", "--prompt-tokens", "1000",
+            "--new-tokens", "200", "--batch", "4", "--json")
+    assert r.code == 0, r.stderr
+    out = r.json()
+    for key in ("prefill_seconds", "decode_seconds", "tokens_per_s_per_sequence", "tokens_per_s_batch",
+                "first_step_bound", "last_step_bound", "max_batch", "mfu_source", "flops"):
+        assert key in out, key
+    assert out["tokens_per_s_batch"] == pytest.approx(4 * out["tokens_per_s_per_sequence"])
+
+
+def test_v100_falls_back_to_fp16(cli):
+    r = cli("compute", "--model", "gpt3-125m", "--tokens", "300B", "--gpu", "v100", "--json")
+    assert r.code == 0 and r.json()["dtype"] == "fp16" and "fp16" in r.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model", "llama-7b", "--tokens", "-5"], "--tokens"),
+    (["--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--mfu", "1.5"], "MFU"),
+    (["--model", "llama-7b", "--tokens", "1T", "--gpu", "nosuchgpu"], "unknown GPU"),
+    (["--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--gpus", "0"], "--gpus"),
+    (["--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--price", "-1"], "--price"),
+    (["--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--pue", "0.5"], "--pue"),
+    (["--model", "llama-7b", "--tokens", "1T", "--recompute", "sometimes"], "recompute"),
+    (["--model", "llama-7b", "--tokens", "1T", "--gpu", "v100", "--dtype", "bf16"], "bf16"),
+    (["--model", "llama-7b"], "tokens"),
+    (["--tokens", "1T"], "model"),
+    (["--gpus", "8", "--days", "3"], "--gpu"),
+    (["--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--days", "3"], "not both"),
+    (["--model", "bert-base", "--mode", "infer", "--gpu", "h100"], "decoder"),
+    (["--model", "llama-7b", "--mode", "infer"], "--gpu"),
+])
+def test_bad_inputs_exit_2_with_one_line(cli, args, message):
+    r = cli("compute", *args)
+    assert r.code == 2
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llmplan: error:") and message in lines[0], r.stderr
