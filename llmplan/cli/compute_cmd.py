@@ -102,8 +102,11 @@ def compute(
     batch: str = typer.Option("1", "--batch", help="--mode infer: sequences decoded together."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Training compute (6ND and detailed FLOPs, PF/s-days), GPU time, cost and energy; serving time; or the
-    compute-optimal model a GPU budget buys.
+    """Training FLOPs and PF/s-days, GPU time, cost and energy; serving time; what a GPU budget buys.
+
+    Training FLOPs are shown in the 6 N D convention (3 N D for encoder-decoder models) and counted in detail
+    (attention and logits added). --days asks the inverse question: the budget that --gpus deliver, and the
+    compute-optimal model it buys.
 
     Examples:
 
