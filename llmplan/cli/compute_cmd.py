@@ -54,6 +54,8 @@ def _mfu(mfu: Optional[float], profile: Optional[str], gpu: Optional[GPU], param
         if measured:
             return measured, f"profile {prof.path} (measured on {prof.device_name})"
         warn(f"the profile {prof.path} gives no MFU for this model size; using the default {tc.DEFAULT_MFU:g}")
+    else:
+        note(f"assuming MFU {tc.DEFAULT_MFU:.2f} of the dense peak; pass --mfu, or --profile auto after `llmplan bench`")
     return tc.DEFAULT_MFU, tc.DEFAULT_MFU_SOURCE
 
 

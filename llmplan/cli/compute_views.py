@@ -10,6 +10,11 @@ from llmplan.report.output import emit_json, kv_table, stdout_console, table
 from llmplan.units import format_bytes, format_count, format_flops, format_seconds
 
 
+def _num(x: float) -> str:
+    """A plain number a person reads: 3,637 or 2.08 or 0.0123 (three significant figures below 100)."""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
 def _equivalents(pf_days: float | None) -> list[dict]:
     rows = []
     for e in tc.device_equivalents():
@@ -27,7 +32,7 @@ def _print_equivalents(console, pf_days: float | None) -> None:
     console.print(table(
         "Device equivalents (dense peak, 100% utilisation)", cols,
         [[r["gpu"], f"{r['peak_flops'] / 1e12:g} TFLOP/s {r['dtype']}", f"{r['device_days_per_pflops_day']:.3g}"]
-         + ([f"{r['device_days_at_peak']:.3g} device-days"] if pf_days else []) for r in rows],
+         + ([f"{_num(r['device_days_at_peak'])} device-days"] if pf_days else []) for r in rows],
     ))
     console.print(f"[dim]{tc.FOLKLORE}[/dim]")
 
@@ -66,9 +71,9 @@ def show_training(spec: ModelSpec, f: TrainingFlops, run: tc.TrainingRun | None,
         ("model", f"{spec.name} ({spec.arch}, {format_count(f.params)} params)"),
         ("N per token (6ND)", format_count(f.params_per_token)),
         ("training tokens", format_count(f.tokens)),
-        (f"FLOPs, {convention}", f"{format_flops(f.six_nd)}  ({pf:.3g} PF/s-days)"),
+        (f"FLOPs, {convention}", f"{format_flops(f.six_nd)}  ({_num(pf)} PF/s-days)"),
         ("FLOPs, detailed (+attention, logits)",
-         f"{format_flops(f.detailed)}  ({tc.pflops_days(f.detailed):.3g} PF/s-days)"),
+         f"{format_flops(f.detailed)}  ({_num(tc.pflops_days(f.detailed))} PF/s-days)"),
         ("detailed / 6ND", f"{f.ratio:.3f}"),
     ]
     if f.recompute != "none":
@@ -87,7 +92,7 @@ def show_training(spec: ModelSpec, f: TrainingFlops, run: tc.TrainingRun | None,
         if run.cost is not None:
             rrows.append(("cost", f"{run.cost:,.0f} at {run.price_per_gpu_hour:g} per GPU-hour"))
         if run.energy_kwh is not None:
-            rrows.append(("energy", f"{run.energy_kwh / 1000:,.3g} MWh"))
+            rrows.append(("energy", f"{_num(run.energy_kwh / 1000)} MWh"))
         console.print(kv_table("Time, cost and energy", rrows))
         console.print(f"[dim]energy counts: {run.energy_counted}[/dim]")
     _print_equivalents(console, pf)
@@ -112,7 +117,7 @@ def show_budget(s: tc.BudgetSizing, spec: ModelSpec | None, trainable_tokens: fl
     rows = [
         ("GPUs", f"{s.n_gpus} x {s.gpu} for {s.seconds / 86_400:g} days ({s.dtype})"),
         ("MFU", f"{s.mfu:.3g}  [{s.mfu_source}]"),
-        ("budget", f"{format_flops(s.flops)} FLOPs ({s.pflops_days:.3g} PF/s-days)"),
+        ("budget", f"{format_flops(s.flops)} FLOPs ({_num(s.pflops_days)} PF/s-days)"),
         (f"compute-optimal ({s.law})", f"{format_count(s.optimal_params)} params on "
                                        f"{format_count(s.optimal_tokens)} tokens"),
     ]
