@@ -147,6 +147,9 @@ def compute(
             raise LlmplanError("--mode infer needs a model (--model or --params) and a --gpu")
         from llmplan.estimate.serving import serving_estimate
 
+        if spec.arch != "decoder":
+            raise LlmplanError(f"--mode infer models autoregressive decoding; {spec.name} is {spec.arch} "
+                               "(give a decoder-only model)")
         P = parse_int_count(prompt_tokens, "--prompt-tokens", allow_zero=True)
         G = parse_int_count(new_tokens, "--new-tokens")
         B = parse_int_count(batch, "--batch")
