@@ -82,6 +82,14 @@ def test_mfu_from_the_saved_profile(cli):
     assert explicit["mfu"] == 0.5 and explicit["mfu_source"] == "--mfu"
 
 
+def test_budget_with_a_profile_settles_the_size(cli, tmp_path):
+    path = _write_profile(tmp_path / "h100.json")
+    out = cli("compute", "--gpu", "h100", "--gpus", "8", "--days", "3", "--profile", str(path), "--json").json()
+    # The rule-20 size for this budget is a few billion parameters: the 7e9 run's MFU applies, not the 1e8 one's.
+    assert out["mfu"] == 0.45 and 1e9 < out["optimal_params"] < 2e10
+    assert out["flops"] == pytest.approx(8 * 989.4e12 * 0.45 * 3 * 86_400)
+
+
 def test_profile_for_another_gpu_is_refused(cli, tmp_path):
     path = _write_profile(tmp_path / "h100.json")
     r = cli("compute", "--model", "llama-7b", "--tokens", "1T", "--gpu", "a100", "--profile", str(path))
@@ -119,6 +127,8 @@ def test_v100_falls_back_to_fp16(cli):
     (["--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--days", "3"], "not both"),
     (["--model", "bert-base", "--mode", "infer", "--gpu", "h100"], "decoder"),
     (["--model", "llama-7b", "--mode", "infer"], "--gpu"),
+    (["--model", "llama-7b", "--gpu", "v100"], "tokens"),  # the fp16 note is held back: one line only
+    (["--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--profile", "/no/such/profile.json"], "profile"),
 ])
 def test_bad_inputs_exit_2_with_one_line(cli, args, message):
     r = cli("compute", *args)

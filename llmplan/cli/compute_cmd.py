@@ -32,17 +32,33 @@ def _positive(value: Optional[float], option: str, minimum: float = 0.0, strict:
     return value
 
 
-def _dtype(text: Optional[str], gpu: Optional[GPU]) -> str:
+class _Notes:
+    """Notes and warnings held back until every input has been checked, so a bad input gives one line only."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, text: str, kind: str = "note") -> None:
+        if (kind, text) not in self.items:
+            self.items.append((kind, text))
+
+    def flush(self) -> None:
+        for kind, text in self.items:
+            (warn if kind == "warn" else note)(text)
+
+
+def _dtype(text: Optional[str], gpu: Optional[GPU], notes: _Notes) -> str:
     """--dtype, or bf16, or fp16 on a GPU without bf16 (V100)."""
     if text is not None:
         return parse_dtype(text)
     if gpu is not None and gpu.peak("bf16") is None and gpu.peak("fp16") is not None:
-        note(f"{gpu.name} has no bf16 tensor cores: using its fp16 peak (pass --dtype to choose)")
+        notes.add(f"{gpu.name} has no bf16 tensor cores: using its fp16 peak (pass --dtype to choose)")
         return "fp16"
     return "bf16"
 
 
-def _mfu(mfu: Optional[float], profile: Optional[str], gpu: Optional[GPU], params: Optional[float]) -> tuple[float, str]:
+def _mfu(mfu: Optional[float], profile: Optional[str], gpu: Optional[GPU], params: Optional[float],
+         notes: _Notes) -> tuple[float, str]:
     """The MFU to plan with and where it came from: --mfu, a bench profile, or the documented default."""
     if mfu is not None:
         return tc.check_mfu(mfu), "--mfu"
@@ -53,9 +69,11 @@ def _mfu(mfu: Optional[float], profile: Optional[str], gpu: Optional[GPU], param
         measured = prof.mfu_at(params) if params else None
         if measured:
             return measured, f"profile {prof.path} (measured on {prof.device_name})"
-        warn(f"the profile {prof.path} gives no MFU for this model size; using the default {tc.DEFAULT_MFU:g}")
+        notes.add(f"the profile {prof.path} gives no MFU for this model size; using the default "
+                  f"{tc.DEFAULT_MFU:g}", "warn")
     else:
-        note(f"assuming MFU {tc.DEFAULT_MFU:.2f} of the dense peak; pass --mfu, or --profile auto after `llmplan bench`")
+        notes.add(f"assuming MFU {tc.DEFAULT_MFU:.2f} of the dense peak; pass --mfu, or --profile auto after "
+                  "`llmplan bench`")
     return tc.DEFAULT_MFU, tc.DEFAULT_MFU_SOURCE
 
 
@@ -136,7 +154,8 @@ def compute(
     _positive(days, "--days")
     n_gpus = parse_int_count(gpus, "--gpus") if gpus is not None else 1
     gpu = _gpu(gpu_name, profile)
-    dt = _dtype(dtype, gpu)
+    notes = _Notes()
+    dt = _dtype(dtype, gpu, notes)
     if gpu is not None:
         tc.peak_for(gpu, dt)
     spec = model_from_options(model, params, arch, required=days is None)
@@ -153,10 +172,12 @@ def compute(
         P = parse_int_count(prompt_tokens, "--prompt-tokens", allow_zero=True)
         G = parse_int_count(new_tokens, "--new-tokens")
         B = parse_int_count(batch, "--batch")
-        used_mfu, source = _mfu(mfu, profile, gpu, n_params)
+        used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes)
         est = serving_estimate(spec, gpu, P, G, batch=B, n_gpus=n_gpus, mfu=used_mfu, dtype=dt, mfu_source=source)
         if est.max_batch is not None and B > est.max_batch:
-            warn(f"batch {B} does not fit: at most {est.max_batch} sequences of {P + G} tokens fit on one {gpu.name}")
+            notes.add(f"batch {B} does not fit: at most {est.max_batch} sequences of {P + G} tokens fit on one "
+                      f"{gpu.name}", "warn")
+        notes.flush()
         views.show_serving(spec, est, as_json)
         return
 
@@ -166,17 +187,18 @@ def compute(
         if tokens is not None:
             raise LlmplanError("give --tokens (how long will training take?) or --days (what can this time buy?), "
                                "not both")
-        used_mfu, source = _mfu(mfu, profile, gpu, n_params)
+        used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes)
         sizing = tc.budget_sizing(gpu, n_gpus, days * 86_400.0, used_mfu, dt, law, source)
         if profile is not None and mfu is None and spec is None:
             # The measured MFU depends on the model size, which depends on the budget: settle it in a few rounds.
             for _ in range(3):
-                used_mfu, source = _mfu(None, profile, gpu, sizing.optimal_params)
+                used_mfu, source = _mfu(None, profile, gpu, sizing.optimal_params, notes)
                 sizing = tc.budget_sizing(gpu, n_gpus, days * 86_400.0, used_mfu, dt, law, source)
         trainable = None
         if spec is not None:
             s = parse_int_count(seq, "--seq") if seq else spec.context
             trainable = sizing.flops / train_flops_per_token(spec, s)
+        notes.flush()
         views.show_budget(sizing, spec, trainable, as_json)
         return
 
@@ -187,8 +209,9 @@ def compute(
     flops = training_flops(spec, d, recompute, s)
     run = None
     if gpu is not None:
-        used_mfu, source = _mfu(mfu, profile, gpu, n_params)
+        used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes)
         run = tc.training_run(flops.detailed, flops.hardware, gpu, n_gpus, used_mfu, dt, source, price, pue)
     elif any(v is not None for v in (gpus, price, pue, mfu, profile)):
-        note("--gpus, --mfu, --price and --pue need --gpu NAME to turn FLOPs into time, cost and energy")
+        notes.add("--gpus, --mfu, --price and --pue need --gpu NAME to turn FLOPs into time, cost and energy")
+    notes.flush()
     views.show_training(spec, flops, run, as_json)
