@@ -42,9 +42,9 @@ class LlmplanGroup(TyperGroup):
             code = _fail(str(exc), exc.exit_code)
         except RunError as exc:
             code = _fail(str(exc), exc.exit_code)
-        except (cx.Abort, KeyboardInterrupt):
+        except (typer.Abort, KeyboardInterrupt):  # typer 0.29 keeps Abort/Exit in typer.exceptions
             code = _fail("interrupted", 130)
-        except cx.Exit as exc:
+        except typer.Exit as exc:
             code = exc.exit_code
         if standalone_mode:
             sys.exit(code)

@@ -74,14 +74,16 @@ def diagnosis_table(title: str, rows: dict[str, Diagnosis]):
 
 def frontier_table(title: str, series: dict[str, list[Sizing]], chosen: str):
     names = list(series)
-    first = series[names[0]]
+    with_loss = any(p.loss is not None for p in series[chosen])  # no empty loss column for rule20 or kaplan
     body = []
-    for i, point in enumerate(first):
+    for i, point in enumerate(series[chosen]):
         row = [format_flops(point.flops)]
         row += [f"{format_count(series[n][i].params)} / {format_count(series[n][i].tokens)}" for n in names]
-        row.append(loss_text(series[chosen][i].loss))
+        if with_loss:
+            row.append(loss_text(point.loss))
         body.append(row)
-    return table(title, ["FLOPs", *[f"{n} N / D" for n in names], f"loss ({chosen})"], body)
+    columns = ["FLOPs", *[f"{n} N / D" for n in names]] + ([f"loss ({chosen})"] if with_loss else [])
+    return table(title, columns, body)
 
 
 def inference_table(title: str, rows: dict[str, InferenceAwareResult]):
