@@ -1,0 +1,175 @@
+"""From the bench command's options to a validated plan, its run, and the report and profile it produces."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Callable
+
+from llmplan.bench.device import DeviceInfo
+from llmplan.bench.runner import BenchConfig
+from llmplan.errors import LlmplanError
+
+QUICK = {"batch": 2, "seq": 64, "vocab": 4096, "warmup": 1, "steps": 3, "budget": 30.0, "rungs": 5}
+DEFAULT_BUDGET = 180.0   # a few minutes
+LADDER_VOCAB = 32000     # LLaMA's vocabulary for the ladder's models
+MODEL_LAYERS = 4         # --model default depth (and half of it)
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    mode: str                   # "ladder" | "model"
+    device: DeviceInfo
+    base: BenchConfig
+    budget_seconds: float
+    vocab: int
+    max_rungs: int | None
+    layers: int | None          # --model: the deepest configuration run
+    quick: bool
+
+    @property
+    def model_steps(self) -> int:
+        per_run = self.base.warmup_steps + self.base.timed_steps + (1 if self.base.count_memory else 0)
+        depths = 1 if self.layers in (None, self.base.spec.layers) else len({max(1, self.layers // 2), self.layers})
+        return per_run * depths
+
+
+def _positive_int(value: int | None, option: str) -> int | None:
+    if value is not None and value < 1:
+        raise LlmplanError(f"{option} must be a whole number of at least 1, got {value}")
+    return value
+
+
+def resolve_settings(model: str | None, layers: int | None, batch: int | None, seq: int | None, dtype: str | None,
+                     device: str, attention: str, recompute: str, compile_: bool | None,
+                     budget_seconds: float | None, quick: bool, steps: int | None, warmup: int | None,
+                     max_rungs: int | None, peak_tflops: float | None) -> BenchSettings:
+    """Validate every option (before anything runs or is written) and fill the defaults for the device."""
+    from llmplan.bench.device import detect_device
+    from llmplan.bench.model import ATTENTION_KINDS, RECOMPUTE_KINDS
+    from llmplan.models import resolve_model
+
+    if attention not in ATTENTION_KINDS:
+        raise LlmplanError(f"--attention {attention!r}: accepted {', '.join(ATTENTION_KINDS)}")
+    if recompute not in RECOMPUTE_KINDS:
+        raise LlmplanError(f"--recompute {recompute!r}: accepted {', '.join(RECOMPUTE_KINDS)}")
+    for value, option in ((layers, "--layers"), (batch, "--batch"), (seq, "--seq"), (steps, "--steps"),
+                          (max_rungs, "--max-rungs")):
+        _positive_int(value, option)
+    if warmup is not None and warmup < 0:
+        raise LlmplanError(f"--warmup must be zero or more, got {warmup}")
+    if budget_seconds is not None and not budget_seconds > 0:
+        raise LlmplanError(f"--budget-seconds must be greater than zero, got {budget_seconds:g}")
+    if layers is not None and model is None:
+        raise LlmplanError("--layers needs --model: it sets how many layers of that model to build")
+    spec = resolve_model(model) if model else None
+    if spec is not None and spec.arch != "decoder":
+        raise LlmplanError(f"the bench trains decoder-only models; {spec.name} is {spec.arch}")
+    if spec is not None and layers is not None and layers > spec.layers:
+        raise LlmplanError(f"--layers {layers}: {spec.name} has {spec.layers} layers")
+    dev = detect_device(device, dtype=dtype, peak_tflops=peak_tflops)
+    gpu = dev.kind == "cuda"
+    compiled = gpu if compile_ is None else compile_
+    batch = batch or (QUICK["batch"] if quick else 8 if gpu else 4)
+    seq = seq or (QUICK["seq"] if quick else 2048 if gpu else 256)
+    if spec is not None and spec.position == "learned" and seq > spec.context + spec.position_offset:
+        raise LlmplanError(f"--seq {seq} exceeds {spec.name}'s context of {spec.context} learned positions")
+    base = BenchConfig(spec=spec or _placeholder(seq), batch=batch, seq=seq, attention=attention,
+                       recompute=recompute, compile=compiled,
+                       warmup_steps=warmup if warmup is not None else QUICK["warmup"] if quick else 3 if compiled
+                       else 2,
+                       timed_steps=steps or (QUICK["steps"] if quick else 5))
+    return BenchSettings(
+        mode="model" if spec else "ladder", device=dev, base=base,
+        budget_seconds=budget_seconds or (QUICK["budget"] if quick else DEFAULT_BUDGET),
+        vocab=QUICK["vocab"] if quick else LADDER_VOCAB, max_rungs=max_rungs or (QUICK["rungs"] if quick else None),
+        layers=(layers or min(MODEL_LAYERS, spec.layers)) if spec else None, quick=quick)
+
+
+def _placeholder(seq: int):
+    from llmplan.bench.ladder import ladder_spec
+
+    return ladder_spec(64, 2, LADDER_VOCAB, seq)
+
+
+def _context_bytes(device: DeviceInfo) -> int | None:
+    """The CUDA context's memory, measured once a first tensor exists (it is created lazily)."""
+    if device.kind != "cuda":
+        return None
+    import torch
+
+    from llmplan.bench.device import cuda_context_bytes
+
+    torch.empty(1, device=device.torch_device)
+    return cuda_context_bytes(device)
+
+
+def overhead(runs: list[dict], context: int | None) -> tuple[int | None, str]:
+    """Device memory beyond what the planner's weights + gradients + optimizer + activations describe.
+
+    Measured as the CUDA context (device memory in use outside PyTorch's allocator) plus the allocator's reserve
+    beyond its allocations (max_memory_reserved - max_memory_allocated) at the largest configuration that ran."""
+    ok = [r for r in runs if r["status"] == "ok" and r.get("peak_bytes_reserved") is not None]
+    if context is None or not ok:
+        return None, "not measured: no CUDA device (the CPU and MPS have no separate device memory to account)"
+    largest = max(ok, key=lambda r: r["params"])
+    value = int(context + largest["peak_bytes_reserved"] - largest["peak_bytes_measured"])
+    return value, ("CUDA context (total - free - reserved at start) + allocator reserve beyond allocations "
+                   f"(max_memory_reserved - max_memory_allocated) of the largest run, {largest['name']}")
+
+
+def run_bench(settings: BenchSettings, on_event: Callable[[str, dict], None] | None = None,
+              argv: list[str] | None = None) -> dict:
+    """Run the ladder or the model's layers; return the report (plain data, as --json prints it)."""
+    from llmplan import __version__
+    from llmplan.bench.ladder import run_ladder, run_model
+
+    dev = settings.device
+    context = _context_bytes(dev)
+    report: dict = {"mode": settings.mode, "device": dev.as_dict(), "versions": {**dev.versions,
+                    "llmplan": __version__}}
+    extrapolation = None
+    if settings.mode == "ladder":
+        result = run_ladder(dev, settings.base, settings.budget_seconds, vocab=settings.vocab,
+                            max_rungs=settings.max_rungs, on_event=on_event)
+        runs, fit, fit_note = result.runs, result.fit, result.fit_note
+        stopped, interrupted, notes = result.stopped, result.interrupted, list(result.notes)
+    else:
+        runs, ext = run_model(dev, settings.base, settings.layers, on_event=on_event)
+        fit, fit_note, notes = None, "no fit: one model's shape was measured (run without --model for a ladder)", []
+        stopped = "interrupted (Ctrl-C)" if ext.interrupted else "done"
+        interrupted = ext.interrupted
+        extrapolation = ext
+    run_dicts = [r.as_dict() for r in runs]
+    value, method = overhead(run_dicts, context)
+    notes += sorted({n for r in runs for n in r.notes})
+    b = settings.base
+    report.update(
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        argv=list(argv or []),
+        settings={"batch": b.batch, "seq": b.seq, "dtype": dev.dtype, "attention": b.attention,
+                  "recompute": b.recompute, "compile": b.compile, "warmup_steps": b.warmup_steps,
+                  "timed_steps": b.timed_steps, "budget_seconds": settings.budget_seconds,
+                  "vocab": settings.vocab if settings.mode == "ladder" else b.spec.vocab, "quick": settings.quick,
+                  "model": b.spec.name if settings.mode == "model" else None, "layers": settings.layers},
+        runs=run_dicts, fit=fit.as_dict() if fit is not None else None, fit_note=fit_note,
+        extrapolation=_asdict(extrapolation), stopped=stopped, interrupted=interrupted,
+        context_bytes=context, overhead_bytes=value, overhead_method=method, notes=notes,
+        profile_path=None, plot_path=None)
+    return report
+
+
+def _asdict(obj):
+    from dataclasses import asdict
+
+    return asdict(obj) if obj is not None else None
+
+
+def profile_data(report: dict) -> dict:
+    """The calibration profile written for a report (llmplan.calibration reads it back)."""
+    from llmplan.calibration import PROFILE_KIND, PROFILE_SCHEMA
+
+    keep = ("created", "argv", "mode", "device", "versions", "settings", "runs", "fit", "fit_note",
+            "extrapolation", "stopped", "interrupted", "context_bytes", "overhead_bytes", "overhead_method")
+    return {"schema_version": PROFILE_SCHEMA, "kind": PROFILE_KIND, **{k: report[k] for k in keep}}
+

@@ -1,0 +1,175 @@
+"""`llmplan bench`: train real transformer blocks on this machine, measure throughput and memory beside llmplan's
+predictions, fit throughput against size, and save a calibration profile for `compute` and `memory --profile`.
+
+torch, numpy, scipy and matplotlib are imported only once the command runs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from llmplan.cli.app import app
+from llmplan.cli.common import JSON_OPTION
+from llmplan.errors import LlmplanError
+from llmplan.report.output import emit_json, note, warn
+
+DEFAULT_BUDGET = 180.0  # seconds; the same default as llmplan.bench.settings (not imported here: it loads torch)
+
+
+class BenchProgress:
+    """A rich progress bar with ETA on stderr. Ladder: the bar is the time budget (the run ends by then at the
+    latest); a single model: the bar counts steps."""
+
+    def __init__(self, total: float, by_time: bool):
+        from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        from llmplan.report.output import stderr_console
+
+        self.by_time, self.t0 = by_time, time.monotonic()
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                 console=stderr_console(), transient=True)
+        self.task = self.progress.add_task("bench", total=total)
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def __call__(self, kind: str, info: dict) -> None:
+        from llmplan.units import format_count
+
+        if kind == "start":
+            spec = info["spec"]
+            depth = info.get("layers") or spec.layers
+            self.progress.update(self.task, description=f"{spec.name} ({depth} layers, batch {info['batch']} x "
+                                                        f"seq {info['seq']})")
+        elif kind == "done":
+            r = info["result"]
+            text = "did not fit in memory" if r.status != "ok" else f"{format_count(r.tokens_per_second)} tokens/s"
+            self.progress.console.print(f"[dim]{r.name}: {format_count(r.params)} params, batch {r.batch}: "
+                                        f"{text}[/dim]")
+        if self.by_time:
+            self.progress.update(self.task, completed=min(time.monotonic() - self.t0, self.progress.tasks[0].total))
+        elif kind == "step":
+            self.progress.advance(self.task)
+
+
+def _check_path(path: Optional[Path], option: str, suffixes: tuple[str, ...] | None = None) -> Optional[Path]:
+    if path is None:
+        return None
+    p = path.expanduser()
+    if p.is_dir():
+        raise LlmplanError(f"{option} {p} is a folder; give a file path")
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise LlmplanError(f"{option} {p}: the file name must end in {', '.join(suffixes)}")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise LlmplanError(f"{option} {p}: {parent} is not a folder")
+    return p
+
+
+@app.command("bench")
+def bench(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Measure this model's exact shape (preset, "
+                                        "config.json or folder): a few layers, extrapolated to full depth. "
+                                        "Without it, a ladder of sizes is measured and fitted."),
+    layers: Optional[int] = typer.Option(None, "--layers", help="With --model: layers to build (default: up to "
+                                         "4); half as many are run too, to split fixed and per-layer cost."),
+    batch: Optional[int] = typer.Option(None, "--batch", "-b", help="Micro-batch, sequences per step (default 8 "
+                                        "on a GPU, 4 on CPU; 2 with --quick)."),
+    seq: Optional[int] = typer.Option(None, "--seq", help="Tokens per sequence (default 2048 on a GPU, 256 on "
+                                      "CPU; 64 with --quick; at most the model's context)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32, bf16 or fp16 (default: bf16 autocast where "
+                                        "supported, fp16 with loss scaling on pre-Ampere GPUs, fp32 on CPU)."),
+    device: str = typer.Option("auto", "--device", help="auto, cuda (NVIDIA or ROCm), mps or cpu."),
+    attention: str = typer.Option("flash", "--attention", help="flash (scaled_dot_product_attention) or eager "
+                                  "(softmax(QK^T) materialised)."),
+    recompute: str = typer.Option("none", "--recompute", help="Activation recomputation: none, selective "
+                                  "(attention core) or full (every block)."),
+    compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the blocks "
+                                            "(default: on for CUDA, off elsewhere)."),
+    budget_seconds: Optional[float] = typer.Option(None, "--budget-seconds", help="Time budget of the whole "
+                                                   f"ladder (default {DEFAULT_BUDGET:g}; 30 with --quick)."),
+    quick: bool = typer.Option(False, "--quick", help="A short run: small batch, sequence and vocabulary, few "
+                               "steps; well under a minute on a laptop CPU."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Timed steps per configuration (default 5; 3 with "
+                                        "--quick)."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed warm-up steps (default 2, 3 when "
+                                         "compiling; 1 with --quick)."),
+    max_rungs: Optional[int] = typer.Option(None, "--max-rungs", help="Stop the ladder after this many sizes."),
+    peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help="Dense peak TFLOP/s of this device "
+                                                "for MFU, when the catalog does not know it (or to override it)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the calibration profile here instead of "
+                                       "the user data folder."),
+    no_save: bool = typer.Option(False, "--no-save", help="Do not write a calibration profile."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a plot of measured throughput and the fit "
+                                        "(.png, .svg or .pdf)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Measure this machine: real training steps (forward, backward, AdamW) beside llmplan's predictions.
+
+    Without --model: a ladder of model sizes within --budget-seconds, throughput fitted against size. With --model:
+    a few layers of that model's shape at --batch and --seq, extrapolated to its full depth. A calibration profile
+    is saved for `llmplan compute --profile auto` and `llmplan memory --profile auto`.
+
+    Examples:
+
+      llmplan bench --quick
+
+      llmplan bench --budget-seconds 300 --plot bench.png
+
+      llmplan bench --model llama-2-7b --layers 4 --batch 1 --seq 4096
+
+      llmplan bench --device cpu --dtype fp32 --json --out cpu-profile.json
+    """
+    import warnings
+
+    # torch.cuda imports the deprecated pynvml shim, which warns on every run; the facts it gives are still right.
+    warnings.filterwarnings("ignore", message="The pynvml package is deprecated")
+    from llmplan.bench.settings import resolve_settings, run_bench
+
+    out = _check_path(out, "--out", (".json",))
+    from llmplan.report.plot_bench import PLOT_SUFFIXES
+
+    plot = _check_path(plot, "--plot", PLOT_SUFFIXES)
+    if no_save and out:
+        raise LlmplanError("give --out PATH or --no-save, not both")
+    settings = resolve_settings(model=model, layers=layers, batch=batch, seq=seq, dtype=dtype, device=device,
+                                attention=attention, recompute=recompute, compile_=compile_,
+                                budget_seconds=budget_seconds, quick=quick, steps=steps, warmup=warmup,
+                                max_rungs=max_rungs, peak_tflops=peak_tflops)
+    for n in settings.device.notes:
+        note(n)
+    total = settings.budget_seconds if settings.mode == "ladder" else settings.model_steps
+    with BenchProgress(total, by_time=settings.mode == "ladder") as progress:
+        report = run_bench(settings, on_event=progress, argv=sys.argv)
+    if report["interrupted"]:
+        warn("interrupted: keeping the configurations measured so far")
+    if not no_save and any(r["status"] == "ok" for r in report["runs"]):
+        from llmplan.calibration import save_profile
+
+        from llmplan.bench.settings import profile_data
+
+        report["profile_path"] = str(save_profile(profile_data(report), out))
+    if plot is not None:
+        from llmplan.report.plot_bench import plot_ladder
+
+        report["plot_path"] = str(plot_ladder(report["runs"], report["fit"], plot, report["device"]["name"],
+                                              report["device"]["peak_flops"]))
+    if as_json:
+        emit_json(report)
+    else:
+        from llmplan.report.bench_views import render_bench
+
+        render_bench(report)
