@@ -70,3 +70,13 @@ def test_encoder_models_and_bad_inputs_are_refused():
         serving_estimate(get_preset("llama-7b"), "h100", 10, 0)
     with pytest.raises(LlmplanError, match="batch"):
         serving_estimate(get_preset("llama-7b"), "h100", 10, 10, batch=0)
+
+
+def test_largest_batch_comes_from_the_memory_model():
+    max_inference_batch = pytest.importorskip("llmplan.estimate.memory").max_inference_batch
+
+    spec = get_preset("llama-2-70b")
+    one = serving_estimate(spec, "h100", 2000, 500)
+    eight = serving_estimate(spec, "h100", 2000, 500, n_gpus=8)
+    assert one.max_batch == 0  # 70B parameters in bf16 (140 GB) do not fit one 80 GB GPU
+    assert eight.max_batch == max_inference_batch(spec, "h100", 2500, tp=8) > 0

@@ -175,8 +175,8 @@ def compute(
         used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes)
         est = serving_estimate(spec, gpu, P, G, batch=B, n_gpus=n_gpus, mfu=used_mfu, dtype=dt, mfu_source=source)
         if est.max_batch is not None and B > est.max_batch:
-            notes.add(f"batch {B} does not fit: at most {est.max_batch} sequences of {P + G} tokens fit on one "
-                      f"{gpu.name}", "warn")
+            notes.add(f"batch {B} does not fit: at most {est.max_batch} sequences of {P + G} tokens fit on "
+                      f"{n_gpus} x {gpu.name}", "warn")
         notes.flush()
         views.show_serving(spec, est, as_json)
         return

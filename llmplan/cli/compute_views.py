@@ -148,7 +148,7 @@ def show_serving(spec: ModelSpec, e: ServingEstimate, as_json: bool) -> None:
         ("MFU (compute steps)", f"{e.mfu:.3g}  [{e.mfu_source}]"),
     ]
     if e.max_batch is not None:
-        rows.append(("largest batch that fits (one GPU)", str(e.max_batch)))
+        rows.append((f"largest batch that fits ({e.n_gpus} GPU{'s' if e.n_gpus > 1 else ''})", str(e.max_batch)))
     console.print(kv_table("Serving estimate (roofline)", rows))
     for a in e.assumptions:
         console.print(f"[yellow]assumption:[/yellow] {a}")

@@ -79,7 +79,7 @@ class ServingEstimate:
     total_seconds: float
     tokens_per_s_per_sequence: float  # new tokens / decode time
     tokens_per_s_batch: float
-    max_batch: int | None             # largest batch that fits in one GPU's memory (memory model), if known
+    max_batch: int | None             # largest batch that fits on the n_gpus (memory model), if known
     assumptions: tuple[str, ...] = ()
 
 
@@ -147,7 +147,8 @@ def serving_estimate(spec: ModelSpec, gpu, prompt_tokens: int, new_tokens: int, 
     except ImportError:
         assumptions.append("largest batch not computed: the memory model is not available")
     else:
-        max_batch = int(max_inference_batch(spec, g, P + G, dtype=dtype, kv_dtype=kv_dtype))
+        # per GPU group: the weights and KV cache split over n_gpus by tensor parallelism
+        max_batch = int(max_inference_batch(spec, g, P + G, dtype=dtype, kv_dtype=kv_dtype, tp=n_gpus))
     return ServingEstimate(
         gpu=g.name, n_gpus=n_gpus, dtype=dtype, kv_dtype=kv_dtype, batch=B, prompt_tokens=P, new_tokens=G, mfu=mfu,
         mfu_source=mfu_source, flops_per_new_token=base + a * t0, prefill_flops=prefill_flops,
