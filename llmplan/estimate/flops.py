@@ -176,6 +176,8 @@ def training_flops(spec: ModelSpec, tokens: float, recompute: str = "none", seq:
     if spec.arch == "encoder-decoder":
         assumptions.append("encoder-decoder: half the tokens pass the encoder and half the decoder, both of length "
                            f"{s}; 6 N D uses half the parameters (the GPT-3 paper's 3 N D for T5)")
+    if spec.arch == "encoder":
+        assumptions.append("logits counted for every token; BERT-style masked-LM heads score only the masked 15%")
     if spec.is_moe:
         assumptions.append(f"mixture-of-experts: {spec.experts_per_token} of {spec.experts} experts act per token")
     return TrainingFlops(
@@ -195,8 +197,8 @@ def flops_budget(gpu, n_gpus: int, seconds: float, mfu: float, dtype: str = "bf1
     g = get_gpu(gpu) if isinstance(gpu, str) else gpu
     if not isinstance(n_gpus, int) or isinstance(n_gpus, bool) or n_gpus < 1:
         raise LlmplanError(f"number of GPUs must be a whole number of at least 1, got {n_gpus!r}")
-    if not seconds > 0:
-        raise LlmplanError(f"time must be greater than zero, got {seconds!r} s")
+    if not 0 < seconds < float("inf"):
+        raise LlmplanError(f"time must be a finite number of seconds greater than zero, got {seconds!r}")
     if not 0.0 < mfu <= 1.0:
         raise LlmplanError(f"MFU must be in (0, 1], got {mfu!r}")
     peak = g.peak(dtype)
