@@ -12,7 +12,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from llmplan.fit.chinchilla import DEFAULT_DELTA, huber
+from llmplan.fit.chinchilla import DEFAULT_DELTA, huber, single_thread_blas
 
 MIN_FRONTIER = 4  # three constants: at least one frontier run more than that
 
@@ -77,11 +77,12 @@ def fit_envelope(flops, losses, delta: float = DEFAULT_DELTA, starts: int = 8) -
     lse = np.logaddexp(grid[:, :1] - grid[:, 2:3] * x, grid[:, 1:2])
     values = huber(lse - y, delta).sum(axis=1)
     best = None
-    for x0 in grid[np.argsort(values)[:starts]]:
-        res = minimize(_objective, x0, args=(x, y, delta), jac=True, method="L-BFGS-B",
-                       options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000})
-        if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
-            best = res
+    with single_thread_blas():
+        for x0 in grid[np.argsort(values)[:starts]]:
+            res = minimize(_objective, x0, args=(x, y, delta), jac=True, method="L-BFGS-B",
+                           options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000})
+            if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
+                best = res
     a, e, gamma = best.x
     pred = np.logaddexp(a - gamma * x, e)
     return EnvelopeFit(E=float(math.exp(e)), A=float(math.exp(a)), gamma=float(gamma), n_points=len(idx),
