@@ -28,7 +28,9 @@ def test_planner_commands_import_no_heavy_library():
                  ["chinchilla", "--flops", "1e22", "--unique-tokens", "100B", "--json"],
                  ["compute", "--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--gpus", "8", "--json"],
                  ["compute", "--model", "llama-7b", "--mode", "infer", "--gpu", "h100", "--json"],
-                 ["compute", "--gpu", "h100", "--gpus", "8", "--days", "3", "--json"]):
+                 ["compute", "--gpu", "h100", "--gpus", "8", "--days", "3", "--json"],
+                 ["memory", "--model", "llama-7b", "--gpu", "h100", "--zero", "3", "--dp", "8", "--json"],
+                 ["memory", "--model", "llama-7b", "--mode", "qlora", "--gpu", "h100"]):
         code = (f"from llmplan.cli import app; import sys; sys.argv=['llmplan', *{argv!r}];\n"
                 "try:\n    app()\nexcept SystemExit:\n    pass")
         script = f"{code}\nimport sys as _s; print(__import__('json').dumps(sorted(_s.modules)))"

@@ -8,6 +8,7 @@ from llmplan.cli.app import app
 from llmplan.cli import hardware_cmd, models_cmd  # noqa: F401  (registers the commands)
 from llmplan.cli import chinchilla_cmd  # noqa: F401
 from llmplan.cli import fit_cmd  # noqa: F401
+from llmplan.cli import memory_cmd  # noqa: F401
 from llmplan.cli import compute_cmd  # noqa: F401
 from llmplan.cli import bench_cmd  # noqa: F401
 

@@ -1,0 +1,438 @@
+"""Per-GPU memory for training, fine-tuning (full, LoRA, QLoRA) and inference, with a breakdown a person can check.
+
+Model states follow the ZeRO paper (Rajbhandari et al. 2019, section 5): with Nd data-parallel GPUs, stage 1 shards
+optimizer states, stage 2 also gradients, stage 3 also parameters (FSDP full sharding is stage 3). Activations
+follow Korthikanti et al. 2022 (llmplan.estimate.activations); the KV cache is 2 x layers x kv_heads x head_dim x
+tokens x batch x bytes (x beams). See docs/methodology.md, section Memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from llmplan.errors import LlmplanError
+from llmplan.estimate.activations import ActivationConfig, activation_memory, inference_activation_bytes
+from llmplan.estimate.optimizers import (OPTIMIZERS, TRAIN_DTYPES, adafactor_state_bytes, adapter_adafactor_bytes,
+                                         adapter_state_bytes, check_optimizer, state_bytes)
+from llmplan.estimate.quantization import raw_weight_bytes, weight_storage
+from llmplan.estimate.shapes import LINEAR_MODULES, block_linears, kv_heads_per_gpu, stage_params
+from llmplan.models.params import count_params
+from llmplan.models.spec import ModelSpec
+from llmplan.units import DTYPE_BYTES, GiB
+
+MODES = ("train", "finetune", "lora", "qlora", "infer")
+DTYPES = ("fp32", "fp16", "bf16", "int8", "int4", "fp8")
+OFFLOADS = ("none", "optimizer", "params")
+KV_DTYPES = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
+
+# Runtime overhead default: the CUDA context with cuBLAS/cuDNN workspaces (about 0.5 GiB under PyTorch on Ampere and
+# Hopper GPUs, outside torch.cuda.memory_allocated) plus 5% of the tensors for the caching allocator's fragmentation
+# and short-lived buffers. A calibration profile from `llmplan bench` replaces both with the measured overhead.
+CONTEXT_BYTES = GiB // 2
+FRAGMENTATION = 0.05
+DEFAULT_HEADROOM = 0.05  # fraction of the GPU's memory left free when judging a fit
+DEFAULT_LORA_RANK = 16
+DEFAULT_LORA_TARGETS = ("q", "k", "v", "o", "gate", "up", "down")  # all linear layers, as in QLoRA (Dettmers 2023)
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    spec: ModelSpec
+    mode: str = "train"
+    dtype: str = "bf16"
+    batch: int = 1                      # micro-batch per GPU
+    seq: int | None = None              # default: the model's context length
+    optimizer: str = "adamw"
+    recompute: str = "none"
+    attention: str = "flash"
+    dp: int = 1
+    zero: int = 0                       # 3 = FSDP full sharding
+    tp: int = 1
+    pp: int = 1
+    sp: bool = False
+    offload: str = "none"
+    lora_rank: int = DEFAULT_LORA_RANK
+    lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
+    kv_dtype: str | None = None         # default: the activation dtype (bf16, or fp32 for fp32)
+    beams: int = 1
+    grad_dtype: str = "auto"            # "fp32": Megatron's fp32 gradient accumulation
+    dropout: bool | None = None         # None: as the family trains (see default_dropout)
+    impl: str = "fused"                 # activation accounting: "fused" (Korthikanti) or "pytorch" (plain ops)
+    quant_group: int | None = None      # int4 group size (default 128)
+    measured_overhead_bytes: int | None = None  # from a calibration profile
+    overhead_source: str = ""
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    params: int
+    trainable_params: int
+    breakdown: dict[str, int] = field(hash=False)   # bytes per GPU: weights, gradients, optimizer, activations,
+    total_bytes: int                                # kv_cache, overhead
+    cpu_bytes: int                                  # host memory per GPU for offloaded states
+    stage: str                                      # the pipeline stage reported: "only", "first" or "last"
+    seq: int
+    activation_detail: dict[str, float] = field(hash=False)
+    weights_by_dtype: dict[str, int] = field(hash=False)
+    rule_of_thumb_bytes: int | None
+    rule_of_thumb: str
+    assumptions: tuple[str, ...]
+
+    @property
+    def model_states_bytes(self) -> int:
+        """Weights + gradients + optimizer states (the ZeRO paper's 'model states')."""
+        b = self.breakdown
+        return b["weights"] + b["gradients"] + b["optimizer"]
+
+    @property
+    def allocated_bytes(self) -> int:
+        """Tensors alone (what torch.cuda.max_memory_allocated measures): the total less the runtime overhead."""
+        return self.total_bytes - self.breakdown["overhead"]
+
+
+def _bad(msg: str) -> LlmplanError:
+    return LlmplanError(msg)
+
+
+def validate(cfg: MemoryConfig) -> MemoryConfig:
+    """Check every input; return the config with seq and kv_dtype filled in."""
+    spec = cfg.spec
+    if cfg.mode not in MODES:
+        raise _bad(f"unknown mode {cfg.mode!r}; accepted: {', '.join(MODES)}")
+    if cfg.dtype not in DTYPES:
+        raise _bad(f"unknown dtype {cfg.dtype!r}; accepted: {', '.join(DTYPES)}")
+    if cfg.mode in ("train", "finetune") and cfg.dtype not in TRAIN_DTYPES:
+        raise _bad(f"--dtype {cfg.dtype} cannot train all weights; use fp32, fp16, bf16 or fp8, or --mode lora/qlora "
+                   "for a quantized frozen base")
+    if cfg.mode == "qlora" and cfg.dtype not in ("fp32", "fp16", "bf16"):
+        raise _bad(f"--mode qlora keeps the base in NF4 and computes in --dtype fp32, fp16 or bf16, not {cfg.dtype}")
+    check_optimizer(cfg.optimizer)
+    for name in ("batch", "dp", "tp", "pp", "beams"):
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or value < 1:
+            raise _bad(f"--{name} must be a whole number of at least 1, got {value!r}")
+    seq = spec.context if cfg.seq is None else cfg.seq
+    if not isinstance(seq, int) or seq < 1:
+        raise _bad(f"--seq must be a whole number of at least 1, got {seq!r}")
+    if cfg.zero not in (0, 1, 2, 3):
+        raise _bad(f"--zero must be 0, 1, 2 or 3 (3 is FSDP full sharding), got {cfg.zero!r}")
+    if cfg.offload not in OFFLOADS:
+        raise _bad(f"unknown offload {cfg.offload!r}; accepted: {', '.join(OFFLOADS)}")
+    if spec.heads % cfg.tp:
+        raise _bad(f"--tp {cfg.tp} does not divide the {spec.heads} attention heads of {spec.name}; "
+                   f"use a divisor of {spec.heads}")
+    if spec.ffn % cfg.tp:
+        raise _bad(f"--tp {cfg.tp} does not divide the feed-forward size {spec.ffn} of {spec.name}")
+    if spec.n_kv_heads % cfg.tp and cfg.tp % spec.n_kv_heads:
+        raise _bad(f"--tp {cfg.tp} neither divides nor is a multiple of the {spec.n_kv_heads} key/value heads")
+    if spec.total_layers % cfg.pp:
+        raise _bad(f"--pp {cfg.pp} does not divide the {spec.total_layers} layers of {spec.name}")
+    if cfg.mode == "infer":
+        if cfg.zero in (1, 2):
+            raise _bad("--zero 1 and 2 shard optimizer states and gradients, which inference does not have; "
+                       "use --zero 3 (or --tp) to shard weights")
+        if cfg.offload == "optimizer":
+            raise _bad("--offload optimizer needs training; inference can offload params")
+    elif cfg.offload == "params" and cfg.zero != 3:
+        raise _bad("--offload params needs --zero 3 (or --fsdp): only sharded parameters can live on the CPU")
+    if cfg.mode in ("lora", "qlora"):
+        if cfg.lora_rank < 1:
+            raise _bad(f"--lora-rank must be at least 1, got {cfg.lora_rank}")
+        unknown = set(cfg.lora_targets) - set(LINEAR_MODULES)
+        if unknown or not cfg.lora_targets:
+            raise _bad(f"unknown LoRA target(s) {', '.join(sorted(unknown)) or '(none)'}; accepted: "
+                       f"{', '.join(LINEAR_MODULES)}, all")
+    p = 4.0 if cfg.dtype == "fp32" else 2.0
+    kv = cfg.kv_dtype or ("fp32" if p == 4.0 else "bf16")
+    if kv not in KV_DTYPES:
+        raise _bad(f"unknown --kv-dtype {kv!r}; accepted: {', '.join(KV_DTYPES)}")
+    dropout = default_dropout(spec) if cfg.dropout is None else cfg.dropout
+    return replace(cfg, seq=seq, kv_dtype=kv, dropout=dropout)
+
+
+def default_dropout(spec: ModelSpec) -> bool:
+    """GPT-2/3, BERT, OPT and T5 train with dropout 0.1 (learned, sinusoidal or relative positions); LLaMA-style
+    rotary models, BLOOM and Falcon train without it."""
+    return spec.position in ("learned", "sinusoidal", "relative")
+
+
+def adapter_params(spec: ModelSpec, rank: int, targets: tuple[str, ...]) -> float:
+    """LoRA (Hu et al. 2021): A (r x d_in) and B (d_out x r) per targeted matrix: r (d_in + d_out) parameters."""
+    mats = block_linears(spec)
+    return sum(rank * (m.d_in + m.d_out) * m.count for k, m in mats.items() if k in targets)
+
+
+def kv_cache_bytes(spec: ModelSpec, tokens: int, batch: int, kv_dtype: str = "bf16", beams: int = 1,
+                   tp: int = 1, pp: int = 1, encoder_tokens: int | None = None) -> int:
+    """2 (K and V) x layers x kv_heads x head_dim x tokens x batch x bytes, x beams, on one GPU (tp splits heads,
+    pp splits layers). Encoder-decoder decoders also cache the cross-attention K/V of the encoder output."""
+    per_token = 2 * kv_heads_per_gpu(spec, tp) * spec.d_head * DTYPE_BYTES[kv_dtype]
+    layers = spec.layers / pp if spec.arch != "encoder" else 0
+    cached = tokens + (encoder_tokens or tokens if spec.arch == "encoder-decoder" else 0)
+    return int(round(per_token * layers * cached * batch * beams))
+
+
+def _stage_states(cfg: MemoryConfig, params_on_gpu: float, trainable_on_gpu: float, spec: ModelSpec,
+                  notes: list[str]) -> tuple[float, float, float]:
+    """(weights, gradients, optimizer) bytes on one GPU before offload, after ZeRO sharding."""
+    dp, z = cfg.dp, cfg.zero
+    if cfg.mode in ("train", "finetune"):
+        ada = adafactor_state_bytes(spec) if cfg.optimizer == "adafactor" else None
+        sb = state_bytes(cfg.dtype, cfg.optimizer, cfg.grad_dtype, adafactor_bytes=ada)
+        weights = params_on_gpu * sb.weights
+        grads, opt = trainable_on_gpu * sb.gradients, trainable_on_gpu * sb.optimizer
+    else:
+        base = "nf4" if cfg.mode == "qlora" else cfg.dtype
+        base_params = params_on_gpu
+        weights = weight_storage(spec, base_params, base, cfg.quant_group).total_bytes
+        if cfg.mode == "infer":
+            grads = opt = 0.0
+        else:
+            ada = None
+            if cfg.optimizer == "adafactor":
+                mats = block_linears(spec)
+                m = next(iter(mats.values()))
+                ada = adapter_adafactor_bytes(m.d_in, m.d_out, cfg.lora_rank)
+            sb = adapter_state_bytes(cfg.optimizer, ada)
+            weights += trainable_on_gpu * sb.weights
+            grads, opt = trainable_on_gpu * sb.gradients, trainable_on_gpu * sb.optimizer
+    if z >= 1:
+        opt /= dp
+    if z >= 2:
+        grads /= dp
+    if z == 3:
+        weights /= dp
+    return weights, grads, opt
+
+
+def estimate_memory(cfg: MemoryConfig) -> MemoryEstimate:
+    """Per-GPU memory of the plan `cfg`: the stage (first or last pipeline stage) that needs the most."""
+    cfg = validate(cfg)
+    spec, seq = cfg.spec, cfg.seq
+    notes: list[str] = list(spec.assumptions)
+    total_params = count_params(spec).total
+    p = 4.0 if cfg.dtype == "fp32" else 2.0
+    stages = stage_params(spec, cfg.tp, cfg.pp)
+    lora = cfg.mode in ("lora", "qlora")
+    adapters = adapter_params(spec, cfg.lora_rank, cfg.lora_targets) if lora else 0.0
+    trainable_total = adapters if lora else (0.0 if cfg.mode == "infer" else float(total_params))
+    adapters_gpu = adapters / cfg.tp / cfg.pp  # adapters sit on the block linears: split like them
+
+    def states(params_stage: float) -> tuple[float, float, float]:
+        trainable = adapters_gpu if lora else (0.0 if cfg.mode == "infer" else params_stage)
+        return _stage_states(cfg, params_stage, trainable, spec, notes)
+
+    results = []
+    if cfg.mode == "infer":
+        act = inference_activation_bytes(spec, seq, cfg.batch, p, cfg.attention, cfg.tp)
+        kv = kv_cache_bytes(spec, seq, cfg.batch, cfg.kv_dtype, cfg.beams, cfg.tp, cfg.pp)
+        w, g, o = states(stages.most)
+        results.append(("only" if cfg.pp == 1 else "largest", w, g, o, act, kv, {"prefill_working_set": act}))
+    else:
+        ac = ActivationConfig(seq=seq, batch=cfg.batch, bytes_per_value=p, attention=cfg.attention,
+                              recompute=cfg.recompute, dropout=cfg.dropout, tp=cfg.tp, sp=cfg.sp, impl=cfg.impl,
+                              lora_targets=cfg.lora_targets if lora else None, lora_rank=cfg.lora_rank)
+        a = activation_memory(spec, ac, cfg.pp)
+        detail = {"per_layer": a.layer_bytes, "embeddings": a.embedding_bytes, "output_and_loss": a.head_bytes,
+                  "logits_transient": a.logits_transient_bytes, "recompute_transient": a.recompute_transient_bytes,
+                  "microbatches_in_flight": a.microbatches_in_flight}
+        if cfg.pp == 1:
+            w, g, o = states(stages.first)
+            results.append(("only", w, g, o, a.first_stage_bytes, 0, detail))
+        else:
+            for name, params_stage, act in (("first", stages.first, a.first_stage_bytes),
+                                            ("last", stages.last, a.last_stage_bytes)):
+                w, g, o = states(params_stage)
+                results.append((name, w, g, o, act, 0, detail))
+
+    # Offload moves states to host memory; ZeRO-3 gathers one layer at a time (plus the prefetched next).
+    finals = []
+    for name, w, g, o, act, kv, detail in results:
+        cpu = 0.0
+        temp = 0.0
+        if cfg.offload == "optimizer":
+            cpu, o = o, 0.0
+        elif cfg.offload == "params":
+            cpu, w, g, o = w + g + o, 0.0, 0.0, 0.0
+        if cfg.zero == 3 and (cfg.dp > 1 or cfg.offload == "params"):
+            dtype = "nf4" if cfg.mode == "qlora" else cfg.dtype
+            temp = 2 * weight_storage(spec, stages.largest_layer, dtype, cfg.quant_group).total_bytes
+        elif cfg.mode == "infer" and cfg.offload == "params":
+            temp = 2 * weight_storage(spec, stages.largest_layer, cfg.dtype, cfg.quant_group).total_bytes
+            cpu, w = w, 0.0
+        tensors = w + g + o + act + kv + temp
+        if cfg.measured_overhead_bytes is not None:
+            overhead = cfg.measured_overhead_bytes + temp
+        else:
+            overhead = CONTEXT_BYTES + FRAGMENTATION * tensors + temp
+        breakdown = {"weights": int(round(w)), "gradients": int(round(g)), "optimizer": int(round(o)),
+                     "activations": int(round(act)), "kv_cache": int(kv), "overhead": int(round(overhead))}
+        finals.append((sum(breakdown.values()), name, breakdown, int(round(cpu)), detail, temp))
+    total, stage, breakdown, cpu, detail, temp = max(finals, key=lambda r: r[0])
+
+    notes += _assumptions(cfg, p, temp, stage)
+    by_dtype = {d: int(raw_weight_bytes(total_params, d)) for d in ("fp32", "bf16", "int8", "int4")}
+    rule, text = _rule_of_thumb(cfg, total_params)
+    return MemoryEstimate(
+        params=total_params, trainable_params=int(round(trainable_total)), breakdown=breakdown, total_bytes=total,
+        cpu_bytes=cpu, stage=stage, seq=seq, activation_detail={k: float(v) for k, v in detail.items()},
+        weights_by_dtype=by_dtype, rule_of_thumb_bytes=rule, rule_of_thumb=text, assumptions=tuple(notes))
+
+
+def _rule_of_thumb(cfg: MemoryConfig, n: int) -> tuple[int | None, str]:
+    if cfg.mode in ("train", "finetune"):
+        return 6 * 4 * n, "6 x fp32 weights (24 bytes/param): model states and a rough activation allowance"
+    if cfg.mode == "infer":
+        w = raw_weight_bytes(n, cfg.dtype)
+        return int(1.2 * w), f"1.2 x {cfg.dtype} weights: weights plus 20% for cache and activations"
+    return None, "no common rule of thumb for adapter training"
+
+
+def _assumptions(cfg: MemoryConfig, p: float, temp: float, stage: str) -> list[str]:
+    out = []
+    if cfg.mode in ("train", "finetune"):
+        mixed = cfg.dtype != "fp32"
+        grads = "fp32" if cfg.grad_dtype == "fp32" else ("bf16/fp16" if mixed and cfg.grad_dtype == "auto"
+                                                         else cfg.grad_dtype)
+        out.append(f"{'mixed precision with fp32 master weights' if mixed else 'pure fp32'}; {cfg.optimizer} "
+                   f"states in fp32; gradients in {grads}")
+    if cfg.mode in ("lora", "qlora"):
+        base = "NF4 with double quantization (4.127 bits/param)" if cfg.mode == "qlora" else cfg.dtype
+        out.append(f"frozen base in {base}; LoRA rank {cfg.lora_rank} on {', '.join(cfg.lora_targets)}; adapters, "
+                   "their gradients and optimizer states in fp32")
+    if cfg.mode != "infer":
+        out.append(f"activations: {cfg.attention} attention, recompute {cfg.recompute}, "
+                   f"{'dropout masks kept' if cfg.dropout else 'no dropout'}, {int(p * 8)}-bit values, micro-batch "
+                   f"{cfg.batch} x {cfg.seq} tokens; logits upcast to fp32 for the loss")
+        if cfg.pp > 1:
+            out.append(f"pipeline 1F1B: the first stage holds {cfg.pp} micro-batches in flight; reported stage: "
+                       f"{stage}")
+    else:
+        out.append(f"KV cache in {cfg.kv_dtype} for {cfg.seq} tokens x batch {cfg.batch} x beams {cfg.beams}; "
+                   "prefill in one chunk")
+    if cfg.zero:
+        out.append(f"ZeRO stage {cfg.zero} over {cfg.dp} data-parallel GPUs")
+    if temp:
+        out.append("ZeRO-3/offload gathers one layer and prefetches the next: counted in overhead")
+    if cfg.offload != "none":
+        out.append(f"offload {cfg.offload}: host memory reported per GPU (multiply by GPUs per node)")
+    if cfg.measured_overhead_bytes is not None:
+        out.append(f"runtime overhead measured: {cfg.overhead_source}")
+    else:
+        out.append("runtime overhead: 0.5 GiB CUDA context and workspaces + 5% of tensors for fragmentation")
+    if cfg.seq > cfg.spec.context:
+        out.append(f"sequence {cfg.seq} exceeds the model's context {cfg.spec.context}")
+    return out
+
+
+# Fitting on a GPU ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GpuFit:
+    fits: bool
+    usable_bytes: int
+    gpus_needed: int | None
+    plan: str            # the sharding that reaches gpus_needed
+    suggestion: str      # what would be needed when the chosen sharding cannot fit
+
+
+def usable_bytes(memory_bytes: int, headroom: float = DEFAULT_HEADROOM, headroom_bytes: int = 0) -> int:
+    return int(memory_bytes * (1 - headroom)) - headroom_bytes
+
+
+def _fits(cfg: MemoryConfig, usable: int) -> bool:
+    return estimate_memory(cfg).total_bytes <= usable
+
+
+def _smallest_dp(cfg: MemoryConfig, usable: int, limit: int = 1 << 20) -> int | None:
+    if not _fits(replace(cfg, dp=limit), usable):
+        return None
+    lo, hi = 1, limit
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _fits(replace(cfg, dp=mid), usable):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _tp_options(spec: ModelSpec) -> list[int]:
+    return [t for t in range(1, spec.heads + 1) if spec.heads % t == 0 and spec.ffn % t == 0
+            and (spec.n_kv_heads % t == 0 or t % spec.n_kv_heads == 0)]
+
+
+def fit_on_gpu(cfg: MemoryConfig, memory_bytes: int, headroom: float = DEFAULT_HEADROOM,
+               headroom_bytes: int = 0) -> GpuFit:
+    """Does the plan fit, and the fewest GPUs that fit under the chosen sharding (ZeRO/FSDP: the smallest dp;
+    inference: the smallest tensor x pipeline split)."""
+    cfg = validate(cfg)
+    usable = usable_bytes(memory_bytes, headroom, headroom_bytes)
+    fits = _fits(cfg, usable)
+    mp = cfg.tp * cfg.pp
+    if cfg.mode == "infer":
+        for gpus, tp, pp in sorted((t * q, t, q) for t in _tp_options(cfg.spec)
+                                   for q in range(1, cfg.spec.total_layers + 1) if cfg.spec.total_layers % q == 0):
+            if _fits(replace(cfg, tp=tp, pp=pp, dp=1, zero=0), usable):
+                return GpuFit(fits, usable, gpus, f"tp {tp} x pp {pp}", "")
+        return GpuFit(fits, usable, None, "", "does not fit even split over every layer and head")
+    if cfg.zero >= 1:
+        dp = _smallest_dp(cfg, usable)
+        if dp is not None:
+            return GpuFit(fits, usable, dp * mp, f"ZeRO-{cfg.zero} dp {dp} x tp {cfg.tp} x pp {cfg.pp}", "")
+    elif fits:
+        return GpuFit(fits, usable, mp, f"tp {cfg.tp} x pp {cfg.pp} (data parallelism replicates)", "")
+    return GpuFit(fits, usable, None, "", _suggest(cfg, usable))
+
+
+def _suggest(cfg: MemoryConfig, usable: int) -> str:
+    """Which sharding would fit: ZeRO-3 over more GPUs, tensor parallelism, or smaller activations."""
+    ideas = []
+    if cfg.zero < 3:
+        dp = _smallest_dp(replace(cfg, zero=3), usable)
+        if dp is not None:
+            ideas.append(f"--zero 3 (or --fsdp) with --dp {dp}")
+    for tp in _tp_options(cfg.spec):
+        if tp > cfg.tp and _fits(replace(cfg, tp=tp, sp=True), usable):
+            ideas.append(f"--tp {tp} --sp")
+            break
+    if cfg.recompute != "full" and _fits(replace(cfg, recompute="full", zero=3, dp=1 << 20), usable):
+        ideas.append("--recompute full with --zero 3")
+    if not ideas:
+        return "activations alone exceed the GPU: lower --batch or --seq, or add --tp/--pp with --sp"
+    return "needs " + "; or ".join(ideas)
+
+
+def max_inference_batch(spec: ModelSpec, gpu, seq: int, dtype: str = "bf16", kv_dtype: str | None = None,
+                        headroom: float = DEFAULT_HEADROOM, tp: int = 1, attention: str = "flash",
+                        beams: int = 1) -> int:
+    """The largest batch of `seq`-token sequences whose weights, KV cache and activations fit one GPU (0: none).
+
+    `gpu` is a catalog GPU (or its name) or a memory size in bytes."""
+    if isinstance(gpu, str):
+        from llmplan.hardware import get_gpu
+
+        gpu = get_gpu(gpu)
+    memory = gpu if isinstance(gpu, int) else gpu.memory_bytes
+    usable = usable_bytes(memory, headroom)
+    base = MemoryConfig(spec=spec, mode="infer", dtype=dtype, seq=seq, kv_dtype=kv_dtype, tp=tp,
+                        attention=attention, beams=beams)
+    if not _fits(base, usable):
+        return 0
+    hi = 1
+    while _fits(replace(base, batch=hi * 2), usable):
+        hi *= 2
+        if hi > 1 << 24:
+            return hi
+    lo, hi = hi, hi * 2  # fits at lo, not at hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _fits(replace(base, batch=mid), usable):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+__all__ = ["MemoryConfig", "MemoryEstimate", "estimate_memory", "max_inference_batch", "fit_on_gpu", "GpuFit",
+           "kv_cache_bytes", "adapter_params", "MODES", "DTYPES", "OPTIMIZERS", "OFFLOADS"]
