@@ -170,6 +170,12 @@ def test_mixtral_total_and_active():
     assert b.active < b.total
 
 
+def test_pythia_table_1():
+    """Biderman et al. 2023 Table 1: Pythia-1.4B has 1,414,647,808 parameters, 1,208,602,624 non-embedding."""
+    b = count_params(get_preset("pythia-1.4b"))
+    assert (b.total, b.non_embedding) == (1_414_647_808, 1_208_602_624)
+
+
 def test_gemma_non_embedding_table_2():
     """Gemma Team 2024 Table 2: 7,751,248,896 non-embedding parameters for Gemma 7B (exact)."""
     assert count_params(get_preset("gemma-7b")).non_embedding == 7_751_248_896
