@@ -127,6 +127,7 @@ def test_v100_falls_back_to_fp16(cli):
     (["--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--days", "3"], "not both"),
     (["--model", "bert-base", "--mode", "infer", "--gpu", "h100"], "decoder"),
     (["--model", "llama-7b", "--mode", "infer"], "--gpu"),
+    (["--model", "llama-7b", "--mode", "infer", "--gpu", "h100", "--tokens", "1T"], "--mode train"),
     (["--model", "llama-7b", "--gpu", "v100"], "tokens"),  # the fp16 note is held back: one line only
     (["--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--profile", "/no/such/profile.json"], "profile"),
 ])

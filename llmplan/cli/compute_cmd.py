@@ -164,6 +164,9 @@ def compute(
     if mode is Mode.infer:
         if spec is None or gpu is None:
             raise LlmplanError("--mode infer needs a model (--model or --params) and a --gpu")
+        if tokens is not None or days is not None or price is not None:
+            raise LlmplanError("--tokens, --days and --price are for --mode train; --mode infer takes "
+                               "--prompt-tokens, --new-tokens and --batch")
         from llmplan.estimate.serving import serving_estimate
 
         if spec.arch != "decoder":
