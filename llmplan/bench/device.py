@@ -130,7 +130,9 @@ def _mps_bf16_ok(torch) -> bool:
 def detect_device(requested: str = "auto", dtype: str | None = None, peak_tflops: float | None = None,
                   index: int = 0) -> DeviceInfo:
     """The device to bench: CUDA (NVIDIA or ROCm), else MPS, else CPU; or the one `requested`."""
-    import torch
+    with warnings.catch_warnings():  # torch.cuda imports the deprecated pynvml shim with a FutureWarning
+        warnings.simplefilter("ignore", FutureWarning)
+        import torch
 
     from llmplan.hardware import match_gpu
     from llmplan.units import parse_dtype
