@@ -11,12 +11,17 @@ highest-loss runs, as the replication fits them (240 runs).
   subsample of the grid (--reference-starts) and the full-grid time is extrapolated (x 4500 / starts); say --reference
   -starts 4500 for the whole grid. The optimum printed is the best of the starts actually run.
 
-Usage: python benchmarks/fit_speed.py [--repeat 5] [--reference-starts 150] [--full-grid] [--csv PATH]
+Both run with OpenBLAS single-threaded (as `llmplan fit` does); --default-blas-threads runs the reference with
+OpenBLAS's default threads instead, as a plain script would.
+
+Usage: python benchmarks/fit_speed.py [--repeat 5] [--reference-starts 150] [--full-grid] [--default-blas-threads]
+       [--csv PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import platform
@@ -49,24 +54,25 @@ def describe(label: str, theta, fun: float) -> str:
             f"beta={beta:.4f} objective={fun:.10g}")
 
 
-def multistart(grid, logs, delta: float, analytic: bool):
+def multistart(grid, logs, delta: float, analytic: bool, one_blas_thread: bool = True):
     import numpy as np
     from scipy.optimize import minimize
 
-    from llmplan.fit.chinchilla import objective_and_gradient
+    from llmplan.fit.chinchilla import objective_and_gradient, single_thread_blas
 
     def value(theta, *args):
         return objective_and_gradient(theta, *args)[0]
 
     best = None
     t0 = time.perf_counter()
-    for x0 in grid:
-        if analytic:
-            res = minimize(objective_and_gradient, x0, args=(*logs, delta), jac=True, method="L-BFGS-B")
-        else:
-            res = minimize(value, x0, args=(*logs, delta), method="L-BFGS-B")  # finite-difference gradient
-        if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
-            best = res
+    with single_thread_blas() if one_blas_thread else contextlib.nullcontext():  # as the fast fit runs
+        for x0 in grid:
+            if analytic:
+                res = minimize(objective_and_gradient, x0, args=(*logs, delta), jac=True, method="L-BFGS-B")
+            else:
+                res = minimize(value, x0, args=(*logs, delta), method="L-BFGS-B")  # finite-difference gradient
+            if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
+                best = res
     return time.perf_counter() - t0, best
 
 
@@ -75,6 +81,8 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--reference-starts", type=int, default=150)
+    parser.add_argument("--default-blas-threads", action="store_true", help="run the reference with OpenBLAS's "
+                        "default threads, as a plain script would (slower on a busy machine)")
     parser.add_argument("--full-grid", action="store_true", help="also run all 4,500 starts with the analytic "
                         "gradient")
     args = parser.parse_args()
@@ -109,9 +117,11 @@ def main() -> None:
 
     k = max(1, min(args.reference_starts, len(grid)))
     sample = grid[np.linspace(0, len(grid) - 1, k).round().astype(int)]
-    seconds, best = multistart(sample, logs, DEFAULT_DELTA, analytic=False)
+    seconds, best = multistart(sample, logs, DEFAULT_DELTA, analytic=False,
+                               one_blas_thread=not args.default_blas_threads)
     full = seconds * len(grid) / k
     kind = "measured" if k == len(grid) else f"extrapolated from {k} evenly spaced starts"
+    kind += ", OpenBLAS default threads" if args.default_blas_threads else ", OpenBLAS one thread"
     print(f"reference, numerical gradient: {seconds:.1f} s for {k} starts; full grid {full:.0f} s ({kind})")
     print(describe("  optimum (reference)", best.x, best.fun))
     print(f"speed-up of the fast fit over the full reference grid: {full / statistics.median(times):.0f}x")

@@ -170,3 +170,11 @@ def test_test_copy_matches_the_shared_reference():
     if not shared.exists():
         pytest.skip("shared reference folder not beside the repository")
     assert shared.read_bytes() == DATA.read_bytes()
+
+
+def test_runs_whose_loss_rises_with_size_are_rejected():
+    rng = np.random.default_rng(0)
+    n = np.exp(rng.uniform(17, 21, 30))
+    d = n * np.exp(rng.uniform(1, 5, 30))
+    with pytest.raises(LlmplanError, match="do not determine"):
+        fit_chinchilla(n, d, 1.9 + 0.01 * np.log(n) + 1500 / d ** 0.3)

@@ -240,10 +240,19 @@ def fit_chinchilla(params, tokens, losses, delta: float = DEFAULT_DELTA, starts:
             res = _lbfgs(x0, logs, delta)
             if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
                 best = res
-        polished = _lbfgs(best.x, logs, delta, tight=True)
-    if polished.fun <= best.fun:
-        best = polished
-    return _result(best.x, logs, delta, best.fun, len(order), len(grid), bool(np.all(np.isfinite(best.x))))
+        if best is not None:
+            polished = _lbfgs(best.x, logs, delta, tight=True)
+            if polished.fun <= best.fun:
+                best = polished
+    if best is None or not np.all(np.isfinite(best.x)):
+        raise LlmplanError("the fit failed from every starting point: check that the losses are final losses in "
+                           "nats per token and that the runs span several sizes and token counts")
+    alpha, beta = best.x[3], best.x[4]
+    if not (alpha > 0 and beta > 0):
+        raise LlmplanError(f"the runs do not determine E + A/N^alpha + B/D^beta: the best fit has alpha = "
+                           f"{alpha:.3g}, beta = {beta:.3g} (both must be positive); give runs that span more model "
+                           "sizes and token counts")
+    return _result(best.x, logs, delta, best.fun, len(order), len(grid), True)
 
 
 def bootstrap_chinchilla(params, tokens, losses, fit: ChinchillaFit, samples: int = 100, level: float = 0.95,
