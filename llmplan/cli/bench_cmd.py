@@ -115,6 +115,17 @@ def bench(
     no_save: bool = typer.Option(False, "--no-save", help="Do not write a calibration profile."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a plot of measured throughput and the fit "
                                         "(.png, .svg or .pdf)."),
+    scaling: bool = typer.Option(False, "--scaling", help="Scaling sweep instead: train an IsoFLOP grid of tiny "
+                                 "models on real text, fit L(N, D), check it on a held-back run 4x larger. --out is "
+                                 "then the output folder (runs.csv, law.json)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="With --scaling: a text file or folder of text "
+                                        "files (default: the Python standard library's sources)."),
+    save_law: Optional[Path] = typer.Option(None, "--save-law", help="With --scaling: also write the fitted law "
+                                            "here, for `llmplan chinchilla --law PATH`."),
+    nproc: Optional[int] = typer.Option(None, "--nproc", help="Start torchrun with N processes on this node "
+                                        "(one per GPU, or gloo on CPU) and bench data-parallel training."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="Under torchrun or --nproc: ddp "
+                                           "(DistributedDataParallel, default) or fsdp (FSDP2 full sharding)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Measure this machine: real training steps (forward, backward, AdamW) beside llmplan's predictions.
@@ -132,7 +143,24 @@ def bench(
       llmplan bench --model llama-2-7b --layers 4 --batch 1 --seq 4096
 
       llmplan bench --device cpu --dtype fp32 --json --out cpu-profile.json
+
+      llmplan bench --scaling --quick
+
+      llmplan bench --nproc 2 --strategy fsdp --model llama-2-7b --layers 2
     """
+    if scaling:
+        from llmplan.cli.bench_scaling import run_scaling
+
+        return run_scaling(quick=quick, budget_seconds=budget_seconds, data=str(data) if data else None,
+                           device=device, out=out, save_law=save_law, as_json=as_json)
+    from llmplan.bench.distributed import dist_env
+
+    if nproc is not None or strategy is not None or dist_env() is not None:
+        from llmplan.cli.bench_distributed import run_distributed
+
+        options = dict(model=model, layers=layers, batch=batch, seq=seq, dtype=dtype, device=device,
+                       attention=attention, recompute=recompute, quick=quick, steps=steps, warmup=warmup)
+        return run_distributed(options, strategy, nproc, out, as_json, sys.argv[1:])
     import warnings
 
     # torch.cuda imports the deprecated pynvml shim, which warns on every run; the facts it gives are still right.
