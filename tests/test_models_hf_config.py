@@ -77,7 +77,8 @@ PRESET_OF_CONFIG = {
     "Mixtral-8x7B-v0.1": "mixtral-8x7b", "Qwen2-7B": "qwen2-7b", "gemma-7b": "gemma-7b",
     "Phi-3-mini-4k-instruct": "phi-3-mini", "falcon-7b": "falcon-7b", "falcon-40b": "falcon-40b",
     "pythia-1.4b": "pythia-1.4b", "gpt-neox-20b": "gpt-neox-20b", "opt-350m": "opt-350m", "opt-1.3b": "opt-1.3b",
-    "Qwen2-0.5B": "qwen2-0.5b", "gemma-2-9b": "gemma-2-9b",
+    "Qwen2-0.5B": "qwen2-0.5b", "gemma-2-9b": "gemma-2-9b", "t5-small": "t5-small", "t5-base": "t5-base",
+    "t5-large": "t5-large", "t5-3b": "t5-3b", "roberta-base": "roberta-base", "roberta-large": "roberta-large",
 }
 
 
@@ -90,7 +91,8 @@ def test_preset_matches_released_config(config_name):
     assert count_params(preset).active == count_params(from_config).active
     for field in ("arch", "layers", "encoder_layers", "hidden", "heads", "n_kv_heads", "d_head", "ffn", "vocab",
                   "mlp", "tied_embeddings", "experts", "experts_per_token", "norms_per_layer", "final_norm",
-                  "embed_dim", "position", "qkv_bias", "out_bias", "mlp_bias", "norm", "has_norm_bias"):
+                  "embed_dim", "position", "qkv_bias", "out_bias", "mlp_bias", "norm", "has_norm_bias",
+                  "position_offset", "type_vocab", "pooler", "relative_buckets"):
         assert getattr(preset, field) == getattr(from_config, field), (config_name, field)
 
 
