@@ -108,8 +108,7 @@ def fit(
 ) -> None:
     """Fit the Chinchilla law L(N, D) = E + A/N^alpha + B/D^beta to training runs, with bootstrap intervals.
 
-    Also fits the loss-compute envelope L(C) = E + A C^-gamma and, where runs share budgets, Chinchilla's
-    Approach 2 (IsoFLOP parabolas).
+    Also fits the envelope L(C) = E + A C^-gamma and, where runs share budgets, Approach 2 (IsoFLOP parabolas).
 
     Examples:
 
