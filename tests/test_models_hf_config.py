@@ -9,6 +9,7 @@ with pooler for bert and roberta). transformers itself is not needed here.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -193,10 +194,9 @@ def test_resolve_file_and_folder():
     assert count_params(resolve_model(str(folder / "config.json"))).total == 7_241_732_096
 
 
-def test_hub_id_from_local_cache(tmp_path, monkeypatch):
-    """A hub id resolves offline when its config is in the Hugging Face cache ($HF_HOME/hub/models--org--name)."""
-    import os
-
+def test_hub_id_from_local_cache():
+    """A hub id resolves offline when its config is in the Hugging Face cache ($HF_HOME/hub/models--org--name; the
+    autouse fixture points HF_HOME at a temporary folder)."""
     snapshot = Path(os.environ["HF_HOME"]) / "hub" / "models--meta-llama--Llama-2-7b-hf" / "snapshots" / "8cca527"
     snapshot.mkdir(parents=True)
     shutil.copy(CONFIGS / "Llama-2-7b-hf" / "config.json", snapshot / "config.json")
