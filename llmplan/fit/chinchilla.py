@@ -272,17 +272,18 @@ def bootstrap_chinchilla(params, tokens, losses, fit: ChinchillaFit, samples: in
     rng = np.random.default_rng(seed)
     x0 = np.array(fit.theta)
     draws = []
-    for i in range(samples):
-        idx = rng.integers(0, len(log_n), len(log_n))
-        with single_thread_blas():
+    with single_thread_blas():
+        for i in range(samples):
+            idx = rng.integers(0, len(log_n), len(log_n))
             res = _lbfgs(x0, (log_n[idx], log_d[idx], log_loss[idx]), fit.delta)
-        if np.all(np.isfinite(res.x)):
-            c = _theta_to_constants(res.x)
-            c["a"] = c["beta"] / (c["alpha"] + c["beta"])
-            c["b"] = c["alpha"] / (c["alpha"] + c["beta"])
-            draws.append(c)
-        if progress:
-            progress(i + 1, samples)
+            # Keep refits that stay finite with positive exponents (others have wandered off the valley).
+            if np.all(np.isfinite(res.x)) and np.all(np.abs(res.x[:3]) < 700) and min(res.x[3], res.x[4]) > 0:
+                c = _theta_to_constants(res.x)
+                c["a"] = c["beta"] / (c["alpha"] + c["beta"])
+                c["b"] = c["alpha"] / (c["alpha"] + c["beta"])
+                draws.append(c)
+            if progress:
+                progress(i + 1, samples)
     if len(draws) < 2:
         raise LlmplanError("the bootstrap refits failed; the runs do not pin down the law")
     lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
