@@ -50,8 +50,9 @@ class Recipe:
 
 def peak_lr(hidden: int) -> float:
     """Peak learning rate by width: 0.074 * hidden^-0.77, the least-squares power law through GPT-3's learning rates
-    against d_model (Brown et al. 2020, Table 2.1: 6e-4 at 768 ... 0.6e-4 at 12288), extrapolated down to tiny
-    widths (5.1e-3 at 32, 1.8e-3 at 128)."""
+    against d_model (Brown et al. 2020, Table 2.1: 6e-4 at 768 ... 0.6e-4 at 12288; the line passes within 20 % of
+    every row but the first, 26 % under 125M's 6e-4), extrapolated down to tiny widths (5.1e-3 at 32, 1.8e-3 at
+    128)."""
     return 0.074 * hidden ** -0.77
 
 
