@@ -94,13 +94,14 @@ def run_ladder(device: DeviceInfo, base: BenchConfig, budget_seconds: float, voc
         spec = ladder_spec(hidden, layers, vocab, base.seq)
         cfg = replace(base, spec=spec, layers=None, batch=batch)
         if last is not None and last.step_seconds:
-            # The next rung's cost: the last step time scaled by model FLOPs per token; warm-up counted as the last
-            # rung's warm-up (compilation) scaled the same way.
+            # The next rung's cost: its steps at the last step time scaled by model FLOPs per step, plus the last
+            # rung's warm-up beyond its steps (compilation, allocator growth), which does not grow with FLOPs.
             from llmplan.estimate.flops import train_flops_per_token
 
             scale = train_flops_per_token(spec, base.seq) / last.flops_per_token * (batch / last.batch)
-            steps = cfg.timed_steps + (1 if cfg.count_memory else 0)
-            expected = scale * (last.step_seconds * steps + (last.warmup_seconds or 0.0))
+            steps = cfg.warmup_steps + cfg.timed_steps + (1 if cfg.count_memory and not cfg.compile else 0)
+            setup = max((last.warmup_seconds or 0.0) - cfg.warmup_steps * last.step_seconds, 0.0)
+            expected = scale * last.step_seconds * steps + setup
             if time.monotonic() - t0 + expected > budget_seconds:
                 stopped = f"time budget: the next rung ({hidden} wide, {layers} layers) would take about " \
                           f"{expected:.0f} s more"
