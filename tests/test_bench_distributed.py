@@ -1,0 +1,105 @@
+"""Distributed bench: environment, aggregation across ranks, the --nproc launcher, a real two-process run with gloo on
+CPU, and a failing rank that ends every rank with one message."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from llmplan.bench.distributed import FAIL_RANK_ENV, aggregate, dist_env, is_secondary
+from llmplan.bench.launch import root_cause, strip_option, torchrun_command
+from llmplan.errors import LlmplanError
+
+
+def test_dist_env_reads_torchrun_variables():
+    assert dist_env({}) is None
+    env = dist_env({"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2"})
+    assert (env.rank, env.local_rank, env.world_size, env.local_world_size) == (3, 1, 4, 2)
+    with pytest.raises(LlmplanError):
+        dist_env({"RANK": "4", "WORLD_SIZE": "4"})
+    with pytest.raises(LlmplanError):
+        dist_env({"RANK": "x", "WORLD_SIZE": "2"})
+
+
+def test_aggregate_takes_spread_across_ranks_and_the_slowest_as_the_job():
+    ranks = [{"rank": 1, "step_seconds": 0.30, "peak_bytes": 200},
+             {"rank": 0, "step_seconds": 0.20, "peak_bytes": 100},
+             {"rank": 2, "step_seconds": 0.25, "peak_bytes": 300}]
+    out = aggregate(ranks, single_step_seconds=0.15, tokens_per_rank_step=1000)
+    assert out["step_seconds"] == {"min": 0.20, "median": 0.25, "max": 0.30}
+    assert out["job_step_seconds"] == 0.30
+    assert out["tokens_per_second"] == pytest.approx(3 * 1000 / 0.30)
+    assert out["scaling_efficiency"] == pytest.approx(0.15 / 0.30)
+    assert out["speedup"] == pytest.approx(3 * 0.15 / 0.30)
+    assert [r["rank"] for r in out["per_rank"]] == [0, 1, 2]
+    assert out["peak_bytes"] == {"min": 100, "median": 200, "max": 300}
+    assert aggregate(ranks, None, 1000)["scaling_efficiency"] is None
+
+
+def test_launcher_command_and_root_cause():
+    assert strip_option(["bench", "--nproc", "2", "--quick"], "--nproc") == ["bench", "--quick"]
+    assert strip_option(["bench", "--nproc=2", "--json"], "--nproc") == ["bench", "--json"]
+    cmd = torchrun_command(2, ["bench", "--quick"])
+    assert cmd[1:3] == ["-m", "torch.distributed.run"] and "--standalone" in cmd
+    assert cmd[cmd.index("--nproc-per-node") + 1] == "2" and cmd[-3:] == ["llmplan", "bench", "--quick"]
+    peer = "rank 0 of 2 (cpu): RuntimeError: Connection closed by peer"
+    cause = "rank 1 of 2 (cpu): out of memory; lower --batch"
+    assert is_secondary(peer) and not is_secondary(cause)
+    assert root_cause([(False, peer), (True, cause)]) == cause
+    assert root_cause([(False, peer)]) == peer
+    assert root_cause([]) is None
+
+
+def test_strategy_without_several_processes_is_a_clear_error(cli, monkeypatch):
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    r = cli("bench", "--strategy", "fsdp", "--device", "cpu", "--quick")
+    assert r.code == 2 and "--nproc" in r.stderr
+    r = cli("bench", "--nproc", "2", "--strategy", "zero", "--device", "cpu")
+    assert r.code == 2 and "ddp, fsdp" in r.stderr
+    r = cli("bench", "--nproc", "0", "--device", "cpu", "--quick")
+    assert r.code == 2 and "--nproc" in r.stderr
+
+
+def _run(args, tmp_path, extra_env=None):
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env.update(LLMPLAN_DATA_DIR=str(tmp_path / "data"), LLMPLAN_DIST_TIMEOUT="60", **(extra_env or {}))
+    return subprocess.run([sys.executable, "-m", "llmplan", *args], capture_output=True, text=True, env=env,
+                          timeout=240)
+
+
+@pytest.mark.slow
+def test_two_processes_with_gloo_shard_the_model(tmp_path):
+    out = tmp_path / "dist.json"
+    r = _run(["bench", "--nproc", "2", "--strategy", "fsdp", "--device", "cpu", "--quick", "--steps", "2",
+              "--json", "--out", str(out)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["world_size"] == 2 and report["strategy"] == "fsdp" and report["backend"] == "gloo"
+    s = report["step_seconds"]
+    assert 0 < s["min"] <= s["median"] <= s["max"]
+    assert [p["rank"] for p in report["per_rank"]] == [0, 1]
+    assert report["single_process_step_seconds"] > 0 and report["scaling_efficiency"] > 0
+    # FSDP full sharding: each rank holds about half of the fp32 weights (shards are padded to equal sizes).
+    params = report["model"]["params"]
+    for rank in report["per_rank"]:
+        held = rank["measured_breakdown"]["weights"]
+        assert 0.5 * 4 * params <= held < 0.55 * 4 * params
+    assert report["predicted_memory"]["zero_stage"] == 3 and report["predicted_memory"]["dp"] == 2
+    assert json.loads(out.read_text())["world_size"] == 2  # rank 0 wrote the profile
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_one_failing_rank_ends_all_ranks_with_one_message(tmp_path):
+    r = _run(["bench", "--nproc", "2", "--device", "cpu", "--quick", "--steps", "2"], tmp_path,
+             {FAIL_RANK_ENV: "1"})
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("llmplan: error:")
+    assert "rank 1 of 2" in errors[0] and "all 2 processes stopped" in errors[0]
+    assert "Traceback" not in r.stderr and r.stdout.strip() == ""
