@@ -121,3 +121,23 @@ def test_no_gpu_asked_for_cuda_is_a_user_error(cli):
         pytest.skip("a GPU is present")
     r = cli("bench", "--device", "cuda")
     assert r.code == 2 and "no CUDA" in r.stderr
+
+
+def test_ctrl_c_prints_and_saves_what_was_measured(cli, monkeypatch):
+    from llmplan.bench import ladder as ladder_mod
+
+    real = ladder_mod.run_config
+    calls = []
+
+    def interrupt_second(cfg, device, on_step=None):
+        calls.append(cfg.spec.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(cfg, device, on_step)
+
+    monkeypatch.setattr(ladder_mod, "run_config", interrupt_second)
+    r = cli("bench", *FAST, "--json")
+    assert r.code == 130 and "interrupted" in r.stderr
+    data = r.json()
+    assert data["interrupted"] is True and len(data["runs"]) == 1
+    assert load_profile(data["profile_path"]).runs[0]["params"] == data["runs"][0]["params"]

@@ -201,3 +201,5 @@ def bench(
         from llmplan.report.bench_views import render_bench
 
         render_bench(report)
+    if report["interrupted"]:
+        raise typer.Exit(130)  # what was measured is printed and saved; the status says the run was cut short
