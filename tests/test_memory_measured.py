@@ -79,3 +79,24 @@ def test_saved_tensor_counter_dedups_storages_and_skips_parameters():
     # Views share their storage: a (4 x 16) tensor saved through two views of it counts once.
     base = lin(h)
     assert saved_tensor_bytes(lambda: (base.view(32) * base.view(2, 16).reshape(32)).sum()) == 4 * 8 * 4
+
+
+@pytest.mark.parametrize("recompute", ["none", "selective", "full"])
+def test_autocast_residual_stream_and_weight_copies(recompute):
+    """PyTorch autocast (fp32 model, bf16 matmuls): fp32 residual stream and norm inputs, and a bf16 copy of every
+    matmul weight saved for backward (under full recomputation only the output head's, outside the recomputed
+    blocks; autocast's cache still holds the others until the forward ends, which the planner counts). Flash attention only: CPU autocast runs softmax in bf16 where CUDA runs it in fp32."""
+    from llmplan.estimate.memory import matmul_fraction
+    from llmplan.models import count_params
+
+    for spec in (GPT, LLAMA):
+        model = model_mod.build_model(spec, attention="flash", recompute=recompute)
+        model.train()
+        tokens = torch.randint(0, spec.vocab, (2, 32))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            measured = saved_tensor_bytes(lambda: model(tokens, tokens), exclude=model.parameters())
+        c = ActivationConfig(seq=32, batch=2, bytes_per_value=2, attention="flash", recompute=recompute,
+                             dropout=False, impl="pytorch", residual_fp32=True)
+        copies = 2 * (spec.vocab * spec.hidden if recompute == "full"
+                      else count_params(spec).total * matmul_fraction(spec))
+        assert saved_bytes(spec, c) + copies == pytest.approx(measured, rel=0.10), (spec.name, measured)

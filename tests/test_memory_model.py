@@ -33,6 +33,11 @@ def test_precision_conventions():
         pytest.approx((4, 4, 8))  # no master copy in pure fp32
     megatron = est(dtype="bf16", grad_dtype="fp32")
     assert megatron.model_states_bytes / N == pytest.approx(18)  # Megatron: fp32 main_grad
+    amp = est(dtype="bf16", amp=True)  # autocast: 4 + 4 + 8, plus a bf16 copy of the matmul weights
+    assert per_param(amp, "gradients") == pytest.approx(4) and per_param(amp, "optimizer") == pytest.approx(8)
+    matmul = N - 65 * 4096 - 32000 * 4096  # all but the norms and the input embedding (the head is a matmul)
+    assert amp.breakdown["weights"] == pytest.approx(4 * N + 2 * matmul)
+    assert amp.breakdown["activations"] > est(dtype="bf16").breakdown["activations"]  # fp32 residual stream
 
 
 @pytest.mark.parametrize("opt, states", [("adamw", 8), ("sgd", 0), ("sgd-momentum", 4), ("lion", 4),
@@ -158,6 +163,7 @@ def test_max_inference_batch():
     (dict(dtype="int3"), "dtype"), (dict(pp=3), "--pp 3"), (dict(mode="train", dtype="int4"), "int4"),
     (dict(mode="infer", zero=2), "inference"), (dict(offload="params"), "--zero 3"),
     (dict(optimizer="adam"), "optimizer"), (dict(mode="qlora", dtype="int8"), "qlora"),
+    (dict(amp=True, dtype="fp32"), "autocast"),
 ])
 def test_bad_configs(kw, words):
     with pytest.raises(LlmplanError, match=words):

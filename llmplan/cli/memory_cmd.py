@@ -98,6 +98,8 @@ def memory(
     beams: str = typer.Option("1", "--beams", help="Beam-search width (multiplies the KV cache)."),
     grad_dtype: str = typer.Option("auto", "--grad-dtype", help="auto (ZeRO paper: gradients in the training "
                                    "dtype) | fp32 (Megatron's fp32 gradient accumulation) | bf16 | fp16."),
+    amp: bool = typer.Option(False, "--amp", help="PyTorch autocast convention (e.g. Hugging Face Trainer --bf16): "
+                             "fp32 weights and gradients, 16-bit weight copies, fp32 residual stream."),
     dropout: Optional[bool] = typer.Option(None, "--dropout/--no-dropout", help="Keep dropout masks (default: as "
                                            "the model family trains: GPT/BERT/T5 yes, LLaMA-style no)."),
     impl: str = typer.Option("fused", "--impl", help="Activation accounting: fused (Megatron-style kernels, "
@@ -147,7 +149,7 @@ def memory(
         pp=parse_int_count(pp, "--pp"), sp=sp, offload=_choice(offload, "--offload", ("none", "optimizer", "params")),
         lora_rank=parse_int_count(lora_rank, "--lora-rank"), lora_targets=parse_targets(lora_targets),
         kv_dtype=parse_dtype(kv_dtype, KV_DTYPES) if kv_dtype else None, beams=parse_int_count(beams, "--beams"),
-        grad_dtype=_choice(grad_dtype, "--grad-dtype", ("auto", "fp32", "bf16", "fp16")), dropout=dropout,
+        grad_dtype=_choice(grad_dtype, "--grad-dtype", ("auto", "fp32", "bf16", "fp16")), amp=amp, dropout=dropout,
         impl=_choice(impl, "--impl", ("fused", "pytorch")),
         quant_group=parse_int_count(quant_group, "--quant-group") if quant_group else None,
     )
@@ -191,7 +193,8 @@ def _payload(name, cfg, est, gpu, fit, frac, room_bytes, profile_path) -> dict:
                    "zero": cfg.zero, "tp": cfg.tp, "pp": cfg.pp, "sp": cfg.sp, "offload": cfg.offload,
                    "lora_rank": cfg.lora_rank if cfg.mode in ("lora", "qlora") else None,
                    "lora_targets": list(cfg.lora_targets) if cfg.mode in ("lora", "qlora") else None,
-                   "kv_dtype": cfg.kv_dtype, "beams": cfg.beams, "grad_dtype": cfg.grad_dtype, "impl": cfg.impl},
+                   "kv_dtype": cfg.kv_dtype, "beams": cfg.beams, "grad_dtype": cfg.grad_dtype, "amp": cfg.amp,
+                   "dropout": cfg.dropout, "impl": cfg.impl},
         "profile": profile_path,
         "assumptions": list(est.assumptions),
     }

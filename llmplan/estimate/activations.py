@@ -46,6 +46,7 @@ class ActivationConfig:
     lora_targets: tuple[str, ...] | None = None  # LoRA: modules with adapters; other linears are frozen
     lora_rank: int = 0
     encoder_seq: int | None = None      # encoder-decoder: encoder length (default: seq)
+    residual_fp32: bool = False         # PyTorch autocast (AMP): fp32 residual stream, norms and softmax in fp32
     mask_bytes: float = 1.0             # bytes per dropout-mask element: 1 (bool, CUDA's fused dropout); PyTorch on
                                         # CPU keeps the scaled noise in the activation dtype instead
 
@@ -72,7 +73,8 @@ def _norm(spec: ModelSpec, c: ActivationConfig, name: str, nr: float, shared_inp
     if c.impl == "pytorch" and spec.norm == "rmsnorm":
         kept = ([] if shared_input else [FP32 * nr * h]) + [FP32 * nr * h]
         return [Term(name, sum(kept)), Term(name + "_stats", stats)]
-    return ([] if shared_input else [Term(name, p * nr * h)]) + [Term(name + "_stats", stats)]
+    r = FP32 if c.residual_fp32 else p  # autocast keeps the residual stream, hence every norm input, in fp32
+    return ([] if shared_input else [Term(name, r * nr * h)]) + [Term(name + "_stats", stats)]
 
 
 def _attention(spec: ModelSpec, c: ActivationConfig, d: dict, prefix: str, s_kv: int, n_kv: float,
@@ -88,6 +90,8 @@ def _attention(spec: ModelSpec, c: ActivationConfig, d: dict, prefix: str, s_kv:
         terms += [Term(f"{prefix}_q", p * n * q), Term(f"{prefix}_k", p * n_kv * kv_e),
                   Term(f"{prefix}_v", p * n_kv * kv_e)]
         terms.append(Term(f"{prefix}_softmax", p * n * s_kv * a))  # 2 a s^2 b (Korthikanti)
+        if c.residual_fp32:  # CUDA autocast runs softmax in fp32: its output, then a 16-bit copy for P V
+            terms.append(Term(f"{prefix}_softmax_fp32", FP32 * n * s_kv * a))
         if c.dropout:
             terms += [Term(f"{prefix}_dropout_mask", c.mask_bytes * n * s_kv * a),  # a s^2 b
                       Term(f"{prefix}_dropout_out", p * n * s_kv * a)]      # 2 a s^2 b
@@ -139,7 +143,7 @@ def layer_terms(spec: ModelSpec, c: ActivationConfig, cross: bool = False) -> li
     d = _dims(spec, c)
     nr, p, h = d["nr"], d["p"], d["h"]
     if c.recompute == "full":  # only the layer input is kept; the layer is recomputed in the backward pass
-        return [Term("layer_input", p * nr * h)]
+        return [Term("layer_input", (FP32 if c.residual_fp32 else p) * nr * h)]
     n_apps = 2 if spec.norms_per_layer in (1, 2) else spec.norms_per_layer
     terms: list[Term] = []
     if n_apps:

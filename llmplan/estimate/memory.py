@@ -56,6 +56,7 @@ class MemoryConfig:
     kv_dtype: str | None = None         # default: the activation dtype (bf16, or fp32 for fp32)
     beams: int = 1
     grad_dtype: str = "auto"            # "fp32": Megatron's fp32 gradient accumulation
+    amp: bool = False                   # PyTorch autocast: fp32 weights/gradients, 16-bit copies, fp32 residual
     dropout: bool | None = None         # None: as the family trains (see default_dropout)
     impl: str = "fused"                 # activation accounting: "fused" (Korthikanti) or "pytorch" (plain ops)
     quant_group: int | None = None      # int4 group size (default 128)
@@ -107,6 +108,8 @@ def validate(cfg: MemoryConfig) -> MemoryConfig:
     if cfg.mode == "qlora" and cfg.dtype not in ("fp32", "fp16", "bf16"):
         raise _bad(f"--mode qlora keeps the base in NF4 and computes in --dtype fp32, fp16 or bf16, not {cfg.dtype}")
     check_optimizer(cfg.optimizer)
+    if cfg.amp and (cfg.mode not in ("train", "finetune") or cfg.dtype not in ("fp16", "bf16")):
+        raise _bad("--amp (PyTorch autocast) applies to --mode train/finetune with --dtype fp16 or bf16")
     for name in ("batch", "dp", "tp", "pp", "beams"):
         value = getattr(cfg, name)
         if not isinstance(value, int) or value < 1:
@@ -150,6 +153,13 @@ def validate(cfg: MemoryConfig) -> MemoryConfig:
     return replace(cfg, seq=seq, kv_dtype=kv, dropout=dropout)
 
 
+def matmul_fraction(spec: ModelSpec) -> float:
+    """Share of parameters that enter matmuls (block linears and the output projection): what autocast copies."""
+    b = count_params(spec)
+    head = spec.vocab * (spec.embed_dim or spec.hidden)
+    return min((b.attention + b.mlp + head) / b.total, 1.0)
+
+
 def default_dropout(spec: ModelSpec) -> bool:
     """GPT-2/3, BERT, OPT and T5 train with dropout 0.1 (learned, sinusoidal or relative positions); LLaMA-style
     rotary models, BLOOM and Falcon train without it."""
@@ -178,9 +188,15 @@ def _stage_states(cfg: MemoryConfig, params_on_gpu: float, trainable_on_gpu: flo
     dp, z = cfg.dp, cfg.zero
     if cfg.mode in ("train", "finetune"):
         ada = adafactor_state_bytes(spec) if cfg.optimizer == "adafactor" else None
-        sb = state_bytes(cfg.dtype, cfg.optimizer, cfg.grad_dtype, adafactor_bytes=ada)
+        if cfg.amp:  # autocast: fp32 weights are the master copy; gradients fp32 unless stated
+            grad = "fp32" if cfg.grad_dtype == "auto" else cfg.grad_dtype
+            sb = state_bytes("fp32", cfg.optimizer, grad, adafactor_bytes=ada)
+        else:
+            sb = state_bytes(cfg.dtype, cfg.optimizer, cfg.grad_dtype, adafactor_bytes=ada)
         weights = params_on_gpu * sb.weights
         grads, opt = trainable_on_gpu * sb.gradients, trainable_on_gpu * sb.optimizer
+        if cfg.amp and z < 3:  # each matmul's weight cast to 16-bit, kept from forward to backward
+            weights += 2.0 * params_on_gpu * matmul_fraction(spec)
     else:
         base = "nf4" if cfg.mode == "qlora" else cfg.dtype
         base_params = params_on_gpu
@@ -231,7 +247,8 @@ def estimate_memory(cfg: MemoryConfig) -> MemoryEstimate:
     else:
         ac = ActivationConfig(seq=seq, batch=cfg.batch, bytes_per_value=p, attention=cfg.attention,
                               recompute=cfg.recompute, dropout=cfg.dropout, tp=cfg.tp, sp=cfg.sp, impl=cfg.impl,
-                              lora_targets=cfg.lora_targets if lora else None, lora_rank=cfg.lora_rank)
+                              lora_targets=cfg.lora_targets if lora else None, lora_rank=cfg.lora_rank,
+                              residual_fp32=cfg.amp)
         a = activation_memory(spec, ac, cfg.pp)
         detail = {"per_layer": a.layer_bytes, "embeddings": a.embedding_bytes, "output_and_loss": a.head_bytes,
                   "logits_transient": a.logits_transient_bytes, "recompute_transient": a.recompute_transient_bytes,
@@ -290,7 +307,11 @@ def _rule_of_thumb(cfg: MemoryConfig, n: int) -> tuple[int | None, str]:
 
 def _assumptions(cfg: MemoryConfig, p: float, temp: float, stage: str) -> list[str]:
     out = []
-    if cfg.mode in ("train", "finetune"):
+    if cfg.amp:
+        out.append(f"PyTorch autocast ({cfg.dtype}): fp32 weights (the master copy), fp32 gradients, {cfg.optimizer} "
+                   "states in fp32, a 16-bit copy of each matmul weight from forward to backward; fp32 residual "
+                   "stream")
+    elif cfg.mode in ("train", "finetune"):
         mixed = cfg.dtype != "fp32"
         grads = "fp32" if cfg.grad_dtype == "fp32" else ("bf16/fp16" if mixed and cfg.grad_dtype == "auto"
                                                          else cfg.grad_dtype)
