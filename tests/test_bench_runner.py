@@ -204,3 +204,29 @@ def test_bad_configurations_are_user_errors(cpu):
             detect_device("cuda")
         else:
             raise LlmplanError("no CUDA (skipped: a GPU is present)")
+
+
+def test_a_failed_run_stops_the_ladder_with_a_reason_and_keeps_earlier_runs(cpu, monkeypatch):
+    calls = []
+
+    def fake(cfg, device, on_step=None):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("BackendCompilerFailed: inductor could not compile\nlong traceback text")
+        return _fake_result(cfg)
+
+    monkeypatch.setattr(ladder_mod, "run_config", fake)
+    result = run_ladder(cpu, BenchConfig(GPT, batch=2, seq=16), budget_seconds=60, vocab=512)
+    assert len(result.runs) == 1 and result.stopped.startswith("failed on ladder-h128-l2: RuntimeError")
+    assert "try --no-compile" in result.stopped and "\n" not in result.stopped
+
+
+def test_a_run_that_cannot_start_is_a_one_line_run_error(cli, monkeypatch):
+    def broken(cfg, device, on_step=None):
+        raise RuntimeError("device lost")
+
+    monkeypatch.setattr(ladder_mod, "run_config", broken)
+    r = cli("bench", "--quick", "--device", "cpu", "--no-save")
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.code == 1 and last.startswith("llmplan: error:") and "device lost" in last
+    assert "Traceback" not in r.stderr

@@ -45,6 +45,14 @@ class LadderResult:
     notes: tuple[str, ...] = field(default=())
 
 
+def failure_text(exc: BaseException) -> str:
+    """One line about an unexpected failure of a run (the CLI prints no traceback)."""
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__}: {first}" + ("; try --no-compile" if "compile" in repr(exc).lower()
+                                                or "inductor" in repr(exc).lower() or "dynamo" in repr(exc).lower()
+                                                else "")
+
+
 def fit_runs(runs) -> tuple[object | None, str]:
     """Fit achieved FLOP/s against parameters over the runs that fitted in memory."""
     from llmplan.fit.throughput import MIN_POINTS, fit_throughput
@@ -108,7 +116,7 @@ def run_ladder(device: DeviceInfo, base: BenchConfig, budget_seconds: float, voc
                 break
         predicted = predicted_bytes(cfg, device)
         available = _available_bytes(device)
-        if predicted and available and predicted[0] > 0.95 * available and device.kind != "cuda":
+        if predicted and predicted[0] and available and predicted[0] > 0.95 * available and device.kind != "cuda":
             stopped = f"memory: the next rung needs about {predicted[0] / 2**30:.1f} GiB, " \
                       f"{available / 2**30:.1f} GiB available"
             break
@@ -125,6 +133,9 @@ def run_ladder(device: DeviceInfo, base: BenchConfig, budget_seconds: float, voc
                 cfg = replace(cfg, batch=batch)
         except KeyboardInterrupt:
             stopped, interrupted = "interrupted (Ctrl-C); the runs measured so far are kept", True
+            break
+        except Exception as exc:  # a failed compile or kernel: stop, keep what was measured, say why
+            stopped = f"failed on {spec.name}: {failure_text(exc)}"
             break
         if result.status != "ok":
             stopped = f"memory: {spec.name} does not fit even at batch 1"
@@ -157,6 +168,7 @@ class Extrapolation:
     memory_error_pct: float | None
     fits_device: bool | None
     interrupted: bool = False
+    failure: str | None = None              # why a run failed (not out of memory), if one did
 
 
 def _linear(d1: int, v1: float, d2: int, v2: float, depth: int) -> float:
@@ -179,7 +191,7 @@ def run_model(device: DeviceInfo, base: BenchConfig, layers: int,
     emit = on_event or (lambda kind, info: None)
     depths = sorted({max(1, layers // 2), layers}) if layers < spec.layers else [layers]
     runs: list[RunResult] = []
-    interrupted = False
+    interrupted, failure = False, None
     try:
         for depth in depths:
             cfg = replace(base, layers=depth)
@@ -191,6 +203,8 @@ def run_model(device: DeviceInfo, base: BenchConfig, layers: int,
                 break
     except KeyboardInterrupt:
         interrupted = True
+    except Exception as exc:  # a failed compile or kernel: keep the depths measured, say why
+        failure = failure_text(exc)
     full = spec.with_(param_count=None)
     flops_tok = train_flops_per_token(full, base.seq)
     ok = [r for r in runs if r.status == "ok"]
@@ -219,5 +233,6 @@ def run_model(device: DeviceInfo, base: BenchConfig, layers: int,
         mfu=achieved / device.peak_flops if achieved and device.peak_flops else None,
         peak_bytes_measured=mem, peak_bytes_predicted=pred_total,
         memory_error_pct=(pred_total - mem) / mem * 100 if mem and pred_total else None,
-        fits_device=(mem <= device.memory_bytes) if mem and device.memory_bytes else None, interrupted=interrupted)
+        fits_device=(mem <= device.memory_bytes) if mem and device.memory_bytes else None, interrupted=interrupted,
+        failure=failure)
     return tuple(runs), ext

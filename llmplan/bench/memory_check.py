@@ -44,8 +44,9 @@ def counted_bytes(model, opt, forward: Callable[[], object]) -> dict[str, int]:
     return counted
 
 
-def predicted_bytes(cfg, device) -> tuple[int, dict, list[str]] | None:
-    """(total, breakdown, notes) from llmplan.estimate.memory for what the bench trains; None when unavailable.
+def predicted_bytes(cfg, device) -> tuple[int | None, dict, list[str]] | None:
+    """(total, breakdown, notes) from llmplan.estimate.memory for what the bench trains; None when the module is
+    unavailable, a None total (and a note saying why) when the planner does not model this configuration.
 
     On CUDA the prediction is the peak of allocated tensors (with the logits and recomputation transients), to
     compare with max_memory_allocated; elsewhere it is what counting measures: model states plus the tensors saved
@@ -54,7 +55,12 @@ def predicted_bytes(cfg, device) -> tuple[int, dict, list[str]] | None:
         from llmplan.estimate.memory import MemoryConfig, estimate_memory
     except ImportError:
         return None
-    est = estimate_memory(memory_config(MemoryConfig, cfg, device))
+    from llmplan.errors import LlmplanError
+
+    try:
+        est = estimate_memory(memory_config(MemoryConfig, cfg, device))
+    except LlmplanError as exc:  # a shape or setting the planner does not model
+        return None, {}, [f"no memory prediction: {exc}"]
     b = est.breakdown
     breakdown = {k: int(b[k]) for k in ("weights", "gradients", "optimizer", "activations")}
     notes = []

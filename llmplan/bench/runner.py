@@ -268,7 +268,7 @@ def _run(cfg: BenchConfig, device: DeviceInfo, base: dict, on_step: Callable[[st
         total, breakdown, pnotes = predicted
         result.update(peak_bytes_predicted=total, predicted_breakdown=breakdown)
         notes.extend(pnotes)
-        if result.get("peak_bytes_measured"):
+        if total and result.get("peak_bytes_measured"):
             result["memory_error_pct"] = (total - result["peak_bytes_measured"]) / result["peak_bytes_measured"] * 100
     else:
         notes.append("no memory prediction (llmplan.estimate.memory unavailable)")

@@ -8,7 +8,7 @@ from typing import Callable
 
 from llmplan.bench.device import DeviceInfo
 from llmplan.bench.runner import BenchConfig
-from llmplan.errors import LlmplanError
+from llmplan.errors import LlmplanError, RunError
 
 QUICK = {"batch": 2, "seq": 64, "vocab": 4096, "warmup": 1, "steps": 3, "budget": 30.0, "rungs": 5}
 DEFAULT_BUDGET = 180.0   # a few minutes
@@ -71,7 +71,10 @@ def resolve_settings(model: str | None, layers: int | None, batch: int | None, s
     gpu = dev.kind == "cuda"
     compiled = gpu if compile_ is None else compile_
     batch = batch or (QUICK["batch"] if quick else 8 if gpu else 4)
-    seq = seq or (QUICK["seq"] if quick else 2048 if gpu else 256)
+    if seq is None:
+        seq = QUICK["seq"] if quick else 2048 if gpu else 256
+        if spec is not None:
+            seq = min(seq, spec.context)  # a default never exceeds the model's context
     if spec is not None and spec.position == "learned" and seq > spec.context + spec.position_offset:
         raise LlmplanError(f"--seq {seq} exceeds {spec.name}'s context of {spec.context} learned positions")
     base = BenchConfig(spec=spec or _placeholder(seq), batch=batch, seq=seq, attention=attention,
@@ -137,9 +140,11 @@ def run_bench(settings: BenchSettings, on_event: Callable[[str, dict], None] | N
     else:
         runs, ext = run_model(dev, settings.base, settings.layers, on_event=on_event)
         fit, fit_note, notes = None, "no fit: one model's shape was measured (run without --model for a ladder)", []
-        stopped = "interrupted (Ctrl-C)" if ext.interrupted else "done"
+        stopped = "interrupted (Ctrl-C)" if ext.interrupted else f"failed: {ext.failure}" if ext.failure else "done"
         interrupted = ext.interrupted
         extrapolation = ext
+    if stopped.startswith("failed") and not any(r.status == "ok" for r in runs):
+        raise RunError(f"the bench could not run on {dev.name}: {stopped}")
     run_dicts = [r.as_dict() for r in runs]
     value, method = overhead(run_dicts, context)
     notes += sorted({n for r in runs for n in r.notes})
