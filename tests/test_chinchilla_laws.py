@@ -39,20 +39,39 @@ def test_rounded_hoffmann_constants_move_n_opt_by_about_20_percent():
     assert -0.25 < shift < -0.15
 
 
-# Hoffmann et al. 2022, Table 3 (Approach 1 projections): parameters -> FLOPs, tokens.
-TABLE3 = [(1e9, 1.21e20, 20.2e9), (10e9, 1.23e22, 205.1e9)]
+# Hoffmann et al. 2022, Table 3 (Approach 1 projections), every row: parameters -> FLOPs, tokens (as printed).
+TABLE3 = [
+    (400e6, 1.92e19, 8.0e9), (1e9, 1.21e20, 20.2e9), (10e9, 1.23e22, 205.1e9), (67e9, 5.76e23, 1.5e12),
+    (175e9, 3.85e24, 3.7e12), (280e9, 9.90e24, 5.9e12), (520e9, 3.43e25, 11.0e12), (1e12, 1.27e26, 21.2e12),
+    (10e12, 1.30e28, 216.2e12),
+]
+TABLE3_INCONSISTENT = 67e9  # prints 1.5T tokens, but 5.76e23 / (6 x 67B) = 1.43T
 
 
-@pytest.mark.parametrize("params,flops,tokens", TABLE3)
-def test_chinchilla_table3_rows_follow_6nd_and_about_20_tokens_per_param(params, flops, tokens):
-    # The table itself uses C = 6 N D, and its tokens/param is 20.2 to 20.5: the rule20 law reproduces it.
-    assert rel(6 * params * tokens, flops) < 0.01
+@pytest.mark.parametrize("params,flops,tokens", TABLE3, ids=[f"{p:.0e}" for p, _, _ in TABLE3])
+def test_chinchilla_table3_rows_follow_6nd(params, flops, tokens):
+    # The table uses C = 6 N D: each row's FLOPs follow from its printed tokens within the printed rounding, except
+    # the 67B row, where the paper disagrees with itself (1.5T printed, 1.43T implied by its own FLOPs).
+    implied = flops / (6 * params)
+    if params == TABLE3_INCONSISTENT:
+        assert rel(implied, 1.433e12) < 0.001 and rel(implied, tokens) > 0.04
+    else:
+        token_unit = 1e8 if tokens < 1e12 else 1e11  # printed as 20.2 Billion or 3.7 Trillion
+        flops_unit = 10 ** (math.floor(math.log10(flops)) - 2)  # printed with three significant figures
+        assert rel(implied, tokens) <= 0.5 * token_unit / tokens + 0.5 * flops_unit / flops
+
+
+@pytest.mark.parametrize("params,flops,tokens", TABLE3, ids=[f"{p:.0e}" for p, _, _ in TABLE3])
+def test_chinchilla_table3_rows_from_rule20(params, flops, tokens):
+    # Approach 1's tokens per parameter drift from 20.0 (400M) to 21.6 (10T): the 20x rule reproduces the table
+    # within 8% at every row (3% up to 10B), the budget -> size direction likewise.
     size = data_for_size(get_law("rule20"), params)
-    assert rel(size.tokens, tokens) < 0.03
-    assert rel(size.flops, flops) < 0.03
+    tolerance = 0.03 if params <= 10e9 else 0.08
+    assert rel(size.flops, flops) < tolerance
+    if params != TABLE3_INCONSISTENT:
+        assert rel(size.tokens, tokens) < tolerance
     budget = size_for_budget(get_law("rule20"), flops)
-    assert rel(budget.params, params) < 0.015
-    assert rel(budget.tokens, tokens) < 0.015
+    assert rel(budget.params, params) < tolerance / 2 + 0.01
 
 
 def test_hoffmann_approach3_does_not_reproduce_table3():
