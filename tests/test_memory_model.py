@@ -7,8 +7,8 @@ import pytest
 
 from llmplan.errors import LlmplanError
 from llmplan.estimate.activations import ActivationConfig, layer_terms
-from llmplan.estimate.memory import (MemoryConfig, adapter_params, estimate_memory, fit_on_gpu, max_inference_batch,
-                                     usable_bytes)
+from llmplan.estimate.gpu_fit import fit_on_gpu, usable_bytes
+from llmplan.estimate.memory import MemoryConfig, adapter_params, estimate_memory, max_inference_batch
 from llmplan.models import count_params, resolve_model, spec_from_params
 from llmplan.units import GiB
 

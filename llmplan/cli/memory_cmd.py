@@ -11,8 +11,9 @@ import typer
 from llmplan.cli.app import app
 from llmplan.cli.common import ARCH_OPTION, JSON_OPTION, MODEL_OPTION, PARAMS_OPTION, model_from_options
 from llmplan.errors import LlmplanError
+from llmplan.estimate.gpu_fit import fit_on_gpu
 from llmplan.estimate.memory import (DEFAULT_HEADROOM, DEFAULT_LORA_RANK, DTYPES, KV_DTYPES,
-                                     MemoryConfig, estimate_memory, fit_on_gpu, validate)
+                                     MemoryConfig, estimate_memory, validate)
 from llmplan.estimate.shapes import LINEAR_MODULES
 from llmplan.report.output import emit_json, kv_table, note, stdout_console, warn
 from llmplan.units import format_bytes, format_count, parse_bytes, parse_dtype, parse_int_count
@@ -116,8 +117,7 @@ def memory(
 ) -> None:
     """Per-GPU memory of a training, fine-tuning or inference plan, with its breakdown and whether it fits a GPU.
 
-    Weights, gradients, optimizer states (ZeRO stages, FSDP, offload), activations (Korthikanti et al. 2022, for
-    every recompute mode and tensor/sequence/pipeline parallelism), KV cache and runtime overhead, each per GPU.
+    Weights, gradients, optimizer states (ZeRO, FSDP, offload), activations, KV cache and overhead, each per GPU.
 
     Examples:
 
@@ -213,7 +213,11 @@ def _render(name, cfg, est, gpu, fit, decimal: bool) -> None:
 
     labels = {"weights": "weights", "gradients": "gradients", "optimizer": "optimizer states",
               "activations": "activations", "kv_cache": "KV cache", "overhead": "runtime overhead"}
-    rows = [(labels[k], fb(v)) for k, v in est.breakdown.items()]
+    rows = []
+    for k, v in est.breakdown.items():
+        rows.append((labels[k], fb(v)))
+        if k == "activations" and v:
+            rows += _activation_rows(cfg, est, fb)
     rows.append(("total per GPU", fb(est.total_bytes)))
     if est.cpu_bytes:
         rows.append(("CPU memory (offload, per GPU)", fb(est.cpu_bytes)))
@@ -239,6 +243,26 @@ def _render(name, cfg, est, gpu, fit, decimal: bool) -> None:
             console.print(f"the chosen sharding cannot fit: {fit.suggestion}")
     for a in est.assumptions:
         console.print(f"[dim]assumption:[/dim] {a}")
+
+
+def _activation_rows(cfg, est, fb) -> list[tuple[str, str]]:
+    """The parts of the activations line, so that a person can check them against the formulas."""
+    d = est.activation_detail
+    if cfg.mode == "infer":
+        return [("  prefill working set (one layer, transient)", fb(d.get("prefill_working_set", 0)))]
+    layers, pp = cfg.spec.total_layers, cfg.pp
+    if pp > 1:
+        first, last = " (first stage)", " (last stage)"
+        layer_label = f"  one layer, one micro-batch ({layers // pp} layers x {pp} in flight)"
+    else:
+        first = last = ""
+        layer_label = f"  one layer, one micro-batch (x {layers} layers)"
+    out = [(layer_label, fb(d["per_layer"])), ("  embeddings" + first, fb(d["embeddings"])),
+           ("  output layer and loss" + last, fb(d["output_and_loss"])),
+           ("  logits during the loss (transient)" + last, fb(d["logits_transient"]))]
+    if d.get("recompute_transient"):
+        out.append(("  layer being recomputed (transient)", fb(d["recompute_transient"])))
+    return out
 
 
 def _difference(cfg, est, fb) -> str:

@@ -346,114 +346,15 @@ def _assumptions(cfg: MemoryConfig, p: float, temp: float, stage: str) -> list[s
     return out
 
 
-# Fitting on a GPU ---------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class GpuFit:
-    fits: bool
-    usable_bytes: int
-    gpus_needed: int | None
-    plan: str            # the sharding that reaches gpus_needed
-    suggestion: str      # what would be needed when the chosen sharding cannot fit
-
-
-def usable_bytes(memory_bytes: int, headroom: float = DEFAULT_HEADROOM, headroom_bytes: int = 0) -> int:
-    return int(memory_bytes * (1 - headroom)) - headroom_bytes
-
-
-def _fits(cfg: MemoryConfig, usable: int) -> bool:
-    return estimate_memory(cfg).total_bytes <= usable
-
-
-def _smallest_dp(cfg: MemoryConfig, usable: int, limit: int = 1 << 20) -> int | None:
-    if not _fits(replace(cfg, dp=limit), usable):
-        return None
-    lo, hi = 1, limit
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if _fits(replace(cfg, dp=mid), usable):
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
-def _tp_options(spec: ModelSpec) -> list[int]:
-    return [t for t in range(1, spec.heads + 1) if spec.heads % t == 0 and spec.ffn % t == 0
-            and (spec.n_kv_heads % t == 0 or t % spec.n_kv_heads == 0)]
-
-
-def fit_on_gpu(cfg: MemoryConfig, memory_bytes: int, headroom: float = DEFAULT_HEADROOM,
-               headroom_bytes: int = 0) -> GpuFit:
-    """Does the plan fit, and the fewest GPUs that fit under the chosen sharding (ZeRO/FSDP: the smallest dp;
-    inference: the smallest tensor x pipeline split)."""
-    cfg = validate(cfg)
-    usable = usable_bytes(memory_bytes, headroom, headroom_bytes)
-    fits = _fits(cfg, usable)
-    mp = cfg.tp * cfg.pp
-    if cfg.mode == "infer":
-        for gpus, tp, pp in sorted((t * q, t, q) for t in _tp_options(cfg.spec)
-                                   for q in range(1, cfg.spec.total_layers + 1) if cfg.spec.total_layers % q == 0):
-            if _fits(replace(cfg, tp=tp, pp=pp, dp=1, zero=0), usable):
-                return GpuFit(fits, usable, gpus, f"tp {tp} x pp {pp}", "")
-        return GpuFit(fits, usable, None, "", "does not fit even split over every layer and head")
-    if cfg.zero >= 1:
-        dp = _smallest_dp(cfg, usable)
-        if dp is not None:
-            return GpuFit(fits, usable, dp * mp, f"ZeRO-{cfg.zero} dp {dp} x tp {cfg.tp} x pp {cfg.pp}", "")
-    elif fits:
-        return GpuFit(fits, usable, mp, f"tp {cfg.tp} x pp {cfg.pp} (data parallelism replicates)", "")
-    return GpuFit(fits, usable, None, "", _suggest(cfg, usable))
-
-
-def _suggest(cfg: MemoryConfig, usable: int) -> str:
-    """Which sharding would fit: ZeRO-3 over more GPUs, tensor parallelism, or smaller activations."""
-    ideas = []
-    if cfg.zero < 3:
-        dp = _smallest_dp(replace(cfg, zero=3), usable)
-        if dp is not None:
-            ideas.append(f"--zero 3 (or --fsdp) with --dp {dp}")
-    for tp in _tp_options(cfg.spec):
-        if tp > cfg.tp and _fits(replace(cfg, tp=tp, sp=True), usable):
-            ideas.append(f"--tp {tp} --sp")
-            break
-    if cfg.recompute != "full" and _fits(replace(cfg, recompute="full", zero=3, dp=1 << 20), usable):
-        ideas.append("--recompute full with --zero 3")
-    if not ideas:
-        return "activations alone exceed the GPU: lower --batch or --seq, or add --tp/--pp with --sp"
-    return "needs " + "; or ".join(ideas)
-
-
 def max_inference_batch(spec: ModelSpec, gpu, seq: int, dtype: str = "bf16", kv_dtype: str | None = None,
                         headroom: float = DEFAULT_HEADROOM, tp: int = 1, attention: str = "flash",
                         beams: int = 1) -> int:
     """The largest batch of `seq`-token sequences whose weights, KV cache and activations fit one GPU (0: none).
+    `gpu` is a catalog GPU, its name, or a memory size in bytes. See llmplan.estimate.gpu_fit."""
+    from llmplan.estimate.gpu_fit import largest_inference_batch
 
-    `gpu` is a catalog GPU (or its name) or a memory size in bytes."""
-    if isinstance(gpu, str):
-        from llmplan.hardware import get_gpu
-
-        gpu = get_gpu(gpu)
-    memory = gpu if isinstance(gpu, int) else gpu.memory_bytes
-    usable = usable_bytes(memory, headroom)
-    base = MemoryConfig(spec=spec, mode="infer", dtype=dtype, seq=seq, kv_dtype=kv_dtype, tp=tp,
-                        attention=attention, beams=beams)
-    if not _fits(base, usable):
-        return 0
-    hi = 1
-    while _fits(replace(base, batch=hi * 2), usable):
-        hi *= 2
-        if hi > 1 << 24:
-            return hi
-    lo, hi = hi, hi * 2  # fits at lo, not at hi
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if _fits(replace(base, batch=mid), usable):
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    return largest_inference_batch(spec, gpu, seq, dtype, kv_dtype, headroom, tp, attention, beams)
 
 
-__all__ = ["MemoryConfig", "MemoryEstimate", "estimate_memory", "max_inference_batch", "fit_on_gpu", "GpuFit",
-           "kv_cache_bytes", "adapter_params", "MODES", "DTYPES", "OPTIMIZERS", "OFFLOADS"]
+__all__ = ["MemoryConfig", "MemoryEstimate", "estimate_memory", "max_inference_batch", "kv_cache_bytes",
+           "adapter_params", "validate", "MODES", "DTYPES", "OPTIMIZERS", "OFFLOADS"]
