@@ -79,6 +79,10 @@ def test_offload_moves_states_to_cpu():
     par = est(dtype="bf16", zero=3, dp=8, offload="params")
     assert par.breakdown["weights"] == par.breakdown["gradients"] == 0
     assert par.cpu_bytes == base.model_states_bytes
+    served = est(mode="infer", dtype="bf16")
+    streamed = est(mode="infer", dtype="bf16", offload="params")
+    assert streamed.cpu_bytes == served.breakdown["weights"] and streamed.breakdown["weights"] == 0
+    assert 0 < streamed.breakdown["overhead"] - served.breakdown["overhead"] < served.breakdown["weights"] / 8
 
 
 def test_tensor_and_pipeline_parallel_split_states():

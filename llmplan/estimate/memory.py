@@ -274,9 +274,8 @@ def estimate_memory(cfg: MemoryConfig) -> MemoryEstimate:
         if cfg.zero == 3 and (cfg.dp > 1 or cfg.offload == "params"):
             dtype = "nf4" if cfg.mode == "qlora" else cfg.dtype
             temp = 2 * weight_storage(spec, stages.largest_layer, dtype, cfg.quant_group).total_bytes
-        elif cfg.mode == "infer" and cfg.offload == "params":
+        elif cfg.mode == "infer" and cfg.offload == "params":  # layers streamed in from host memory
             temp = 2 * weight_storage(spec, stages.largest_layer, cfg.dtype, cfg.quant_group).total_bytes
-            cpu, w = w, 0.0
         tensors = w + g + o + act + kv + temp
         if cfg.measured_overhead_bytes is not None:
             overhead = cfg.measured_overhead_bytes + temp
