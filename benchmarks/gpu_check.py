@@ -131,8 +131,9 @@ def markdown(report: dict) -> str:
     fit = report["ladder"].get("fit")
     if fit:
         hold = fit.get("holdout") or {}
-        lines += ["", f"Throughput fit: {fit['why']}; leave-largest-out error "
-                      f"{hold.get('error_pct', float('nan')):+.1f}% (extrapolated {hold.get('extrapolated_error_pct', float('nan')):+.1f}%)."]
+        nan = float("nan")
+        lines += ["", f"Throughput fit: {fit['why']}; leave-largest-out error {hold.get('error_pct', nan):+.1f}% "
+                      f"(extrapolated {hold.get('extrapolated_error_pct', nan):+.1f}%)."]
     return "\n".join(lines) + "\n"
 
 

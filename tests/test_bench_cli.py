@@ -29,7 +29,8 @@ def ladder(tmp_path_factory):
     """One quick three-rung ladder, shared by the tests that read its output."""
     folder = tmp_path_factory.mktemp("bench")
     out, plot = folder / "profile.json", folder / "ladder.png"
-    result = CliRunner().invoke(app, ["bench", *FAST, "--max-rungs", "3", "--json", "--out", str(out), "--plot", str(plot)])
+    args = ["bench", *FAST, "--max-rungs", "3", "--json", "--out", str(out), "--plot", str(plot)]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout), out, plot, result.stderr
 

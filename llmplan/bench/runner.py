@@ -272,7 +272,6 @@ def _run(cfg: BenchConfig, device: DeviceInfo, base: dict, on_step: Callable[[st
             result["memory_error_pct"] = (total - result["peak_bytes_measured"]) / result["peak_bytes_measured"] * 100
     else:
         notes.append("no memory prediction (llmplan.estimate.memory unavailable)")
-    del model, opt, runner
     return RunResult(status="ok", notes=tuple(notes), **result)
 
 

@@ -48,13 +48,16 @@ def run_columns(runs: list[dict]) -> list[str]:
 
 def run_rows(runs: list[dict], cols: list[str]) -> list[list[str]]:
     rows = []
+    names = [r["name"] for r in runs]
     for r in runs:
+        name = r["name"] if names.count(r["name"]) == 1 or len({x["layers"] for x in runs}) == 1 else \
+            f"{r['name']} ({r['layers']} layers)"
         if r["status"] != "ok":
-            cells = {"model": r["name"], "params": format_count(r["params"]), "batch": str(r["batch"]),
+            cells = {"model": name, "params": format_count(r["params"]), "batch": str(r["batch"]),
                      "step (median ±IQR)": "out of memory",
                      "peak measured": f"free {_mem(r.get('free_bytes'))}" if r.get("free_bytes") else "-"}
         else:
-            cells = {"model": r["name"], "params": format_count(r["params"]), "batch": str(r["batch"]),
+            cells = {"model": name, "params": format_count(r["params"]), "batch": str(r["batch"]),
                      "step (median ±IQR)": f"{r['step_seconds'] * 1e3:.4g} ms ±{r['step_spread_pct']:.0f}%",
                      "tokens/s": format_count(r["tokens_per_second"]), "TFLOP/s": _tflops(r["achieved_flops"]),
                      "MFU": "-" if r["mfu"] is None else f"{r['mfu']:.1%}",
