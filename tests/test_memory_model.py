@@ -60,6 +60,8 @@ def test_lora_adapters_exact_and_only_they_train():
     assert e.trainable_params == n_ad
     assert e.breakdown["gradients"] == 4 * n_ad and e.breakdown["optimizer"] == 8 * n_ad
     assert e.breakdown["weights"] == 2 * N + 4 * n_ad  # frozen bf16 base + fp32 adapters
+    half = est(mode="lora", dtype="bf16", lora_rank=16, lora_targets=("q", "v"), adapter_dtype="bf16")
+    assert half.breakdown["weights"] == 2 * N + 2 * n_ad and half.breakdown["gradients"] == 2 * n_ad
     q = est(mode="qlora", dtype="bf16", lora_rank=16, lora_targets=("q", "v"))
     assert q.breakdown["weights"] < 0.3 * e.breakdown["weights"]  # NF4 base
 

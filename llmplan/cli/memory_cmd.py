@@ -94,6 +94,8 @@ def memory(
     lora_rank: str = typer.Option(str(DEFAULT_LORA_RANK), "--lora-rank", help="LoRA rank r."),
     lora_targets: str = typer.Option("all", "--lora-targets", help="Modules with adapters, comma-separated: "
                                      "q,k,v,o,gate,up,down, or all | attention | mlp."),
+    adapter_dtype: str = typer.Option("fp32", "--adapter-dtype", help="LoRA adapter weights and gradients: fp32 "
+                                      "(PEFT's default) | bf16 (the QLoRA reference script) | fp16."),
     kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help="KV cache format (default: bf16, fp32 for "
                                            "--dtype fp32)."),
     beams: str = typer.Option("1", "--beams", help="Beam-search width (multiplies the KV cache)."),
@@ -148,6 +150,7 @@ def memory(
         dp=parse_int_count(dp, "--dp"), zero=zero_stage, tp=parse_int_count(tp, "--tp"),
         pp=parse_int_count(pp, "--pp"), sp=sp, offload=_choice(offload, "--offload", ("none", "optimizer", "params")),
         lora_rank=parse_int_count(lora_rank, "--lora-rank"), lora_targets=parse_targets(lora_targets),
+        adapter_dtype=_choice(adapter_dtype, "--adapter-dtype", ("fp32", "bf16", "fp16")),
         kv_dtype=parse_dtype(kv_dtype, KV_DTYPES) if kv_dtype else None, beams=parse_int_count(beams, "--beams"),
         grad_dtype=_choice(grad_dtype, "--grad-dtype", ("auto", "fp32", "bf16", "fp16")), amp=amp, dropout=dropout,
         impl=_choice(impl, "--impl", ("fused", "pytorch")),
@@ -193,6 +196,7 @@ def _payload(name, cfg, est, gpu, fit, frac, room_bytes, profile_path) -> dict:
                    "zero": cfg.zero, "tp": cfg.tp, "pp": cfg.pp, "sp": cfg.sp, "offload": cfg.offload,
                    "lora_rank": cfg.lora_rank if cfg.mode in ("lora", "qlora") else None,
                    "lora_targets": list(cfg.lora_targets) if cfg.mode in ("lora", "qlora") else None,
+                   "adapter_dtype": cfg.adapter_dtype if cfg.mode in ("lora", "qlora") else None,
                    "kv_dtype": cfg.kv_dtype, "beams": cfg.beams, "grad_dtype": cfg.grad_dtype, "amp": cfg.amp,
                    "dropout": cfg.dropout, "impl": cfg.impl},
         "profile": profile_path,

@@ -53,6 +53,7 @@ class MemoryConfig:
     offload: str = "none"
     lora_rank: int = DEFAULT_LORA_RANK
     lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
+    adapter_dtype: str = "fp32"         # PEFT's default; the QLoRA reference script uses bf16
     kv_dtype: str | None = None         # default: the activation dtype (bf16, or fp32 for fp32)
     beams: int = 1
     grad_dtype: str = "auto"            # "fp32": Megatron's fp32 gradient accumulation
@@ -209,7 +210,7 @@ def _stage_states(cfg: MemoryConfig, params_on_gpu: float, trainable_on_gpu: flo
                 mats = block_linears(spec)
                 m = next(iter(mats.values()))
                 ada = adapter_adafactor_bytes(m.d_in, m.d_out, cfg.lora_rank)
-            sb = adapter_state_bytes(cfg.optimizer, ada)
+            sb = adapter_state_bytes(cfg.optimizer, ada, cfg.adapter_dtype)
             weights += trainable_on_gpu * sb.weights
             grads, opt = trainable_on_gpu * sb.gradients, trainable_on_gpu * sb.optimizer
     if z >= 1:
@@ -318,8 +319,8 @@ def _assumptions(cfg: MemoryConfig, p: float, temp: float, stage: str) -> list[s
                    f"states in fp32; gradients in {grads}")
     if cfg.mode in ("lora", "qlora"):
         base = "NF4 with double quantization (4.127 bits/param)" if cfg.mode == "qlora" else cfg.dtype
-        out.append(f"frozen base in {base}; LoRA rank {cfg.lora_rank} on {', '.join(cfg.lora_targets)}; adapters, "
-                   "their gradients and optimizer states in fp32")
+        out.append(f"frozen base in {base}; LoRA rank {cfg.lora_rank} on {', '.join(cfg.lora_targets)}; adapters and "
+                   f"their gradients in {cfg.adapter_dtype}, optimizer states in fp32")
     if cfg.mode != "infer":
         out.append(f"activations: {cfg.attention} attention, recompute {cfg.recompute}, "
                    f"{'dropout masks kept' if cfg.dropout else 'no dropout'}, {int(p * 8)}-bit values, micro-batch "

@@ -92,10 +92,15 @@ def state_bytes(dtype: str, optimizer: str, grad_dtype: str = "auto", spec: Mode
     return StateBytes(weights=weights, gradients=grads, optimizer=master + states, master=master)
 
 
-def adapter_state_bytes(optimizer: str, adafactor_bytes: float | None = None) -> StateBytes:
-    """LoRA adapters train in fp32 (PEFT keeps trainable adapters in fp32 under 16-bit or quantized bases), so no
-    master copy: 4 bytes weights, 4 bytes gradients, optimizer states as above."""
+def adapter_state_bytes(optimizer: str, adafactor_bytes: float | None = None,
+                        adapter_dtype: str = "fp32") -> StateBytes:
+    """LoRA adapters: fp32 by default (PEFT upcasts trainable adapters to fp32 under 16-bit or quantized bases), so
+    no master copy: 4 bytes weights, 4 bytes gradients, optimizer states as above. The QLoRA reference script casts
+    them to bf16 instead (adapter_dtype="bf16"): 2 + 2 + states, still without a master copy."""
     check_optimizer(optimizer)
+    if adapter_dtype not in ("fp32", "bf16", "fp16"):
+        raise LlmplanError(f"unknown adapter dtype {adapter_dtype!r}; accepted: fp32, bf16, fp16")
     states = (adafactor_bytes if adafactor_bytes is not None else 4.0) if optimizer == "adafactor" \
         else _STATE_BYTES[optimizer]
-    return StateBytes(weights=4.0, gradients=4.0, optimizer=states, master=0.0)
+    b = DTYPE_BYTES[adapter_dtype]
+    return StateBytes(weights=b, gradients=b, optimizer=states, master=0.0)
