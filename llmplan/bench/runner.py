@@ -103,9 +103,12 @@ def _sync(device: DeviceInfo) -> None:
         torch.mps.synchronize()
 
 
-def _free(device: DeviceInfo) -> int | None:
+def _free(device: DeviceInfo, compiled: bool = False) -> int | None:
+    """Release what a run held; free device memory afterwards (CUDA), else None."""
     import torch
 
+    if compiled:
+        torch._dynamo.reset()  # compiled graphs keep references to the model's tensors
     gc.collect()
     if device.kind == "cuda":
         torch.cuda.empty_cache()
@@ -144,16 +147,19 @@ def run_config(cfg: BenchConfig, device: DeviceInfo, on_step: Callable[[str], No
     on_step(phase) is called after every step ("warmup", "timed", "count"), e.g. to move a progress bar."""
     validate_config(cfg)
     base = _base(cfg, device)
+    message = None
     try:
         return _run(cfg, device, base, on_step or (lambda phase: None))
     except Exception as exc:
         if not _is_oom(exc):
             raise
-        free = _free(device)
-        return RunResult(status="oom", free_bytes=free, notes=(f"out of memory: {str(exc).splitlines()[0][:160]}",),
-                         **base)
+        # Leave the handler before freeing: the exception's traceback holds the frames that hold the model.
+        message = f"out of memory: {str(exc).splitlines()[0][:160]}"
     finally:
-        _free(device)
+        if message is None:
+            _free(device, cfg.compile)
+    free = _free(device, cfg.compile)
+    return RunResult(status="oom", free_bytes=free, notes=(message,), **base)
 
 
 def _autocast(device: DeviceInfo):
