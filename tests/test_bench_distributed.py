@@ -54,6 +54,20 @@ def test_launcher_command_and_root_cause():
     assert root_cause([]) is None
 
 
+def test_a_rank_that_only_saw_a_peer_die_stays_quiet_on_one_node(capsys, monkeypatch):
+    from llmplan.bench.distributed import DistEnv, ERROR_FILE_ENV, report_failure
+
+    monkeypatch.delenv(ERROR_FILE_ENV, raising=False)
+    one_node = DistEnv(rank=1, local_rank=1, world_size=2, local_world_size=2)
+    report_failure("rank 1 of 2 (cpu): RuntimeError: Connection reset by peer", one_node)
+    assert capsys.readouterr().err == ""
+    report_failure("rank 1 of 2 (cpu): out of memory; lower --batch", one_node)
+    assert capsys.readouterr().err.count("llmplan: error:") == 1
+    two_nodes = DistEnv(rank=9, local_rank=1, world_size=16, local_world_size=8)
+    report_failure("rank 9 of 16 (cuda:1): RuntimeError: Connection reset by peer", two_nodes)
+    assert "another rank failed" in capsys.readouterr().err
+
+
 def test_strategy_without_several_processes_is_a_clear_error(cli, monkeypatch):
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(var, raising=False)

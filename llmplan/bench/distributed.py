@@ -24,7 +24,8 @@ ERROR_FILE_ENV = "LLMPLAN_DIST_ERRFILE"  # set by the --nproc launcher: ranks wr
 FAIL_RANK_ENV = "LLMPLAN_DIST_FAIL_RANK"  # testing aid: this rank raises at its first timed step
 # Errors a rank sees because another rank died first (not the root cause).
 _SECONDARY = ("connection closed", "connection reset", "broken pipe", "timed out", "timeout", "socket",
-              "peer", "nccl communicator was aborted", "process group", "watchdog")
+              "peer", "nccl communicator was aborted", "process group", "watchdog", "remote process",
+              "distbackenderror")
 
 
 @dataclass(frozen=True)
@@ -170,23 +171,31 @@ def describe_failure(exc: BaseException, env: DistEnv, device: str | None) -> st
     return f"{where}: {type(exc).__name__}: {text[:300]}"
 
 
-def report_failure(message: str) -> None:
-    """Record this rank's failure once: in the launcher's error file when there is one, else one stderr line."""
+def report_failure(message: str, env: DistEnv) -> None:
+    """Record this rank's failure once: in the launcher's error file when there is one, else one stderr line.
+
+    A rank that only saw a peer die stays silent when all ranks share this node (the root cause is printed on the
+    same terminal); across nodes it says briefly that it stopped because another rank failed."""
+    secondary = is_secondary(message)
     path = os.environ.get(ERROR_FILE_ENV)
     if path:
         try:
             with open(path, "a", encoding="utf-8") as fh:
-                fh.write(("secondary\t" if is_secondary(message) else "primary\t") + message + "\n")
+                fh.write(("secondary\t" if secondary else "primary\t") + message + "\n")
             return
         except OSError:
             pass
+    if secondary:
+        if env.local_world_size == env.world_size:
+            return
+        message = f"rank {env.rank} of {env.world_size}: stopped because another rank failed ({message[:120]})"
     sys.stderr.write(f"llmplan: error: {message}\n")
     sys.stderr.flush()
 
 
 def abort_rank(exc: BaseException, env: DistEnv, device: str | None) -> None:
     """Report and leave now: no destructor, no barrier, nothing that could wait on a dead peer."""
-    report_failure(describe_failure(exc, env, device))
+    report_failure(describe_failure(exc, env, device), env)
     try:
         import torch.distributed as dist
 
