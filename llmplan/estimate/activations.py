@@ -200,11 +200,6 @@ class ActivationEstimate:
     microbatches_in_flight: int
     terms: tuple[Term, ...] = field(default=(), hash=False)  # one layer's terms, for the breakdown
 
-    @property
-    def saved_bytes(self) -> float:
-        """What one micro-batch of the whole model saves for backward (pp = 1): the measurable quantity."""
-        return self.first_stage_bytes
-
 
 def layer_bytes(spec: ModelSpec, c: ActivationConfig, cross: bool = False) -> float:
     return sum(t.bytes for t in layer_terms(spec, c, cross))

@@ -183,8 +183,8 @@ def kv_cache_bytes(spec: ModelSpec, tokens: int, batch: int, kv_dtype: str = "bf
     return int(round(per_token * layers * cached * batch * beams))
 
 
-def _stage_states(cfg: MemoryConfig, params_on_gpu: float, trainable_on_gpu: float, spec: ModelSpec,
-                  notes: list[str]) -> tuple[float, float, float]:
+def _stage_states(cfg: MemoryConfig, params_on_gpu: float, trainable_on_gpu: float,
+                  spec: ModelSpec) -> tuple[float, float, float]:
     """(weights, gradients, optimizer) bytes on one GPU before offload, after ZeRO sharding."""
     dp, z = cfg.dp, cfg.zero
     if cfg.mode in ("train", "finetune"):
@@ -200,8 +200,7 @@ def _stage_states(cfg: MemoryConfig, params_on_gpu: float, trainable_on_gpu: flo
             weights += 2.0 * params_on_gpu * matmul_fraction(spec)
     else:
         base = "nf4" if cfg.mode == "qlora" else cfg.dtype
-        base_params = params_on_gpu
-        weights = weight_storage(spec, base_params, base, cfg.quant_group).total_bytes
+        weights = weight_storage(spec, params_on_gpu, base, cfg.quant_group).total_bytes
         if cfg.mode == "infer":
             grads = opt = 0.0
         else:
@@ -237,7 +236,7 @@ def estimate_memory(cfg: MemoryConfig) -> MemoryEstimate:
 
     def states(params_stage: float) -> tuple[float, float, float]:
         trainable = adapters_gpu if lora else (0.0 if cfg.mode == "infer" else params_stage)
-        return _stage_states(cfg, params_stage, trainable, spec, notes)
+        return _stage_states(cfg, params_stage, trainable, spec)
 
     results = []
     if cfg.mode == "infer":
