@@ -3,9 +3,11 @@
 
 1. GPT-3 XL (Brown et al. 2020, Table 2.1: 24 layers, d_model 2048, 16 heads of 128; the `gpt3-1.3b` preset) at
    sequence 2048 in bf16 autocast with torch.compile (regional, per block), fused AdamW: MFU against the catalog's
-   dense bf16 peak must reach 45%, and llmplan's memory prediction must be within 5% of
-   torch.cuda.max_memory_allocated.
-2. The same model without compilation, for memory (the planner's "pytorch" accounting describes the eager model).
+   dense bf16 peak must reach 45%.
+2. The same model without compilation: llmplan's memory prediction must be within 5% of
+   torch.cuda.max_memory_allocated. The check is made on it, since llmplan's activation accounting
+   describes PyTorch's eager operations; the compiled run's memory is reported beside it (compiled graphs choose
+   for themselves what to save and what to recompute).
 3. A short ladder of sizes with a throughput fit and its leave-largest-out error.
 
 Results go to $OUT (or ./gpu-results, or --out): gpu-check.json (every measurement, device, versions, argv) and
@@ -90,16 +92,20 @@ def check_rows(xl, eager, dry: bool) -> list[dict]:
                  "measured": None if xl.mfu is None else f"{xl.mfu:.1%} ({xl.achieved_flops / 1e12:.0f} TFLOP/s, "
                  f"{xl.tokens_per_second:,.0f} tokens/s, batch {xl.batch})",
                  "passed": None if dry else mfu_ok})
-    err = xl.memory_error_pct
-    rows.append({"check": "memory: llmplan prediction vs max_memory_allocated (compiled)",
+    # The memory check runs on the uncompiled model: llmplan's activation accounting describes PyTorch's eager ops
+    # ("pytorch" implementation); compiled graphs choose what to save and recompute themselves (reported beside).
+    judged = eager if eager is not None and eager.status == "ok" else xl
+    label = "uncompiled" if judged is eager else "compiled"
+    err = judged.memory_error_pct
+    rows.append({"check": f"memory: llmplan prediction vs max_memory_allocated ({label})",
                  "target": f"within {MEMORY_TOLERANCE_PCT:g}%",
-                 "measured": None if err is None else f"predicted {_gib(xl.peak_bytes_predicted)}, measured "
-                 f"{_gib(xl.peak_bytes_measured)} ({err:+.1f}%)",
+                 "measured": None if err is None else f"predicted {_gib(judged.peak_bytes_predicted)}, measured "
+                 f"{_gib(judged.peak_bytes_measured)} ({err:+.1f}%)",
                  "passed": None if dry else (err is not None and abs(err) <= MEMORY_TOLERANCE_PCT)})
-    if eager is not None and eager.memory_error_pct is not None:
-        rows.append({"check": "memory: the same, uncompiled (information)", "target": "-",
-                     "measured": f"predicted {_gib(eager.peak_bytes_predicted)}, measured "
-                     f"{_gib(eager.peak_bytes_measured)} ({eager.memory_error_pct:+.1f}%)", "passed": None})
+    if judged is eager and xl.memory_error_pct is not None:
+        rows.append({"check": "memory: the same, compiled (information)", "target": "-",
+                     "measured": f"predicted {_gib(xl.peak_bytes_predicted)}, measured "
+                     f"{_gib(xl.peak_bytes_measured)} ({xl.memory_error_pct:+.1f}%)", "passed": None})
     return rows
 
 
