@@ -179,3 +179,16 @@ def test_bad_configs(kw, words):
 def test_bare_count_keeps_the_count():
     e = estimate_memory(MemoryConfig(spec=spec_from_params(1e9), dtype="fp32", seq=512))
     assert e.params == 1_000_000_000 and e.breakdown["weights"] == 4_000_000_000
+
+
+def test_implementation_accountings_differ_where_the_kernels_do():
+    spec = resolve_model("llama-2-7b")
+    c = ActivationConfig(seq=256, batch=1, bytes_per_value=2, attention="flash", dropout=True)
+    terms = {impl: {t.name: t.bytes for t in layer_terms(spec, replace(c, impl=impl))}
+             for impl in ("fused", "pytorch", "pytorch-cuda")}
+    n, h = 256, 4096
+    assert terms["fused"]["norm_attn"] == terms["pytorch-cuda"]["norm_attn"] == 2 * n * h  # fused kernel: input
+    assert terms["pytorch"]["norm_attn"] == 8 * n * h  # CPU composite: fp32 input copy + fp32 normalised
+    assert terms["fused"]["attn_residual_dropout_mask"] == terms["pytorch-cuda"]["attn_residual_dropout_mask"] == n * h
+    assert terms["pytorch"]["attn_residual_dropout_mask"] == 2 * n * h  # CPU dropout keeps bf16 noise
+    assert "attn_out_proj_copy" in terms["pytorch"] and "attn_out_proj_copy" not in terms["pytorch-cuda"]

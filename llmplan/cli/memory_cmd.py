@@ -106,7 +106,8 @@ def memory(
     dropout: Optional[bool] = typer.Option(None, "--dropout/--no-dropout", help="Keep dropout masks (default: as "
                                            "the model family trains: GPT/BERT/T5 yes, LLaMA-style no)."),
     impl: str = typer.Option("fused", "--impl", help="Activation accounting: fused (Megatron-style kernels, "
-                             "Korthikanti et al.) | pytorch (plain PyTorch ops, as llmplan's bench model)."),
+                             "Korthikanti et al.) | pytorch (plain PyTorch ops, as llmplan's bench model, on the CPU) "
+                             "| pytorch-cuda (the same ops on a GPU)."),
     quant_group: Optional[str] = typer.Option(None, "--quant-group", help="int4 quantization group size "
                                               "(default 128, one fp16 scale per group)."),
     gpu: Optional[str] = typer.Option(None, "--gpu", help="Does it fit on this GPU, and on how many?"),
@@ -153,7 +154,7 @@ def memory(
         adapter_dtype=_choice(adapter_dtype, "--adapter-dtype", ("fp32", "bf16", "fp16")),
         kv_dtype=parse_dtype(kv_dtype, KV_DTYPES) if kv_dtype else None, beams=parse_int_count(beams, "--beams"),
         grad_dtype=_choice(grad_dtype, "--grad-dtype", ("auto", "fp32", "bf16", "fp16")), amp=amp, dropout=dropout,
-        impl=_choice(impl, "--impl", ("fused", "pytorch")),
+        impl=_choice(impl, "--impl", ("fused", "pytorch", "pytorch-cuda")),
         quant_group=parse_int_count(quant_group, "--quant-group") if quant_group else None,
     )
     gpu_obj = None

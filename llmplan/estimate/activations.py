@@ -9,11 +9,14 @@ V), gated MLPs, any feed-forward size, flash attention (no s x s scores, a logsu
 cross-attention, rotary embeddings, mixture-of-experts and LoRA. Norm statistics (fp32 mean/rstd per token), which
 the paper leaves out, are separate terms ending in "_stats".
 
-Two implementations are modelled (ActivationConfig.impl): "fused" is the paper's accounting (fused norm kernels that
-keep their input; flash output laid out so the output projection reads it without a copy); "pytorch" is the same
-model written with plain PyTorch ops, as llmplan's bench model is (F.rms_norm keeps fp32 copies; the rotated query
-is head-major, so the attention output is copied before the output projection; eager attention keeps its bool
-causal mask). Both are checked against counted saved tensors (tests/test_memory_measured.py).
+Implementations modelled (ActivationConfig.impl): "fused" is the paper's accounting (fused norm kernels that keep
+their input; flash output laid out so the output projection reads it without a copy); "pytorch" is the same model
+written with plain PyTorch ops, as llmplan's bench model is, run on the CPU (F.rms_norm keeps fp32 copies; the
+rotated query is head-major, so the attention output is copied before the output projection; eager attention keeps
+its bool causal mask; dropout keeps its noise in the activation dtype). Both are checked against counted saved
+tensors (tests/test_memory_measured.py). "pytorch-cuda" is that model on a GPU, inferred from PyTorch's CUDA kernels
+rather than measured here: F.rms_norm dispatches to a fused kernel that keeps its input and rstd, the flash kernel
+writes its output sequence-major (no copy), dropout keeps a bool mask.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from llmplan.models.spec import ModelSpec
 
 ATTENTION = ("flash", "eager")
 RECOMPUTE = ("none", "selective", "full")
-IMPLS = ("fused", "pytorch")
+IMPLS = ("fused", "pytorch", "pytorch-cuda")
 FP32 = 4.0
 INDEX = 8.0  # token ids and targets are int64
 
@@ -47,8 +50,8 @@ class ActivationConfig:
     lora_rank: int = 0
     encoder_seq: int | None = None      # encoder-decoder: encoder length (default: seq)
     residual_fp32: bool = False         # PyTorch autocast (AMP): fp32 residual stream, norms and softmax in fp32
-    mask_bytes: float = 1.0             # bytes per dropout-mask element: 1 (bool, CUDA's fused dropout); PyTorch on
-                                        # CPU keeps the scaled noise in the activation dtype instead
+    mask_bytes: float | None = None     # bytes per dropout-mask element; None: 1 (bool, CUDA's fused dropout), or
+                                        # the activation dtype for "pytorch" (the CPU keeps the scaled noise)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,12 @@ class Term:
     name: str
     bytes: float
     consumer: str = ""  # linear whose weight gradient alone keeps this tensor (dropped when frozen without adapter)
+
+
+def _mask(c: ActivationConfig) -> float:
+    if c.mask_bytes is not None:
+        return c.mask_bytes
+    return c.bytes_per_value if c.impl == "pytorch" else 1.0
 
 
 def _dims(spec: ModelSpec, c: ActivationConfig) -> dict:
@@ -70,7 +79,7 @@ def _norm(spec: ModelSpec, c: ActivationConfig, name: str, nr: float, shared_inp
     keeps an fp32 copy of its input and the fp32 normalised tensor instead."""
     h, p = spec.hidden, c.bytes_per_value
     stats = (8.0 if spec.norm == "layernorm" else 4.0) * nr
-    if c.impl == "pytorch" and spec.norm == "rmsnorm":
+    if c.impl == "pytorch" and spec.norm == "rmsnorm":  # CPU: composite rms_norm
         kept = ([] if shared_input else [FP32 * nr * h]) + [FP32 * nr * h]
         return [Term(name, sum(kept)), Term(name + "_stats", stats)]
     r = FP32 if c.residual_fp32 else p  # autocast keeps the residual stream, hence every norm input, in fp32
@@ -93,9 +102,9 @@ def _attention(spec: ModelSpec, c: ActivationConfig, d: dict, prefix: str, s_kv:
         if c.residual_fp32:  # CUDA autocast runs softmax in fp32: its output, then a 16-bit copy for P V
             terms.append(Term(f"{prefix}_softmax_fp32", FP32 * n * s_kv * a))
         if c.dropout:
-            terms += [Term(f"{prefix}_dropout_mask", c.mask_bytes * n * s_kv * a),  # a s^2 b
+            terms += [Term(f"{prefix}_dropout_mask", _mask(c) * n * s_kv * a),  # a s^2 b
                       Term(f"{prefix}_dropout_out", p * n * s_kv * a)]      # 2 a s^2 b
-        if c.impl == "pytorch" and causal:
+        if c.impl != "fused" and causal:
             terms.append(Term(f"{prefix}_causal_mask", 1.0 * c.seq * s_kv))  # bool
         terms.append(Term(f"{prefix}_out_proj_input", p * n * q, consumer="o"))
     else:
@@ -113,7 +122,7 @@ def _attention(spec: ModelSpec, c: ActivationConfig, d: dict, prefix: str, s_kv:
             terms.append(Term(f"{prefix}_softmax_lse", FP32 * n * a))
             if c.impl == "pytorch" and rope:  # head-major output: transposed copy for the output projection
                 terms.append(Term(f"{prefix}_out_proj_copy", p * n * q, consumer="o"))
-    if c.impl == "pytorch" and rope and p != FP32:
+    if c.impl != "fused" and rope and p != FP32:
         terms.append(Term("attn_rotary_tables", 2 * c.seq * spec.d_head * p))  # cos/sin cast per call
     return terms
 
@@ -152,19 +161,19 @@ def layer_terms(spec: ModelSpec, c: ActivationConfig, cross: bool = False) -> li
     terms += _attention(spec, c, d, "attn", c.seq, d["n"], causal=spec.position not in ("alibi",)
                         and not spec.relative_buckets)
     if c.dropout:
-        terms.append(Term("attn_residual_dropout_mask", c.mask_bytes * nr * h))
+        terms.append(Term("attn_residual_dropout_mask", _mask(c) * nr * h))
     if cross:
         enc = c.encoder_seq or c.seq
         terms += _norm(spec, c, "norm_cross", nr)
         terms.append(Term("cross_input", p * nr * h, consumer="q"))
         terms += _attention(spec, c, d, "cross", enc, enc * c.batch, causal=False)
         if c.dropout:
-            terms.append(Term("cross_residual_dropout_mask", c.mask_bytes * nr * h))
+            terms.append(Term("cross_residual_dropout_mask", _mask(c) * nr * h))
     if n_apps:
         terms += _norm(spec, c, "norm_mlp", nr, shared_input=spec.parallel_layers)
     terms += _mlp(spec, c, d)
     if c.dropout:
-        terms.append(Term("mlp_residual_dropout_mask", c.mask_bytes * nr * h))
+        terms.append(Term("mlp_residual_dropout_mask", _mask(c) * nr * h))
     for i in range(max(n_apps - 2, 0)):  # sandwich norms after the attention / MLP outputs
         terms += _norm(spec, c, f"norm_post_{i}", nr)
     if c.lora_targets is not None:
@@ -240,8 +249,8 @@ def activation_memory(spec: ModelSpec, c: ActivationConfig, pp: int = 1) -> Acti
     if spec.position == "learned":
         embedding += INDEX * c.seq  # position ids
     if c.dropout:
-        embedding += c.mask_bytes * nr * h * (2 if encdec else 1)
-    if c.impl == "pytorch" and spec.position == "rotary" and p == FP32:
+        embedding += _mask(c) * nr * h * (2 if encdec else 1)
+    if c.impl != "fused" and spec.position == "rotary" and p == FP32:
         embedding += FP32 * c.seq * spec.d_head  # cos/sin tables, shared by every layer
     vocab = ceil_div(spec.vocab, c.tp)  # the output layer is split over the vocabulary (Megatron)
     head = INDEX * n + (FP32 if c.loss_fp32 else p) * n * vocab  # targets; log-probabilities (4 s b v)

@@ -59,7 +59,8 @@ class MemoryConfig:
     grad_dtype: str = "auto"            # "fp32": Megatron's fp32 gradient accumulation
     amp: bool = False                   # PyTorch autocast: fp32 weights/gradients, 16-bit copies, fp32 residual
     dropout: bool | None = None         # None: as the family trains (see default_dropout)
-    impl: str = "fused"                 # activation accounting: "fused" (Korthikanti) or "pytorch" (plain ops)
+    impl: str = "fused"                 # activation accounting: "fused" (Korthikanti), "pytorch" (plain ops on the
+                                        # CPU, as measured) or "pytorch-cuda" (the same ops on a GPU)
     quant_group: int | None = None      # int4 group size (default 128)
     measured_overhead_bytes: int | None = None  # from a calibration profile
     overhead_source: str = ""
