@@ -67,6 +67,18 @@ def test_korthikanti_table2(h, a, s, b, t):
     assert _paper_bytes(spec, full_sp) == pytest.approx(2 * sbh / t, rel=1e-12)
 
 
+def test_korthikanti_gpt3_175b_from_the_cli(cli):
+    """The GPT-3 175B preset (h 12288, a 96) at s = 2048, eager attention, dropout: s b h (34 + 5 a s / h) per layer,
+    here 114 s b h, read from the JSON's per-layer terms (LayerNorm statistics aside)."""
+    data = cli("memory", "--model", "gpt3-175b", "--seq", "2048", "--attention", "eager", "--json").json()
+    terms = data["activation_terms_per_layer"]
+    paper = sum(v for k, v in terms.items() if not k.endswith("_stats"))
+    assert paper == 2048 * 12288 * (34 + 5 * 96 * 2048 / 12288)
+    sel = cli("memory", "--model", "gpt3-175b", "--seq", "2048", "--tp", "8", "--sp", "--recompute", "selective",
+              "--json").json()["activation_terms_per_layer"]
+    assert sum(v for k, v in sel.items() if not k.endswith("_stats")) == 34 * 2048 * 12288 / 8
+
+
 def test_korthikanti_first_pipeline_stage_holds_all_layers():
     """Section 4.2.3: with 1F1B the first stage keeps pp micro-batches of L/pp layers, as much as L layers."""
     spec = _gpt_layer(4096, 32).with_(layers=32)

@@ -192,3 +192,17 @@ def test_implementation_accountings_differ_where_the_kernels_do():
     assert terms["fused"]["attn_residual_dropout_mask"] == terms["pytorch-cuda"]["attn_residual_dropout_mask"] == n * h
     assert terms["pytorch"]["attn_residual_dropout_mask"] == 2 * n * h  # CPU dropout keeps bf16 noise
     assert "attn_out_proj_copy" in terms["pytorch"] and "attn_out_proj_copy" not in terms["pytorch-cuda"]
+
+
+def test_cross_attention_terms():
+    """A decoder layer of an encoder-decoder model adds its cross-attention block: a norm, the query input, Q, K and V
+    of the encoder output (at the encoder length), the scores over s x s_enc, the output projection's input, a mask."""
+    t5 = resolve_model("flan-t5-base")  # 12 heads of 64, hidden 768, gated-GELU ffn 2048, dropout
+    c = ActivationConfig(seq=128, batch=2, bytes_per_value=2, attention="eager", dropout=True, encoder_seq=512)
+    self_only = sum(t.bytes for t in layer_terms(t5, c))
+    cross = {t.name: t.bytes for t in layer_terms(t5, c, cross=True)}
+    n, ne, h, q, a = 256, 1024, 768, 768, 12
+    added = (2 * n * h + 4 * n) + 2 * n * h + 2 * n * q + 2 * 2 * ne * q + (2 + 1 + 2) * n * 512 * a \
+        + 2 * n * q + n * h
+    assert sum(cross.values()) - self_only == added
+    assert cross["cross_softmax"] == 2 * n * 512 * a

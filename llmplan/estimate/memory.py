@@ -76,6 +76,7 @@ class MemoryEstimate:
     stage: str                                      # the pipeline stage reported: "only", "first" or "last"
     seq: int
     activation_detail: dict[str, float] = field(hash=False)
+    activation_terms: tuple[tuple[str, int], ...]  # one layer's saved tensors by name (bytes, one micro-batch)
     weights_by_dtype: dict[str, int] = field(hash=False)
     rule_of_thumb_bytes: int | None
     rule_of_thumb: str
@@ -245,12 +246,14 @@ def estimate_memory(cfg: MemoryConfig) -> MemoryEstimate:
         kv = kv_cache_bytes(spec, seq, cfg.batch, cfg.kv_dtype, cfg.beams, cfg.tp, cfg.pp)
         w, g, o = states(stages.most)
         results.append(("only" if cfg.pp == 1 else "largest", w, g, o, act, kv, {"prefill_working_set": act}))
+        layer_terms_out: tuple[tuple[str, int], ...] = ()
     else:
         ac = ActivationConfig(seq=seq, batch=cfg.batch, bytes_per_value=p, attention=cfg.attention,
                               recompute=cfg.recompute, dropout=cfg.dropout, tp=cfg.tp, sp=cfg.sp, impl=cfg.impl,
                               lora_targets=cfg.lora_targets if lora else None, lora_rank=cfg.lora_rank,
                               residual_fp32=cfg.amp)
         a = activation_memory(spec, ac, cfg.pp)
+        layer_terms_out = tuple((t.name, int(round(t.bytes))) for t in a.terms)
         detail = {"per_layer": a.layer_bytes, "embeddings": a.embedding_bytes, "output_and_loss": a.head_bytes,
                   "logits_transient": a.logits_transient_bytes, "recompute_transient": a.recompute_transient_bytes,
                   "microbatches_in_flight": a.microbatches_in_flight}
@@ -293,7 +296,7 @@ def estimate_memory(cfg: MemoryConfig) -> MemoryEstimate:
     return MemoryEstimate(
         params=total_params, trainable_params=int(round(trainable_total)), breakdown=breakdown, total_bytes=total,
         cpu_bytes=cpu, stage=stage, seq=seq, activation_detail={k: float(v) for k, v in detail.items()},
-        weights_by_dtype=by_dtype, rule_of_thumb_bytes=rule, rule_of_thumb=text, assumptions=tuple(notes))
+        activation_terms=layer_terms_out, weights_by_dtype=by_dtype, rule_of_thumb_bytes=rule, rule_of_thumb=text, assumptions=tuple(notes))
 
 
 def _rule_of_thumb(cfg: MemoryConfig, n: int) -> tuple[int | None, str]:
