@@ -82,6 +82,10 @@ def distributed_check(out: Path, dry: bool = False, timeout: float = 300.0, log=
     return {"gpus": gpus, "dry_run": dry, "runs": runs, "memory_tolerance_pct": MEMORY_TOLERANCE_PCT}
 
 
+def _gib(b) -> str:
+    return "-" if b is None else f"{b / 2**30:.2f} GiB"
+
+
 def markdown(check: dict) -> str:
     if "skipped" in check:
         return f"Distributed check skipped: {check['skipped']}.\n"
@@ -95,11 +99,10 @@ def markdown(check: dict) -> str:
         s = rep["step_seconds"]
         peak = rep.get("peak_bytes", {}).get("max")
         pred = (rep.get("predicted_memory") or {}).get("bytes")
-        gib = (lambda b: "-" if b is None else f"{b / 2**30:.2f} GiB")
         err = "-" if r["memory_error_pct"] is None else f"{r['memory_error_pct']:+.1f}%"
         lines.append(f"| {r['strategy']} | {s['min']:.4f} / {s['median']:.4f} / {s['max']:.4f} s | "
-                     f"{rep['single_process_step_seconds']:.4f} s | {rep['scaling_efficiency']:.1%} | {gib(peak)} | "
-                     f"{gib(pred)} | {err} |")
+                     f"{rep['single_process_step_seconds']:.4f} s | {rep['scaling_efficiency']:.1%} | {_gib(peak)} | "
+                     f"{_gib(pred)} | {err} |")
     note = " (dry run: CPU, gloo, tiny model)" if check.get("dry_run") else ""
     return f"Two-process distributed bench{note}:\n\n" + "\n".join(lines) + "\n"
 

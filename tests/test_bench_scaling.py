@@ -165,6 +165,42 @@ def test_scaling_rejects_bad_inputs_before_training(cli, tmp_path):
     assert r.code == 2 and "--budget-seconds" in r.stderr
 
 
+def test_scaling_refuses_options_it_does_not_use(cli):
+    r = cli("bench", "--scaling", "--model", "gpt2", "--device", "cpu")
+    assert r.code == 2 and "--model" in r.stderr and "--scaling" in r.stderr
+    r = cli("bench", "--data", "somewhere", "--device", "cpu")
+    assert r.code == 2 and "--scaling" in r.stderr
+
+
+@pytest.mark.slow
+def test_scaling_command_json_has_runs_fit_prediction_and_corpus(tmp_path, capsys):
+    import json
+
+    from llmplan.cli.bench_scaling import run_scaling
+
+    run_scaling(quick=True, budget_seconds=None, data=None, device="cpu", out=tmp_path / "out",
+                save_law=None, as_json=True, budgets=2, sizes=4, max_flops=2.4e9, max_corpus_bytes=120_000,
+                progress=False, recipe_overrides={"seq": 32, "batch": 8, "eval_tokens": 1024, "min_steps": 8})
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema_version"] == 1 and len(doc["runs"]) >= 6
+    for key in ("E", "A", "B", "alpha", "beta", "a", "b", "intervals", "n_runs", "residual_rms"):
+        assert key in doc["fit"]
+    assert {"flops", "predicted_loss", "measured_loss"} <= set(doc["prediction"])
+    assert doc["corpus"]["bytes"] == 120_000 and "standard library" in doc["corpus"]["description"]
+    assert doc["optimal"][-1]["tokens_per_param"] > 0
+    assert (tmp_path / "out" / "runs.csv").exists() and (tmp_path / "out" / "law.json").exists()
+
+
+def test_tables_render_the_sweep(micro_sweep, tmp_path, capsys):
+    from llmplan.bench.scaling import optimal_points
+    from llmplan.cli.bench_scaling import render
+
+    render(micro_sweep, optimal_points(micro_sweep.fit, [1e9, 4e9]), {"runs_csv": str(tmp_path / "runs.csv")})
+    out = capsys.readouterr().out
+    assert "Fitted L(N, D)" in out and "tokens per param" in out and "predicted loss" in out
+    assert micro_sweep.runs[0].name in out
+
+
 def test_plan_run_rounds_to_whole_steps():
     spec = shape_ladder(32)[0]
     run = plan_run(1e9, spec, MICRO)

@@ -151,8 +151,13 @@ def bench(
     if scaling:
         from llmplan.cli.bench_scaling import run_scaling
 
+        given = {"--model": model, "--layers": layers, "--batch": batch, "--seq": seq, "--nproc": nproc,
+                 "--strategy": strategy, "--plot": plot, "--max-rungs": max_rungs}
         return run_scaling(quick=quick, budget_seconds=budget_seconds, data=str(data) if data else None,
-                           device=device, out=out, save_law=save_law, as_json=as_json)
+                           device=device, out=out, save_law=save_law, as_json=as_json,
+                           unsupported=[k for k, v in given.items() if v is not None])
+    if data is not None or save_law is not None:
+        raise LlmplanError("--data and --save-law go with --scaling")
     from llmplan.bench.distributed import dist_env
 
     if nproc is not None or strategy is not None or dist_env() is not None:

@@ -63,13 +63,23 @@ class RichProgress:
 def run_scaling(quick: bool, budget_seconds: float | None, data: str | None, device: str, out: Path | None,
                 save_law: Path | None, as_json: bool, budgets: int | None = None, sizes: int | None = None,
                 max_flops: float | None = None, seed: int = 0, max_corpus_bytes: int | None = None,
-                progress: bool = True) -> None:
+                progress: bool = True, unsupported: list[str] | None = None,
+                recipe_overrides: dict | None = None) -> None:
+    """Run the sweep and print it (tables, or one JSON object); runs.csv and law.json go to `out`."""
     from llmplan.bench import scaling_io
     from llmplan.bench.corpus import load_corpus
     from llmplan.bench.device import detect_device
     from llmplan.bench.scaling import optimal_points, run_sweep
     from llmplan.bench.scaling_grid import VALIDATION_FACTOR, Recipe
 
+    from llmplan.bench.distributed import dist_env
+
+    if unsupported:
+        raise LlmplanError(f"--scaling trains its own grid of tiny models; {', '.join(unsupported)} do(es) not "
+                           "apply (accepted with it: --quick, --budget-seconds, --data, --device, --out, "
+                           "--save-law, --json)")
+    if dist_env() is not None:
+        raise LlmplanError("--scaling runs in one process; start it without torchrun")
     mode = QUICK if quick else FULL
     n_budgets, per_budget = budgets or mode["budgets"], sizes or mode["sizes"]
     if n_budgets < 2 or per_budget < 2:
@@ -83,7 +93,8 @@ def run_scaling(quick: bool, budget_seconds: float | None, data: str | None, dev
     scaling_io.check_output_paths(out, save_law)
     corpus = load_corpus(data, max_bytes=max_corpus_bytes)
     dev = detect_device(device)
-    recipe = replace(Recipe(), seed=seed, **(GPU_RECIPE if dev.kind == "cuda" and not quick else mode["recipe"]))
+    shape = GPU_RECIPE if dev.kind == "cuda" and not quick else mode["recipe"]
+    recipe = replace(Recipe(), seed=seed, **{**shape, **(recipe_overrides or {})})
     seconds = budget_seconds or mode["seconds"]
     note(f"corpus: {corpus.description}; {format_count(corpus.n_bytes)} bytes = tokens "
          f"({format_count(len(corpus.heldout))} held out)")
