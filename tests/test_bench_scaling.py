@@ -188,6 +188,9 @@ def test_scaling_command_json_has_runs_fit_prediction_and_corpus(tmp_path, capsy
     assert {"flops", "predicted_loss", "measured_loss"} <= set(doc["prediction"])
     assert doc["corpus"]["bytes"] == 120_000 and "standard library" in doc["corpus"]["description"]
     assert doc["optimal"][-1]["tokens_per_param"] > 0
+    budgets = sorted({r["budget_flops"] for r in doc["runs"]})
+    for g in doc["isoflop_minima"]:  # one parabola per budget that has three sizes or more
+        assert min(abs(g["flops"] / c - 1) for c in budgets) < 1e-9
     assert (tmp_path / "out" / "runs.csv").exists() and (tmp_path / "out" / "law.json").exists()
 
 

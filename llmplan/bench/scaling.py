@@ -236,6 +236,21 @@ def optimal_points(fit, budgets: list[float]) -> list[dict]:
     return points
 
 
+def isoflop_minima(runs: list[RunResult]) -> list[dict]:
+    """Each budget's minimum from a parabola in log N through its runs (Hoffmann et al. 2022, Approach 2): a check
+    on the parametric fit that does not assume its functional form."""
+    from llmplan.fit.isoflop import fit_approach2
+
+    if not runs:
+        return []
+    a2 = fit_approach2([r.params for r in runs], [r.budget_flops for r in runs], [r.loss for r in runs])
+    if a2 is None:
+        return []
+    return [{"flops": g.flops, "params_opt": g.params_opt, "tokens_opt": g.tokens_opt,
+             "tokens_per_param": g.tokens_opt / g.params_opt if g.params_opt else None, "loss_opt": g.loss_opt,
+             "inside_sizes_tried": g.used, "note": g.note} for g in a2.groups]
+
+
 def run_sweep(corpus: Corpus, recipe: Recipe, device: str = "cpu", n_budgets: int = 4, per_budget: int = 5,
               budget_seconds: float | None = None, max_budget: float | None = None, validate: bool = True,
               bootstrap: int = 100, progress=None) -> SweepResult:

@@ -71,14 +71,15 @@ def fit_json(fit) -> dict | None:
             "max_abs_residual": fit.max_abs_residual, "converged": fit.converged}
 
 
-def sweep_json(result, optimal: list[dict], files: dict[str, str]) -> dict:
+def sweep_json(result, optimal: list[dict], files: dict[str, str], isoflop: list[dict] | None = None) -> dict:
     """The `llmplan bench --scaling --json` object."""
     from dataclasses import asdict
 
     return {"kind": "llmplan.bench.scaling", "device": result.device, "corpus": result.corpus,
             "recipe": result.recipe, "runs": [asdict(r) for r in result.runs], "fit": fit_json(result.fit),
-            "optimal": optimal, "prediction": result.prediction, "seconds": result.seconds,
-            "interrupted": result.interrupted, "files": files, "assumptions": list(result.assumptions)}
+            "optimal": optimal, "isoflop_minima": isoflop or [], "prediction": result.prediction,
+            "seconds": result.seconds, "interrupted": result.interrupted, "files": files,
+            "assumptions": list(result.assumptions)}
 
 
 def write_outputs(result, out: Path, save_law: Path | None) -> dict[str, str]:

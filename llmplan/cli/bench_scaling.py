@@ -69,7 +69,7 @@ def run_scaling(quick: bool, budget_seconds: float | None, data: str | None, dev
     from llmplan.bench import scaling_io
     from llmplan.bench.corpus import load_corpus
     from llmplan.bench.device import detect_device
-    from llmplan.bench.scaling import optimal_points, run_sweep
+    from llmplan.bench.scaling import isoflop_minima, optimal_points, run_sweep
     from llmplan.bench.scaling_grid import VALIDATION_FACTOR, Recipe
 
     from llmplan.bench.distributed import dist_env
@@ -111,13 +111,14 @@ def run_scaling(quick: bool, budget_seconds: float | None, data: str | None, dev
     optimal = []
     if result.fit is not None and budgets_done:
         optimal = optimal_points(result.fit, budgets_done + [VALIDATION_FACTOR * budgets_done[-1]])
+    isoflop = isoflop_minima(list(result.runs))
     if as_json:
-        emit_json(scaling_io.sweep_json(result, optimal, files))
+        emit_json(scaling_io.sweep_json(result, optimal, files, isoflop))
         return
-    render(result, optimal, files)
+    render(result, optimal, files, isoflop)
 
 
-def render(result, optimal: list[dict], files: dict[str, str]) -> None:
+def render(result, optimal: list[dict], files: dict[str, str], isoflop: list[dict] | None = None) -> None:
     console = stdout_console()
     c = result.corpus
     console.print(kv_table("Scaling sweep", [
@@ -146,6 +147,12 @@ def render(result, optimal: list[dict], files: dict[str, str]) -> None:
                             ["FLOPs", "params", "tokens", "tokens per param"],
                             [[format_flops(p["flops"]), format_count(p["params"]), format_count(p["tokens"]),
                               f"{p['tokens_per_param']:.3g}"] for p in optimal]))
+    if isoflop:
+        rows = [[format_flops(g["flops"]), format_count(g["params_opt"]) if g["params_opt"] else "-",
+                 f"{g['tokens_per_param']:.3g}" if g["tokens_per_param"] else "-",
+                 f"{g['loss_opt']:.4f}" if g["loss_opt"] else "-", g["note"] or "ok"] for g in isoflop]
+        console.print(table("IsoFLOP minima: a parabola in log N per budget (Approach 2, a check on the fit)",
+                            ["budget", "params", "tokens per param", "loss", "note"], rows, 1))
     p = result.prediction
     if p:
         measured = "not run" if p["measured_loss"] is None else f"{p['measured_loss']:.4f}"
