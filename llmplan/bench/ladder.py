@@ -24,6 +24,9 @@ RUNGS = ((64, 2), (128, 2), (192, 3), (256, 4), (384, 6), (512, 8), (768, 12), (
          (2560, 24), (3072, 28), (4096, 32), (5120, 40), (6144, 48), (8192, 56))
 
 
+NOISY_SPREAD_PCT = 25.0  # a step-time spread above this means the device was shared: say the fit is unreliable
+
+
 def ladder_spec(hidden: int, layers: int, vocab: int, seq: int) -> ModelSpec:
     head_dim = 64 if hidden <= 1024 else 128
     ffn = -(-int(hidden * 8 / 3) // 64) * 64  # SwiGLU width 8h/3 rounded up to a multiple of 64 (LLaMA)
@@ -144,6 +147,10 @@ def run_ladder(device: DeviceInfo, base: BenchConfig, budget_seconds: float, voc
         if time.monotonic() - t0 > budget_seconds:
             stopped = "time budget reached"
             break
+    noisy = [r.name for r in runs if r.status == "ok" and (r.step_spread_pct or 0) > NOISY_SPREAD_PCT]
+    if noisy:
+        notes.append(f"step times of {', '.join(noisy)} spread more than {NOISY_SPREAD_PCT:g}% (interquartile "
+                     "range over median): the device was busy with other work, so the fit is unreliable")
     fit, why = fit_runs(runs)
     return LadderResult(runs=tuple(runs), fit=fit, fit_note=why, stopped=stopped, interrupted=interrupted,
                         elapsed_seconds=time.monotonic() - t0, budget_seconds=budget_seconds, notes=tuple(notes))
