@@ -230,3 +230,15 @@ def test_a_run_that_cannot_start_is_a_one_line_run_error(cli, monkeypatch):
     last = r.stderr.strip().splitlines()[-1]
     assert r.code == 1 and last.startswith("llmplan: error:") and "device lost" in last
     assert "Traceback" not in r.stderr
+
+
+def test_a_busy_device_is_named_in_the_notes(cpu, monkeypatch):
+    from dataclasses import replace
+
+    def fake(cfg, device, on_step=None):
+        return replace(_fake_result(cfg), step_spread_pct=60.0 if cfg.spec.hidden == 128 else 3.0)
+
+    monkeypatch.setattr(ladder_mod, "run_config", fake)
+    result = run_ladder(cpu, BenchConfig(GPT, batch=2, seq=16), budget_seconds=60, vocab=512, max_rungs=3)
+    busy = [n for n in result.notes if "unreliable" in n]
+    assert len(busy) == 1 and "ladder-h128-l2" in busy[0] and "ladder-h64-l2" not in busy[0]
