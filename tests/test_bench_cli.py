@@ -142,3 +142,23 @@ def test_ctrl_c_prints_and_saves_what_was_measured(cli, monkeypatch):
     data = r.json()
     assert data["interrupted"] is True and len(data["runs"]) == 1
     assert load_profile(data["profile_path"]).runs[0]["params"] == data["runs"][0]["params"]
+
+
+def test_a_model_profile_sits_beside_the_ladder_profile_and_answers_for_the_full_model(cli, tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 6,
+                                  "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 256,
+                                  "max_position_embeddings": 64}))
+    r = cli("bench", "--model", str(config), "--layers", "2", "--batch", "1", "--seq", "32", "--device", "cpu",
+            "--steps", "1", "--warmup", "0", "--peak-tflops", "1", "--json")
+    assert r.code == 0, r.stderr
+    data = r.json()
+    path = data["profile_path"]
+    model_key = data["settings"]["model"].lower()  # a config.json is named after its folder
+    assert path.endswith(f"--{model_key}.json") and str(tmp_path / "llmplan-data" / "profiles") in path
+    profile = load_profile(path)
+    assert load_profile("auto").path == path  # the newest profile of the device
+    full = data["extrapolation"]
+    extrapolated = [run for run in profile.runs if run.get("extrapolated")]
+    assert len(extrapolated) == 1 and extrapolated[0]["params"] == full["full_params"]
+    assert profile.mfu_at(full["full_params"]) == pytest.approx(full["mfu"])

@@ -176,5 +176,31 @@ def profile_data(report: dict) -> dict:
 
     keep = ("created", "argv", "mode", "device", "versions", "settings", "runs", "fit", "fit_note",
             "extrapolation", "stopped", "interrupted", "context_bytes", "overhead_bytes", "overhead_method")
-    return {"schema_version": PROFILE_SCHEMA, "kind": PROFILE_KIND, **{k: report[k] for k in keep}}
+    data = {"schema_version": PROFILE_SCHEMA, "kind": PROFILE_KIND, **{k: report[k] for k in keep}}
+    ext = report.get("extrapolation")
+    if ext and ext.get("step_seconds"):
+        # The full-depth figures, so that Profile.mfu_at(the model's size) answers with them, not with the few
+        # layers actually run.
+        s = report["settings"]
+        data["runs"] = [*data["runs"], {
+            "status": "ok", "extrapolated": True, "name": ext["spec_name"], "params": ext["full_params"],
+            "layers": ext["full_layers"], "batch": s["batch"], "seq": s["seq"], "step_seconds": ext["step_seconds"],
+            "tokens_per_second": ext["tokens_per_second"], "achieved_flops": ext["achieved_flops"],
+            "mfu": ext["mfu"], "peak_bytes_measured": ext["peak_bytes_measured"],
+            "peak_bytes_predicted": ext["peak_bytes_predicted"], "method": ext["method"]}]
+    return data
+
+
+def default_profile_path(report: dict):
+    """The device's profile; a --model run gets its own file beside it, so that it does not replace the ladder's
+    calibration (load_profile("auto", gpu) takes the newest profile of that device)."""
+    from llmplan.calibration import default_profile_path as device_path
+
+    path = device_path(report["device"]["name"])
+    model = report["settings"].get("model") if report["mode"] == "model" else None
+    if model:
+        from llmplan.calibration import device_key
+
+        path = path.with_name(f"{path.stem}--{device_key(model)}.json")
+    return path
 

@@ -192,9 +192,9 @@ def bench(
     if not no_save and any(r["status"] == "ok" for r in report["runs"]):
         from llmplan.calibration import save_profile
 
-        from llmplan.bench.settings import profile_data
+        from llmplan.bench.settings import default_profile_path, profile_data
 
-        report["profile_path"] = str(save_profile(profile_data(report), out))
+        report["profile_path"] = str(save_profile(profile_data(report), out or default_profile_path(report)))
     if plot is not None:
         from llmplan.report.plot_bench import plot_ladder
 
