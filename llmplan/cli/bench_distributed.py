@@ -74,8 +74,11 @@ def run_distributed(options: dict, strategy: str | None, nproc: int | None, out:
         _check_gpus(cfg, nproc)
         from llmplan.bench.launch import launch, strip_option
 
+        if "bench" not in argv:  # the ranks rerun this very command line; it must be the process's own
+            raise LlmplanError("--nproc relaunches the command line of this process, which is not `llmplan bench`; "
+                               "run it from a shell")
         note(f"starting torchrun: {nproc} processes on this node, {strategy}, {cfg.kind}")
-        launch(nproc, strip_option(argv, "--nproc"))
+        launch(nproc, strip_option(argv[argv.index("bench"):], "--nproc"))
         return
     if env is None:
         raise LlmplanError("--strategy needs several processes: add --nproc N, or start llmplan under torchrun "
