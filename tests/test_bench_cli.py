@@ -154,7 +154,9 @@ def test_a_model_profile_sits_beside_the_ladder_profile_and_answers_for_the_full
     assert r.code == 0, r.stderr
     data = r.json()
     path = data["profile_path"]
-    model_key = data["settings"]["model"].lower()  # a config.json is named after its folder
+    from llmplan.calibration import device_key
+
+    model_key = device_key(data["settings"]["model"])  # a config.json is named after its folder
     assert path.endswith(f"--{model_key}.json") and str(tmp_path / "llmplan-data" / "profiles") in path
     profile = load_profile(path)
     assert load_profile("auto").path == path  # the newest profile of the device
