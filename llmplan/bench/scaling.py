@@ -113,9 +113,19 @@ def _autocast(device: str):
 
     import torch
 
-    if device.startswith("cuda"):  # bf16 matmuls on GPUs, fp32 master weights and loss
+    # bf16 matmuls on GPUs that support them (Ampere and later), fp32 master weights and loss; fp32 elsewhere
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    elif device == "mps":
+        torch.mps.synchronize()
 
 
 def train_run(run: PlannedRun, corpus: Corpus, windows, recipe: Recipe, device: str = "cpu",
@@ -187,8 +197,7 @@ def measure_step_seconds(shapes, corpus: Corpus, recipe: Recipe, device: str, re
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
+            _sync(device)
             if i:
                 times.append(time.perf_counter() - t)
         points.append((count_params(spec).total, sorted(times)[len(times) // 2]))
