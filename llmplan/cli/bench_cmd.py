@@ -117,7 +117,8 @@ def bench(
                                         "(.png, .svg or .pdf)."),
     scaling: bool = typer.Option(False, "--scaling", help="Scaling sweep instead: train an IsoFLOP grid of tiny "
                                  "models on real text, fit L(N, D), check it on a held-back run 4x larger. --out is "
-                                 "then the output folder (runs.csv, law.json)."),
+                                 "then the output folder (runs.csv, law.json); --budget-seconds defaults to 900 (150 "
+                                 "with --quick)."),
     data: Optional[Path] = typer.Option(None, "--data", help="With --scaling: a text file or folder of text "
                                         "files (default: the Python standard library's sources)."),
     save_law: Optional[Path] = typer.Option(None, "--save-law", help="With --scaling: also write the fitted law "
