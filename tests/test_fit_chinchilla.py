@@ -143,6 +143,20 @@ def test_bootstrap_reports_progress_and_is_reproducible():
     assert one.intervals == two.intervals
 
 
+def test_bootstrap_warm_starts_from_a_fit_whose_e_underflowed():
+    # A fitted E can underflow exp() to 0.0 (data with no irreducible term); the bootstrap still runs from it.
+    import dataclasses
+
+    n, d, loss = planted_runs(5, 40, 0.01, TRUTH)
+    fit = dataclasses.replace(fit_chinchilla(n, d, loss), E=0.0)
+    assert fit.theta[2] == -745.0
+    try:
+        boot = bootstrap_chinchilla(n, d, loss, fit, samples=4, seed=3)
+    except LlmplanError:
+        return  # refits that cannot recover are reported as a user-facing failure, never a crash
+    assert boot.bootstrap_samples == 4
+
+
 def test_optimal_allocation_uses_hoffmann_equation_4(epoch_fit):
     n_opt, d_opt = epoch_fit.optimal(1e23)
     assert 6 * n_opt * d_opt == pytest.approx(1e23)

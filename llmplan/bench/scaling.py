@@ -214,7 +214,7 @@ def fit_runs(runs: list[RunResult], bootstrap: int = 100):
 
     n, d, loss = ([float(getattr(r, k)) for r in runs] for k in ("params", "tokens", "loss"))
     fit = fit_chinchilla(n, d, loss)
-    if bootstrap >= 2 and min(fit.E, fit.A, fit.B) > 0:
+    if bootstrap >= 2:
         try:
             fit = bootstrap_chinchilla(n, d, loss, fit, samples=bootstrap)
         except (LlmplanError, ValueError, OverflowError):

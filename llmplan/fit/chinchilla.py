@@ -155,7 +155,11 @@ class ChinchillaFit:
 
     @property
     def theta(self) -> tuple[float, float, float, float, float]:
-        return (math.log(self.A), math.log(self.B), math.log(self.E), self.alpha, self.beta)
+        # A fitted E (or A, B) can underflow exp() to 0.0; its log is then below -745, and -745 warm-starts as well.
+        def log(x: float) -> float:
+            return math.log(x) if x > 0 else -745.0
+
+        return (log(self.A), log(self.B), log(self.E), self.alpha, self.beta)
 
     def loss(self, params: float, tokens: float) -> float:
         return self.E + self.A / params ** self.alpha + self.B / tokens ** self.beta  # Hoffmann et al. eq. 2
