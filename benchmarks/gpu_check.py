@@ -9,6 +9,10 @@
    describes PyTorch's eager operations; the compiled run's memory is reported beside it (compiled graphs choose
    for themselves what to save and what to recompute).
 3. A short ladder of sizes with a throughput fit and its leave-largest-out error.
+4. The scaling sweep (`llmplan bench --scaling`, benchmarks/gpu_scaling.py): its fit must predict the held-back
+   larger run within 5%.
+5. Two processes under torch.distributed, DDP and FSDP (benchmarks/gpu_distributed.py), when the machine has two
+   GPUs or more; skipped, and said so, on one.
 
 Results go to $OUT (or ./gpu-results, or --out): gpu-check.json (every measurement, device, versions, argv) and
 gpu-check.md (a markdown snippet for docs/validation.md). Exit status 0 when both checks pass, 1 when one fails,
@@ -35,6 +39,13 @@ TARGET_MFU = 0.45             # the issue's target; published bf16 anchors: MPT-
 MEMORY_TOLERANCE_PCT = 5.0    # |predicted - max_memory_allocated| / max_memory_allocated
 
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_distributed import distributed_check  # noqa: E402
+from gpu_distributed import markdown as distributed_markdown  # noqa: E402
+from gpu_scaling import markdown as scaling_markdown  # noqa: E402
+from gpu_scaling import scaling_check  # noqa: E402
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -51,6 +62,8 @@ def parse(argv):
     p.add_argument("--ladder-rungs", type=int, default=7, help="at most this many ladder sizes")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     p.add_argument("--no-eager-memory", action="store_true", help="skip the uncompiled memory run")
+    p.add_argument("--scaling-seconds", type=float, default=150.0, help="time budget of the scaling sweep (0: skip)")
+    p.add_argument("--no-distributed", action="store_true", help="skip the two-process check")
     return p.parse_args(argv)
 
 
@@ -140,6 +153,10 @@ def markdown(report: dict) -> str:
         nan = float("nan")
         lines += ["", f"Throughput fit: {fit['why']}; leave-largest-out error {hold.get('error_pct', nan):+.1f}% "
                       f"(extrapolated {hold.get('extrapolated_error_pct', nan):+.1f}%)."]
+    if report.get("scaling"):
+        lines += ["", scaling_markdown(report["scaling"]).rstrip()]
+    if report.get("distributed"):
+        lines += ["", distributed_markdown(report["distributed"]).rstrip()]
     return "\n".join(lines) + "\n"
 
 
@@ -178,7 +195,7 @@ def main(argv=None) -> int:
     base = BenchConfig(spec, batch=args.batch or (2 if dry else 16), seq=seq, compile=compiled,
                        warmup_steps=1 if dry else 3, timed_steps=2 if dry else args.steps)
     xl = eager = None
-    ladder = None
+    ladder = scaling = distributed = None
     interrupted = False
     try:
         xl = run_with_fallback(base, device, "GPT-3 XL")
@@ -192,6 +209,10 @@ def main(argv=None) -> int:
                             vocab=512 if dry else 32000, max_rungs=3 if dry else args.ladder_rungs,
                             on_event=lambda kind, info: log(f"ladder {info['result'].name}: {info['result'].status}")
                             if kind == "done" else None)
+        if args.scaling_seconds > 0:
+            scaling = scaling_check(out, dry=dry, seconds=20 if dry else args.scaling_seconds, log=log)
+        if not args.no_distributed:
+            distributed = distributed_check(out, dry=dry, log=log)
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: writing what was measured")
@@ -209,6 +230,7 @@ def main(argv=None) -> int:
                    "fit": ladder.fit.as_dict() if ladder and ladder.fit else None,
                    "fit_note": ladder.fit_note if ladder else "not run",
                    "stopped": ladder.stopped if ladder else "not run"},
+        "scaling": scaling, "distributed": distributed,
     }
     report = jsonable(report)
     write_atomic(out / "gpu-check.json", json.dumps(report, indent=2, allow_nan=False) + "\n")
@@ -221,6 +243,8 @@ def main(argv=None) -> int:
                       "overhead_method": "not measured by gpu_check"}, out / "profile.json")
     log(f"wrote {out / 'gpu-check.json'} and {out / 'gpu-check.md'} in {report['seconds']:.0f} s")
     print(markdown(report))
+    if scaling is not None and scaling.get("passed") is False and not dry:
+        checks.append({"check": "scaling sweep", "passed": False})
     failed = [c for c in checks if c["passed"] is False]
     return 1 if failed or interrupted else 0
 

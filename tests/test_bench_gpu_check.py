@@ -16,7 +16,8 @@ def test_dry_run_writes_results_and_passes_no_judgement(tmp_path, capsys):
     torch.set_num_threads(1)
     try:
         main = runpy.run_path(str(SCRIPT))["main"]
-        code = main(["--dry-run", "--out", str(tmp_path), "--no-eager-memory"])
+        code = main(["--dry-run", "--out", str(tmp_path), "--no-eager-memory", "--scaling-seconds", "0",
+                     "--no-distributed"])
     finally:
         torch.set_num_threads(before)
     assert code == 0
