@@ -19,7 +19,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,19 +195,10 @@ def load_profile(where: str, gpu: str | None = None) -> Profile:
 
 def save_profile(data: dict, path: str | Path | None = None) -> Path:
     """Validate and write `data` atomically (temp file + os.replace); default path: the device's profile file."""
+    from llmplan.report.files import write_json
     from llmplan.report.output import jsonable
 
     data = jsonable(data)  # non-finite floats become null, tuples lists
     target = Path(path).expanduser() if path else default_profile_path(data["device"]["name"])
     profile_from_dict(data, str(target))  # never write what could not be read back
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_json(target, data)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 import time
 from pathlib import Path
 
 from llmplan.errors import LlmplanError
+from llmplan.report.files import write_text
 
 # params, tokens, flops, loss are what `llmplan fit` reads; the rest documents each run.
 CSV_COLUMNS = ("params", "tokens", "flops", "loss", "name", "hidden", "layers", "budget_flops", "steps", "peak_lr",
@@ -34,18 +33,6 @@ def check_output_paths(out: Path | None, save_law: Path | None) -> None:
             raise LlmplanError(f"--save-law {save_law}: folder {save_law.parent} does not exist")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def runs_csv_text(runs) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -58,7 +45,7 @@ def runs_csv_text(runs) -> str:
 
 
 def write_runs_csv(path: Path, runs) -> Path:
-    _atomic_write(path, runs_csv_text(runs))
+    write_text(path, runs_csv_text(runs))
     return path
 
 

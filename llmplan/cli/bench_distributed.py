@@ -105,28 +105,14 @@ def run_distributed(options: dict, strategy: str | None, nproc: int | None, out:
 
 
 def _write_report(report: dict, out: Path | None, device_name: str) -> Path:
-    import json
-    import os
-    import tempfile
-
     from llmplan.calibration import data_dir, device_key
+    from llmplan.report.files import write_json
     from llmplan.report.output import jsonable
 
     target = out.expanduser() if out else (data_dir() / "profiles" /
                                            f"distributed-{device_key(device_name)}-{report['strategy']}-"
                                            f"x{report['world_size']}.json")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"schema_version": 1, "kind": "llmplan.bench.distributed", **jsonable(report)}, fh, indent=2,
-                      allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_json(target, {"schema_version": 1, "kind": "llmplan.bench.distributed", **jsonable(report)})
 
 
 def render(r: dict) -> None:

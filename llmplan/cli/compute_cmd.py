@@ -13,8 +13,8 @@ from llmplan.errors import LlmplanError
 from llmplan.estimate import timecost as tc
 from llmplan.estimate.flops import RECOMPUTE, train_flops_per_token, training_flops
 from llmplan.hardware import GPU, get_gpu, match_gpu
-from llmplan.models import ModelSpec, count_params
-from llmplan.report.output import emit_json, note, warn
+from llmplan.models import count_params
+from llmplan.report.output import note, warn
 from llmplan.units import parse_count, parse_dtype, parse_int_count
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from llmplan.errors import LlmplanError
-from llmplan.models.params import attention_params, count_params, expert_mlp_params, layer_params, linear
+from llmplan.models.params import count_params, expert_mlp_params, layer_params, linear
 from llmplan.models.spec import ModelSpec
 
 RECOMPUTE = ("none", "selective", "full")

@@ -307,23 +307,7 @@ def law_document(fit: ChinchillaFit, name: str, source: str) -> dict:
 
 
 def write_law(path, fit: ChinchillaFit, name: str, source: str) -> None:
-    """Write law.json atomically: a temporary file beside the target, then os.replace."""
-    import json
-    import os
-    import tempfile
+    """Write law.json atomically (llmplan.report.files); the folder must exist."""
+    from llmplan.report.files import write_json
 
-    target = os.path.abspath(os.fspath(path))
-    folder = os.path.dirname(target)
-    if not os.path.isdir(folder):
-        raise LlmplanError(f"cannot write {path}: folder {folder} does not exist")
-    body = json.dumps(law_document(fit, name, source), indent=2, allow_nan=False) + "\n"
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".law-", suffix=".json", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(body)
-        os.replace(tmp, target)
-    except OSError as exc:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
-        raise LlmplanError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_json(path, law_document(fit, name, source), create_folder=False)

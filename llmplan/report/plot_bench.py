@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from llmplan.report.files import save_figure
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
@@ -50,15 +50,7 @@ def plot_ladder(runs: list[dict], fit: dict | None, path: str | Path, title: str
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="best", fontsize=8)
         fig.tight_layout()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=target.suffix)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, dpi=120)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    finally:
+    except BaseException:
         plt.close(fig)
-    return target
+        raise
+    return save_figure(fig, target, dpi=120)

@@ -6,9 +6,9 @@ matplotlib is imported inside the function (Agg backend, no display needed); the
 from __future__ import annotations
 
 import os
-import tempfile
 
 from llmplan.errors import LlmplanError
+from llmplan.report.files import save_figure
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
@@ -75,15 +75,4 @@ def plot_fit(path: str, runs, fit, envelope=None, approach2=None) -> None:
         if len(groups) <= 12:  # beyond that a legend hides the curves
             ax2.legend(fontsize=6)
     fig.tight_layout()
-    suffix = os.path.splitext(target)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".plot-", suffix=suffix, dir=os.path.dirname(target))
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise LlmplanError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_figure(fig, target, create_folder=False, dpi=120)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from llmplan.errors import LlmplanError
+from llmplan.report.files import save_figure
 
 
 def plot_frontier(path: str | os.PathLike, series: dict, chosen: str) -> Path:
@@ -42,16 +42,4 @@ def plot_frontier(path: str | os.PathLike, series: dict, chosen: str) -> Path:
     ax_n.legend(title="law")
     fig.suptitle("Compute-optimal frontier (kaplan: non-embedding parameters)")
 
-    # Atomic write: draw to a temporary file beside the target, then rename over it.
-    fd, tmp = tempfile.mkstemp(prefix=".frontier-", suffix=target.suffix, dir=folder)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=fmt, dpi=130)
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise LlmplanError(f"cannot write {str(target)!r}: {exc}") from None
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return target
+    return save_figure(fig, target, create_folder=False, format=fmt, dpi=130)
