@@ -29,7 +29,6 @@ import datetime as dt
 import json
 import os
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import replace
@@ -160,13 +159,6 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> int:
     args = parse(argv)
     warnings.filterwarnings("ignore", message="The pynvml package is deprecated")
@@ -174,6 +166,7 @@ def main(argv=None) -> int:
     from llmplan.bench.ladder import run_ladder
     from llmplan.bench.runner import BenchConfig
     from llmplan.calibration import PROFILE_KIND, PROFILE_SCHEMA, save_profile
+    from llmplan.report.files import write_text
     from llmplan.report.output import jsonable
 
     out = Path(args.out or os.environ.get("OUT") or "gpu-results").expanduser()
@@ -233,8 +226,8 @@ def main(argv=None) -> int:
         "scaling": scaling, "distributed": distributed,
     }
     report = jsonable(report)
-    write_atomic(out / "gpu-check.json", json.dumps(report, indent=2, allow_nan=False) + "\n")
-    write_atomic(out / "gpu-check.md", markdown(report))
+    write_text(out / "gpu-check.json", json.dumps(report, indent=2, allow_nan=False) + "\n")
+    write_text(out / "gpu-check.md", markdown(report))
     runs = [r for r in report["ladder"]["runs"] + [report["xl"]] if r and r["status"] == "ok"]
     if runs:  # a calibration profile of this GPU, as `llmplan bench` would save it
         save_profile({"schema_version": PROFILE_SCHEMA, "kind": PROFILE_KIND, "created": report["date"],
