@@ -137,3 +137,63 @@ def test_bad_inputs_exit_2_with_one_line(cli, args, message):
     assert r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("llmplan: error:") and message in lines[0], r.stderr
+
+
+def _write_cpu_profile(path, peak=1e12):
+    """A profile as `llmplan bench --device cpu --peak-tflops 1` writes it: a device outside the GPU catalog."""
+    data = {"schema_version": 1, "kind": "llmplan.profile",
+            "device": {"name": "CPU: Example 64-Core", "kind": "cpu", "dtype": "fp32", "peak_flops": peak,
+                       "memory_bytes": 64 * 2**30},
+            "runs": [{"params": 1e6, "mfu": 0.02}, {"params": 1e7, "mfu": 0.05}]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_a_cpu_profile_plans_on_its_own_device(cli, tmp_path):
+    path = _write_cpu_profile(tmp_path / "cpu.json")
+    r = cli("compute", "--params", "10M", "--tokens", "1B", "--profile", str(path), "--json")
+    assert r.code == 0, r.stderr
+    out = r.json()
+    assert out["gpu"] == "CPU: Example 64-Core" and out["dtype"] == "fp32"
+    assert out["mfu"] == 0.05 and str(path) in out["mfu_source"]
+    assert out["wall_seconds"] == pytest.approx(out["flops_detailed"] / (1e12 * 0.05))
+    assert out["energy_kwh"] is None  # no power figure for a device known only from its profile
+    assert "fp32" in r.stderr  # says which peak it used
+
+
+def test_profile_mfu_carried_beyond_the_measured_sizes_is_said(cli, tmp_path):
+    path = _write_cpu_profile(tmp_path / "cpu.json")
+    r = cli("compute", "--model", "llama-2-7b", "--tokens", "1T", "--profile", str(path), "--json")
+    assert r.code == 0 and "MFU is carried to 6.74 B" in " ".join(r.stderr.split())
+
+
+def test_the_mfu_source_shows_in_the_table(cli, tmp_path):
+    # rich would read "[default ...]" or "[profile ...]" as markup and drop it
+    default = cli("compute", "--model", "llama-7b", "--tokens", "1T", "--gpu", "h100")
+    assert "llm-foundry" in default.stdout
+    path = _write_cpu_profile(tmp_path / "cpu.json")
+    measured = cli("compute", "--params", "10M", "--tokens", "1B", "--profile", str(path))
+    assert "[profile" in measured.stdout
+
+
+def test_serving_needs_a_bandwidth_figure(cli, tmp_path):
+    path = _write_cpu_profile(tmp_path / "cpu.json")
+    r = cli("compute", "--model", "llama-7b", "--mode", "infer", "--profile", str(path))
+    assert r.code == 2 and "bandwidth" in r.stderr and r.stdout == ""
+
+
+def test_a_model_too_large_for_the_gpus_is_said(cli):
+    r = cli("compute", "--model", "llama-2-70b", "--mode", "infer", "--gpu", "h100", "--json")
+    assert r.code == 0 and "does not fit on 1 x H100-SXM even at batch 1" in " ".join(r.stderr.split())
+
+
+def test_budget_with_a_price_gives_cost_and_energy(cli):
+    out = cli("compute", "--gpu", "h100", "--gpus", "512", "--days", "30", "--mfu", "0.45", "--price", "2",
+              "--json").json()
+    assert out["gpu_hours"] == pytest.approx(512 * 30 * 24)
+    assert out["cost"] == pytest.approx(2 * 512 * 30 * 24)
+    assert out["energy_kwh"] == pytest.approx(700 * 512 * 30 * 24 / 1000)
+    assert out["wall_seconds"] == pytest.approx(30 * 86_400)
+    text = cli("compute", "--gpu", "h100", "--gpus", "512", "--days", "30", "--price", "2")
+    assert "737,280" in text.stdout and "GPU-days" in text.stdout

@@ -15,7 +15,7 @@ from llmplan.estimate.flops import RECOMPUTE, train_flops_per_token, training_fl
 from llmplan.hardware import GPU, get_gpu, match_gpu
 from llmplan.models import count_params
 from llmplan.report.output import note, warn
-from llmplan.units import parse_count, parse_dtype, parse_int_count
+from llmplan.units import format_bytes, format_count, parse_count, parse_dtype, parse_int_count
 
 
 class Mode(str, Enum):
@@ -48,17 +48,20 @@ class _Notes:
 
 
 def _dtype(text: Optional[str], gpu: Optional[GPU], notes: _Notes) -> str:
-    """--dtype, or bf16, or fp16 on a GPU without bf16 (V100)."""
+    """--dtype, or bf16, or the device's own format where it has no bf16 peak (fp16 on a V100; the measured
+    format of a device known only from a bench profile)."""
     if text is not None:
         return parse_dtype(text)
-    if gpu is not None and gpu.peak("bf16") is None and gpu.peak("fp16") is not None:
-        notes.add(f"{gpu.name} has no bf16 tensor cores: using its fp16 peak (pass --dtype to choose)")
-        return "fp16"
+    if gpu is not None and gpu.peak("bf16") is None and gpu.peak_flops:
+        other = "fp16" if gpu.peak("fp16") is not None else next(iter(gpu.peak_flops))
+        why = "has no bf16 tensor cores" if gpu.vendor == "NVIDIA" else "has no bf16 peak on record"
+        notes.add(f"{gpu.name} {why}: using its {other} peak (pass --dtype to choose)")
+        return other
     return "bf16"
 
 
 def _mfu(mfu: Optional[float], profile: Optional[str], gpu: Optional[GPU], params: Optional[float],
-         notes: _Notes) -> tuple[float, str]:
+         notes: _Notes, dtype: str = "bf16") -> tuple[float, str]:
     """The MFU to plan with and where it came from: --mfu, a bench profile, or the documented default."""
     if mfu is not None:
         return tc.check_mfu(mfu), "--mfu"
@@ -68,6 +71,7 @@ def _mfu(mfu: Optional[float], profile: Optional[str], gpu: Optional[GPU], param
         prof = load_profile(profile, gpu=gpu.name if gpu else None)
         measured = prof.mfu_at(params) if params else None
         if measured:
+            _note_profile_reach(prof, params, gpu, dtype, notes)
             return measured, f"profile {prof.path} (measured on {prof.device_name})"
         notes.add(f"the profile {prof.path} gives no MFU for this model size; using the default "
                   f"{tc.DEFAULT_MFU:g}", "warn")
@@ -77,6 +81,31 @@ def _mfu(mfu: Optional[float], profile: Optional[str], gpu: Optional[GPU], param
     return tc.DEFAULT_MFU, tc.DEFAULT_MFU_SOURCE
 
 
+def _note_profile_reach(prof, params: float, gpu: Optional[GPU], dtype: str, notes: _Notes) -> None:
+    """Say when the measured MFU is carried beyond the sizes measured, or onto another peak than it was taken at."""
+    sizes = (prof.fit or {}).get("params_range") or [r["params"] for r in prof.runs if r.get("mfu")]
+    if sizes and not min(sizes) <= params <= max(sizes) * 1.5:
+        notes.add(f"the profile measured models of {format_count(min(sizes))} to {format_count(max(sizes))} "
+                  f"parameters; its MFU is carried to {format_count(params)} unchanged")
+    planned = gpu.peak(dtype) if gpu is not None else None
+    if planned and prof.peak_flops and abs(planned / prof.peak_flops - 1) > 0.01:
+        notes.add(f"the profile's MFU was measured against a peak of {prof.peak_flops / 1e12:g} TFLOP/s; it is "
+                  f"applied to the {dtype} peak of {planned / 1e12:g} TFLOP/s", "warn")
+
+
+def _device_from_profile(prof) -> GPU:
+    """A device known only from its bench profile (a CPU, or a GPU not in the catalog): the peak and memory the
+    profile recorded, no bandwidth or power figure."""
+    peak = prof.peak_flops
+    if not peak:
+        raise LlmplanError(f"the profile's device {prof.device_name!r} is not in the catalog and the profile has no "
+                           "peak FLOP/s; give --gpu NAME, or re-run `llmplan bench --peak-tflops T`")
+    dtype = prof.device.get("dtype") or "fp32"
+    return GPU(name=prof.device_name, vendor=str(prof.device.get("kind") or "unknown"),
+               memory_bytes=int(prof.device.get("memory_bytes") or 0), peak_flops={dtype: float(peak)},
+               bandwidth_bytes_per_s=0.0, power_watts=None, source=f"calibration profile {prof.path}")
+
+
 def _gpu(name: Optional[str], profile: Optional[str]) -> Optional[GPU]:
     if name is not None:
         return get_gpu(name)
@@ -84,10 +113,7 @@ def _gpu(name: Optional[str], profile: Optional[str]) -> Optional[GPU]:
         from llmplan.calibration import load_profile
 
         prof = load_profile(profile)
-        gpu = match_gpu(prof.device_name)
-        if gpu is None:
-            raise LlmplanError(f"the profile's device {prof.device_name!r} is not in the catalog; give --gpu NAME")
-        return gpu
+        return match_gpu(prof.device_name) or _device_from_profile(prof)
     return None
 
 
@@ -175,11 +201,15 @@ def compute(
         P = parse_int_count(prompt_tokens, "--prompt-tokens", allow_zero=True)
         G = parse_int_count(new_tokens, "--new-tokens")
         B = parse_int_count(batch, "--batch")
-        used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes)
+        used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes, dt)
         est = serving_estimate(spec, gpu, P, G, batch=B, n_gpus=n_gpus, mfu=used_mfu, dtype=dt, mfu_source=source)
-        if est.max_batch is not None and B > est.max_batch:
-            notes.add(f"batch {B} does not fit: at most {est.max_batch} sequences of {P + G} tokens fit on "
-                      f"{n_gpus} x {gpu.name}", "warn")
+        where = f"{n_gpus} x {gpu.name}"
+        if est.max_batch == 0:
+            notes.add(f"the model does not fit on {where} even at batch 1 ({format_bytes(est.weights_bytes_per_step)} "
+                      f"of {dt} weights): the times assume it did; add --gpus or a smaller --dtype", "warn")
+        elif est.max_batch is not None and B > est.max_batch:
+            notes.add(f"batch {B} does not fit: at most {est.max_batch} sequences of {P + G} tokens fit on {where}",
+                      "warn")
         notes.flush()
         views.show_serving(spec, est, as_json)
         return
@@ -190,19 +220,29 @@ def compute(
         if tokens is not None:
             raise LlmplanError("give --tokens (how long will training take?) or --days (what can this time buy?), "
                                "not both")
-        used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes)
-        sizing = tc.budget_sizing(gpu, n_gpus, days * 86_400.0, used_mfu, dt, law, source)
+        seconds = days * 86_400.0
         if profile is not None and mfu is None and spec is None:
-            # The measured MFU depends on the model size, which depends on the budget: settle it in a few rounds.
-            for _ in range(3):
-                used_mfu, source = _mfu(None, profile, gpu, sizing.optimal_params, notes)
-                sizing = tc.budget_sizing(gpu, n_gpus, days * 86_400.0, used_mfu, dt, law, source)
+            # The measured MFU depends on the model size, which depends on the budget: settle it in a few rounds,
+            # keeping only the last round's notes.
+            size = tc.budget_sizing(gpu, n_gpus, seconds, tc.DEFAULT_MFU, dt, law).optimal_params
+            for _ in range(4):
+                round_notes = _Notes()
+                used_mfu, source = _mfu(None, profile, gpu, size, round_notes, dt)
+                sizing = tc.budget_sizing(gpu, n_gpus, seconds, used_mfu, dt, law, source)
+                size = sizing.optimal_params
+            for kind, text in round_notes.items:
+                notes.add(text, kind)
+        else:
+            used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes, dt)
+            sizing = tc.budget_sizing(gpu, n_gpus, seconds, used_mfu, dt, law, source)
+        # the same GPUs for the same time: GPU-hours, cost and energy of the budget
+        run = tc.training_run(sizing.flops, sizing.flops, gpu, n_gpus, used_mfu, dt, source, price, pue)
         trainable = None
         if spec is not None:
             s = parse_int_count(seq, "--seq") if seq else spec.context
             trainable = sizing.flops / train_flops_per_token(spec, s)
         notes.flush()
-        views.show_budget(sizing, spec, trainable, as_json)
+        views.show_budget(sizing, run, spec, trainable, as_json)
         return
 
     if tokens is None:
@@ -212,7 +252,7 @@ def compute(
     flops = training_flops(spec, d, recompute, s)
     run = None
     if gpu is not None:
-        used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes)
+        used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes, dt)
         run = tc.training_run(flops.detailed, flops.hardware, gpu, n_gpus, used_mfu, dt, source, price, pue)
     elif any(v is not None for v in (gpus, price, pue, mfu, profile)):
         notes.add("--gpus, --mfu, --price and --pue need --gpu NAME to turn FLOPs into time, cost and energy")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
+
 from llmplan.estimate import timecost as tc
 from llmplan.estimate.flops import TrainingFlops
 from llmplan.estimate.serving import ServingEstimate
@@ -28,13 +30,13 @@ def _equivalents(pf_days: float | None) -> list[dict]:
 
 def _print_equivalents(console, pf_days: float | None) -> None:
     rows = _equivalents(pf_days)
-    cols = ["device", "dense peak", "device-days per PF/s-day"] + (["this run at 100% peak"] if pf_days else [])
+    cols = ["device", "dense peak", "device-days per PF/s-day"] + (["this run (6 N D) at 100% peak"] if pf_days else [])
     console.print(table(
         "Device equivalents (dense peak, 100% utilisation)", cols,
         [[r["gpu"], f"{r['peak_flops'] / 1e12:g} TFLOP/s {r['dtype']}", f"{r['device_days_per_pflops_day']:.3g}"]
          + ([f"{_num(r['device_days_at_peak'])} device-days"] if pf_days else []) for r in rows],
     ))
-    console.print(f"[dim]{tc.FOLKLORE}[/dim]")
+    console.print(f"[dim]{escape(tc.FOLKLORE)}[/dim]")
 
 
 def _run_dict(run: tc.TrainingRun) -> dict:
@@ -42,6 +44,7 @@ def _run_dict(run: tc.TrainingRun) -> dict:
         "gpu": run.gpu, "gpus": run.n_gpus, "dtype": run.dtype, "peak_flops_per_gpu": run.peak_flops_per_gpu,
         "mfu": run.mfu, "mfu_source": run.mfu_source, "effective_mfu": run.effective_mfu,
         "wall_seconds": run.wall_seconds, "wall_days": run.wall_seconds / 86_400, "gpu_hours": run.gpu_hours,
+        "gpu_days": run.gpu_hours / 24,
         "price_per_gpu_hour": run.price_per_gpu_hour, "cost": run.cost, "power_watts_per_gpu": run.power_watts,
         "pue": run.pue, "energy_kwh": run.energy_kwh, "energy_counted": run.energy_counted,
     }
@@ -68,9 +71,9 @@ def show_training(spec: ModelSpec, f: TrainingFlops, run: tc.TrainingRun | None,
     convention = "3 N D (encoder-decoder: half the parameters per token)" if spec.arch == "encoder-decoder" \
         else "6 N D"
     rows = [
-        ("model", f"{spec.name} ({spec.arch}, {format_count(f.params)} params)"),
+        ("model", escape(f"{spec.name} ({spec.arch}, {format_count(f.params)} params)")),
         ("N per token (6ND)", format_count(f.params_per_token)),
-        ("training tokens", format_count(f.tokens)),
+        ("training tokens", f"{format_count(f.tokens)} (sequences of {f.seq:,} tokens)"),
         (f"FLOPs, {convention}", f"{format_flops(f.six_nd)}  ({_num(pf)} PF/s-days)"),
         ("FLOPs, detailed (+attention, logits)",
          f"{format_flops(f.detailed)}  ({_num(tc.pflops_days(f.detailed))} PF/s-days)"),
@@ -81,49 +84,58 @@ def show_training(spec: ModelSpec, f: TrainingFlops, run: tc.TrainingRun | None,
                      f"{format_flops(f.hardware)}  (convention: {format_flops(f.hardware_nd)})"))
     console.print(kv_table("Training compute", rows))
     if run:
-        rrows = [
-            ("GPUs", f"{run.n_gpus} x {run.gpu} ({run.peak_flops_per_gpu / 1e12:g} TFLOP/s {run.dtype} dense)"),
-            ("MFU", f"{run.mfu:.3g}  [{run.mfu_source}]"),
-            ("wall-clock", format_seconds(run.wall_seconds)),
-            ("GPU-hours", f"{run.gpu_hours:,.0f}"),
-        ]
+        timed = "detailed FLOPs" + (f" + {f.recompute} recompute" if f.recompute != "none" else "")
+        rrows = _run_rows(run) + [("wall-clock", f"{format_seconds(run.wall_seconds)}  ({timed} at the MFU)")]
+        rrows += _gpu_time_rows(run)
         if run.effective_mfu < run.mfu:
             rrows.append(("effective MFU (with recompute)", f"{run.effective_mfu:.3g}"))
-        if run.cost is not None:
-            rrows.append(("cost", f"{run.cost:,.0f} at {run.price_per_gpu_hour:g} per GPU-hour"))
-        if run.energy_kwh is not None:
-            rrows.append(("energy", f"{_num(run.energy_kwh / 1000)} MWh"))
         console.print(kv_table("Time, cost and energy", rrows))
-        console.print(f"[dim]energy counts: {run.energy_counted}[/dim]")
+        console.print(f"[dim]energy counts: {escape(run.energy_counted)}[/dim]")
     _print_equivalents(console, pf)
     for a in assumptions:
-        console.print(f"[yellow]assumption:[/yellow] {a}")
+        console.print(f"[yellow]assumption:[/yellow] {escape(a)}")
 
 
-def show_budget(s: tc.BudgetSizing, spec: ModelSpec | None, trainable_tokens: float | None, as_json: bool) -> None:
+def _run_rows(run: tc.TrainingRun) -> list[tuple[str, str]]:
+    return [
+        ("GPUs", escape(f"{run.n_gpus} x {run.gpu} ({run.peak_flops_per_gpu / 1e12:g} TFLOP/s {run.dtype} dense)")),
+        ("MFU", escape(f"{run.mfu:.3g}  [{run.mfu_source}]")),
+    ]
+
+
+def _gpu_time_rows(run: tc.TrainingRun) -> list[tuple[str, str]]:
+    """GPU-hours and GPU-days, cost (in the currency of --price) and energy, where known."""
+    rows = [("GPU-hours", f"{run.gpu_hours:,.0f}  ({_num(run.gpu_hours / 24)} GPU-days)")]
+    if run.cost is not None:
+        rows.append(("cost", f"{run.cost:,.0f}  (at {run.price_per_gpu_hour:g} per GPU-hour, same currency)"))
+    if run.energy_kwh is not None:
+        rows.append(("energy", f"{_num(run.energy_kwh / 1000)} MWh"))
+    return rows
+
+
+def show_budget(s: tc.BudgetSizing, run: tc.TrainingRun, spec: ModelSpec | None, trainable_tokens: float | None,
+                as_json: bool) -> None:
     if as_json:
         payload = {
-            "mode": "budget", "gpu": s.gpu, "gpus": s.n_gpus, "dtype": s.dtype, "days": s.seconds / 86_400,
-            "wall_seconds": s.seconds, "gpu_hours": s.n_gpus * s.seconds / 3600, "mfu": s.mfu,
-            "mfu_source": s.mfu_source, "flops": s.flops, "pflops_days": s.pflops_days, "law": s.law,
-            "optimal_params": s.optimal_params, "optimal_tokens": s.optimal_tokens,
-            "device_equivalents": _equivalents(s.pflops_days),
+            "mode": "budget", **_run_dict(run), "days": s.seconds / 86_400, "flops": s.flops,
+            "pflops_days": s.pflops_days, "law": s.law, "optimal_params": s.optimal_params,
+            "optimal_tokens": s.optimal_tokens, "device_equivalents": _equivalents(s.pflops_days),
         }
         if spec is not None:
             payload.update({"model": spec.name, "model_trainable_tokens": trainable_tokens})
         emit_json(payload)
         return
     console = stdout_console()
-    rows = [
-        ("GPUs", f"{s.n_gpus} x {s.gpu} for {s.seconds / 86_400:g} days ({s.dtype})"),
-        ("MFU", f"{s.mfu:.3g}  [{s.mfu_source}]"),
+    rows = _run_rows(run) + [("wall-clock", f"{s.seconds / 86_400:g} days")] + _gpu_time_rows(run) + [
         ("budget", f"{format_flops(s.flops)} FLOPs ({_num(s.pflops_days)} PF/s-days)"),
-        (f"compute-optimal ({s.law})", f"{format_count(s.optimal_params)} params on "
-                                       f"{format_count(s.optimal_tokens)} tokens"),
+        (escape(f"compute-optimal ({s.law})"), f"{format_count(s.optimal_params)} params on "
+                                               f"{format_count(s.optimal_tokens)} tokens (C = 6 N D)"),
     ]
     if spec is not None and trainable_tokens is not None:
-        rows.append((f"{spec.name} could train on", f"{format_count(trainable_tokens)} tokens"))
+        rows.append((escape(f"{spec.name} could train on"), f"{format_count(trainable_tokens)} tokens"))
     console.print(kv_table("What the GPUs deliver", rows))
+    if run.energy_kwh is not None:
+        console.print(f"[dim]energy counts: {escape(run.energy_counted)}[/dim]")
 
 
 def show_serving(spec: ModelSpec, e: ServingEstimate, as_json: bool) -> None:
@@ -134,7 +146,7 @@ def show_serving(spec: ModelSpec, e: ServingEstimate, as_json: bool) -> None:
         return
     console = stdout_console()
     rows = [
-        ("model", f"{spec.name} on {e.n_gpus} x {e.gpu} ({e.dtype}, KV cache {e.kv_dtype})"),
+        ("model", escape(f"{spec.name} on {e.n_gpus} x {e.gpu} ({e.dtype}, KV cache {e.kv_dtype})")),
         ("batch x (prompt + new)", f"{e.batch} x ({e.prompt_tokens} + {e.new_tokens}) tokens"),
         ("FLOPs per new token", f"{format_flops(e.flops_per_new_token)} (2N + attention over the context)"),
         ("weights read per step", format_bytes(e.weights_bytes_per_step)),
@@ -145,10 +157,10 @@ def show_serving(spec: ModelSpec, e: ServingEstimate, as_json: bool) -> None:
         ("decode", format_seconds(e.decode_seconds)),
         ("tokens/s per sequence", f"{e.tokens_per_s_per_sequence:,.1f}"),
         ("tokens/s for the batch", f"{e.tokens_per_s_batch:,.0f}"),
-        ("MFU (compute steps)", f"{e.mfu:.3g}  [{e.mfu_source}]"),
+        ("MFU (compute steps)", escape(f"{e.mfu:.3g}  [{e.mfu_source}]")),
     ]
     if e.max_batch is not None:
         rows.append((f"largest batch that fits ({e.n_gpus} GPU{'s' if e.n_gpus > 1 else ''})", str(e.max_batch)))
     console.print(kv_table("Serving estimate (roofline)", rows))
     for a in e.assumptions:
-        console.print(f"[yellow]assumption:[/yellow] {a}")
+        console.print(f"[yellow]assumption:[/yellow] {escape(a)}")

@@ -99,6 +99,9 @@ def serving_estimate(spec: ModelSpec, gpu, prompt_tokens: int, new_tokens: int, 
     if not 0.0 < bandwidth_util <= 1.0:
         raise LlmplanError(f"bandwidth utilisation must be in (0, 1], got {bandwidth_util!r}")
     g = resolve_gpu(gpu)
+    if not g.bandwidth_bytes_per_s > 0:
+        raise LlmplanError(f"no memory bandwidth figure for {g.name}, and decoding is bound by it; "
+                           "give a catalog --gpu (see `llmplan hardware`)")
     mfu = check_mfu(mfu)
     kv_dtype = kv_dtype or dtype
     if kv_dtype not in DTYPE_BYTES or dtype not in DTYPE_BYTES:

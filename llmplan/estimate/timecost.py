@@ -100,7 +100,9 @@ def training_run(model_flops: float, executed_flops: float, gpu: GPU | str, n_gp
         energy_kwh = None
         counted = f"not estimated: no published power figure for {g.name}"
     assumptions = [
-        f"{dtype} dense peak of {peak / 1e12:g} TFLOP/s per GPU (datasheet; sparse figures never used)",
+        f"{dtype} dense peak of {peak / 1e12:g} TFLOP/s per GPU ("
+        + (f"from the {g.source}" if g.source.startswith("calibration profile") else "datasheet")
+        + "; sparse figures never used)",
         f"MFU {mfu:.3g} sustained for the whole run (no failures, restarts, evaluation or checkpoint stalls)",
     ]
     if executed_flops > model_flops:
