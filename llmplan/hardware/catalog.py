@@ -55,8 +55,22 @@ def load_gpus() -> tuple[GPU, ...]:
     )
 
 
+def _tokens(name: str) -> list[str]:
+    """'Tesla V100-PCIE-32GB' -> ['tesla', 'v100', 'pcie', '32gb']."""
+    return re.findall(r"[a-z0-9]+", name.lower())
+
+
+def _contains(tokens: list[str], alias: list[str]) -> bool:
+    n = len(alias)
+    return any(tokens[i:i + n] == alias for i in range(len(tokens) - n + 1))
+
+
 def match_gpu(name: str) -> GPU | None:
-    """Loose lookup: 'h100', 'H100-80GB', 'NVIDIA H100 80GB HBM3', 'NVIDIA H200' all find their entry."""
+    """Loose lookup: 'h100', 'H100-80GB', 'NVIDIA H100 80GB HBM3', 'NVIDIA H200' all find their entry.
+
+    A longer device string (a driver's full name) matches the longest alias it contains as whole words, so that
+    'NVIDIA GH200 480GB' does not pass for an H200; a memory size in it ('Tesla V100-PCIE-32GB') must agree with
+    the entry's, or the entry of the same family with that memory is taken. No agreement: no match, never a guess."""
     key = _key(name)
     if not key:
         return None
@@ -67,10 +81,23 @@ def match_gpu(name: str) -> GPU | None:
     for candidate in (key, _VENDOR_WORDS.sub("", key)):
         if candidate in names:
             return names[candidate]
-    # A device string with extra words (a driver's full name): the longest alias it contains.
-    stripped = _VENDOR_WORDS.sub("", key)
-    hits = [(len(k), g) for k, g in names.items() if len(k) >= 4 and k in stripped]
-    return max(hits, key=lambda t: t[0])[1] if hits else None
+    tokens = [t for t in _tokens(name) if not _VENDOR_WORDS.fullmatch(t)]
+    hits = [(len(_key(alias)), alias, gpu) for gpu in load_gpus() for alias in (gpu.name, *gpu.aliases)
+            if len(_key(alias)) >= 3 and _contains(tokens, [t for t in _tokens(alias)
+                                                          if not _VENDOR_WORDS.fullmatch(t)])]
+    if not hits:
+        return None
+    size = re.search(r"(?<![0-9])(\d+)\s*gb", name.lower())
+    if size is None:
+        return max(hits, key=lambda t: t[0])[2]
+    gib = int(size.group(1))
+    same = [h for h in hits if round(h[2].memory_bytes / GiB) == gib]
+    if same:
+        return max(same, key=lambda t: t[0])[2]
+    family = _tokens(max(hits, key=lambda t: t[0])[1])[0]  # 'a100' of 'a100-pcie'
+    kin = [g for g in load_gpus() if round(g.memory_bytes / GiB) == gib
+           and any(_tokens(a)[:1] == [family] for a in (g.name, *g.aliases))]
+    return kin[0] if kin else None
 
 
 def get_gpu(name: str) -> GPU:

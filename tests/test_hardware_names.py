@@ -1,0 +1,33 @@
+"""Loose GPU names as drivers and people write them: the right entry, or none (never a wrong guess)."""
+
+import pytest
+
+from llmplan.hardware import get_gpu, match_gpu
+
+GiB = 2**30
+
+
+@pytest.mark.parametrize("text,name", [
+    ("h100", "H100-SXM"), ("H100-80GB", "H100-SXM"), ("NVIDIA H100 80GB HBM3", "H100-SXM"),
+    ("NVIDIA H200", "H200"), ("NVIDIA H200 NVL", "H200-NVL"), ("NVIDIA A100-SXM4-80GB", "A100-80GB"),
+    ("NVIDIA A100 80GB PCIe", "A100-80GB-PCIe"), ("Tesla V100-SXM2-16GB", "V100-16GB"),
+    # a memory size in the device string decides between the sizes of one family
+    ("Tesla V100-PCIE-32GB", "V100-32GB"), ("NVIDIA A100-PCIE-40GB", "A100-40GB"),
+    ("NVIDIA GeForce RTX 4090", "RTX-4090"), ("NVIDIA RTX A6000", "RTX-A6000"), ("NVIDIA L40S", "L40S"),
+    ("NVIDIA A40", "A40"), ("NVIDIA A10G", "A10G"), ("AMD Instinct MI300X", "MI300X"),
+])
+def test_loose_names(text, name):
+    assert get_gpu(text).name == name
+
+
+def test_a_longer_name_is_not_taken_for_a_shorter_one():
+    # GH200 is not an H200 (96 or 144 GB, another power envelope): no match rather than a wrong one.
+    assert match_gpu("NVIDIA GH200 480GB") is None
+
+
+def test_48gb_cards_from_their_datasheets():
+    # RTX A6000 (GA102 whitepaper), A40 and L40S datasheets: dense 16-bit tensor rates, half the sparse figures.
+    for name, bf16, sparse in (("RTX-A6000", 154.8, 309.7), ("A40", 149.7, 299.4), ("L40S", 362.05, 733)):
+        g = get_gpu(name)
+        assert g.memory_bytes == 48 * GiB
+        assert g.peak("bf16") == pytest.approx(bf16 * 1e12) and g.peak("bf16") < 0.6 * sparse * 1e12
