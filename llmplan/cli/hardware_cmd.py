@@ -9,8 +9,8 @@ import typer
 from llmplan.cli.app import app
 from llmplan.cli.common import JSON_OPTION
 from llmplan.hardware import GPU, get_gpu, load_gpus
-from llmplan.report.output import emit_json, kv_table, stdout_console, table
-from llmplan.units import format_bytes
+from llmplan.report.output import emit_json, kv_table, stdout_console
+from llmplan.units import GiB, format_bytes
 
 _DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 
@@ -28,9 +28,9 @@ def gpu_summary(g: GPU) -> dict:
     }
 
 
-def _tf(g: GPU, dtype: str) -> str:
+def _tf(g: GPU, dtype: str, digits: int = 6) -> str:
     v = g.peak_flops.get(dtype)
-    return f"{v / 1e12:g}" if v else "-"
+    return f"{v / 1e12:.{digits}g}" if v else "-"
 
 
 @app.command("hardware")
@@ -64,9 +64,26 @@ def hardware(
         console.print(kv_table(g.name, rows))
         console.print(f"[dim]source: {g.source}[/dim]")
         return
-    console.print(table(
-        "Accelerators (dense peak TFLOP/s; memory in GiB; bandwidth in TB/s, decimal)",
-        ["name", "memory", *_DTYPES, "TB/s", "W"],
-        [[g.name, format_bytes(g.memory_bytes), *[_tf(g, d) for d in _DTYPES],
-          f"{g.bandwidth_bytes_per_s / 1e12:g}", f"{g.power_watts:g}" if g.power_watts else "-"] for g in gpus],
-    ))
+    console.print(_listing(gpus))
+    console.print("[dim]16-bit: bf16 and fp16 (* fp16 only, no bf16). `llmplan hardware NAME` for one entry with "
+                  "its source.[/dim]")
+
+
+def _listing(gpus: list[GPU]):
+    """The catalog as one table narrow enough for an 80-column terminal: names never wrap, fp16 shares the bf16
+    column (the same rate on every chip listed; a V100's fp16-only rate is starred), four significant digits."""
+    from rich import box
+    from rich.table import Table
+
+    t = Table(title="Accelerators: dense peak TFLOP/s, memory in GiB, bandwidth in TB/s (decimal), power in W",
+              title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("name", no_wrap=True)
+    for col in ("GiB", "fp32", "tf32", "16-bit", "fp8", "int8", "TB/s", "W"):
+        t.add_column(col, justify="right", no_wrap=True)
+    for g in gpus:
+        half = _tf(g, "bf16", 4) if "bf16" in g.peak_flops else (f"{_tf(g, 'fp16', 4)}*" if "fp16" in g.peak_flops
+                                                                 else "-")
+        t.add_row(g.name, f"{g.memory_bytes / GiB:g}", _tf(g, "fp32", 4), _tf(g, "tf32", 4), half, _tf(g, "fp8", 4),
+                  _tf(g, "int8", 4), f"{g.bandwidth_bytes_per_s / 1e12:g}",
+                  f"{g.power_watts:g}" if g.power_watts else "-")
+    return t
