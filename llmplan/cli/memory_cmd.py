@@ -39,6 +39,23 @@ def parse_headroom(text: str) -> tuple[float, int]:
     return frac, 0
 
 
+def gpu_or_size(text: str):
+    """A catalog GPU, or a bare memory size ('48GiB', '24GB') standing for a card that is not in the catalog."""
+    from llmplan.hardware import GPU, match_gpu
+
+    found = match_gpu(text)
+    if found is not None:
+        return found
+    if re.fullmatch(r"\s*(\d+(\.\d*)?|\.\d+)\s*[kmgtp]i?b\s*", str(text), re.IGNORECASE):
+        size = parse_bytes(text, "--gpu")
+        return GPU(name=f"a {text.strip()} GPU", vendor="", memory_bytes=size, peak_flops={},
+                   bandwidth_bytes_per_s=0.0, power_watts=None, source="memory size given with --gpu")
+    from llmplan.hardware import load_gpus
+
+    raise LlmplanError(f"unknown GPU {text!r}: give a memory size such as 48GiB or one of "
+                       f"{', '.join(g.name for g in load_gpus())} (see `llmplan hardware`)")
+
+
 def parse_targets(text: str) -> tuple[str, ...]:
     out: list[str] = []
     for part in (p.strip().lower() for p in str(text).split(",") if p.strip()):
@@ -110,7 +127,8 @@ def memory(
                              "| pytorch-cuda (the same ops on a GPU)."),
     quant_group: Optional[str] = typer.Option(None, "--quant-group", help="int4 quantization group size "
                                               "(default 128, one fp16 scale per group)."),
-    gpu: Optional[str] = typer.Option(None, "--gpu", help="Does it fit on this GPU, and on how many?"),
+    gpu: Optional[str] = typer.Option(None, "--gpu", help="Does it fit on this GPU, and on how many? A catalog name "
+                                      "(see `llmplan hardware`) or a memory size (48GiB, 24GB)."),
     headroom: str = typer.Option(f"{DEFAULT_HEADROOM:.0%}", "--headroom", help="Memory left free when judging a "
                                  "fit: a percentage, a fraction or a size (5%, 0.1, 2GiB)."),
     profile: Optional[str] = typer.Option(None, "--profile", help="auto | PATH: use the runtime overhead measured "
@@ -157,16 +175,12 @@ def memory(
         impl=_choice(impl, "--impl", ("fused", "pytorch", "pytorch-cuda")),
         quant_group=parse_int_count(quant_group, "--quant-group") if quant_group else None,
     )
-    gpu_obj = None
-    if gpu:
-        from llmplan.hardware import get_gpu
-
-        gpu_obj = get_gpu(gpu)
+    gpu_obj = gpu_or_size(gpu) if gpu else None
     profile_path = None
     if profile:
         from llmplan.calibration import load_profile
 
-        prof = load_profile(profile, gpu_obj.name if gpu_obj else None)
+        prof = load_profile(profile, gpu_obj.name if gpu_obj and gpu_obj.vendor else None)
         profile_path = prof.path
         if prof.overhead_bytes is None:
             warn(f"the profile {prof.path} has no measured overhead; using the default")
@@ -182,7 +196,7 @@ def memory(
     if as_json:
         emit_json(payload)
         return
-    _render(spec.name, cfg, est, gpu_obj, fit, decimal)
+    _render(spec.name, cfg, est, gpu_obj, fit, decimal, headroom_text(frac, room_bytes, decimal))
 
 
 def _payload(name, cfg, est, gpu, fit, frac, room_bytes, profile_path) -> dict:
@@ -206,12 +220,17 @@ def _payload(name, cfg, est, gpu, fit, frac, room_bytes, profile_path) -> dict:
     }
     if gpu is not None:
         out.update({"gpu": gpu.name, "gpu_memory_bytes": gpu.memory_bytes, "headroom": frac,
-                    "headroom_bytes": room_bytes, "usable_bytes": fit.usable_bytes, "fits": fit.fits,
+                    "headroom_bytes": room_bytes, "usable_bytes": fit.usable_bytes,
+                    "spare_bytes": fit.usable_bytes - est.total_bytes, "fits": fit.fits,
                     "gpus_needed": fit.gpus_needed, "plan": fit.plan, "suggestion": fit.suggestion})
     return out
 
 
-def _render(name, cfg, est, gpu, fit, decimal: bool) -> None:
+def headroom_text(frac: float, room_bytes: int, decimal: bool = False) -> str:
+    return format_bytes(room_bytes, decimal=decimal) if room_bytes else f"{frac:.0%}"
+
+
+def _render(name, cfg, est, gpu, fit, decimal: bool, headroom: str = "") -> None:
     console = stdout_console()
 
     def fb(n) -> str:
@@ -241,12 +260,15 @@ def _render(name, cfg, est, gpu, fit, decimal: bool) -> None:
     if est.rule_of_thumb_bytes:
         console.print(f"Rule of thumb: {est.rule_of_thumb}. " + _difference(cfg, est, fb))
     if gpu is not None:
-        verdict = "[green]fits[/green]" if fit.fits else "[red]does not fit[/red]"
-        console.print(f"{gpu.name} ({fb(gpu.memory_bytes)}, usable {fb(fit.usable_bytes)} after headroom): {verdict}")
+        margin = fit.usable_bytes - est.total_bytes
+        verdict = (f"[green]fits[/green], {fb(margin)} to spare" if fit.fits
+                   else f"[red]does not fit[/red], {fb(-margin)} short")
+        console.print(f"{gpu.name} ({fb(gpu.memory_bytes)}, usable {fb(fit.usable_bytes)} after {headroom} "
+                      f"headroom): {verdict}")
         if fit.gpus_needed:
             console.print(f"fewest GPUs that fit: {fit.gpus_needed} ({fit.plan})")
         elif fit.suggestion:
-            console.print(f"the chosen sharding cannot fit: {fit.suggestion}")
+            console.print(f"the chosen sharding cannot fit on any number of GPUs; {fit.suggestion}")
     for a in est.assumptions:
         console.print(f"[dim]assumption:[/dim] {a}")
 

@@ -9,7 +9,6 @@ from llmplan.estimate.memory import DEFAULT_HEADROOM, MemoryConfig, estimate_mem
 from llmplan.models.spec import ModelSpec
 
 
-
 @dataclass(frozen=True)
 class GpuFit:
     fits: bool
@@ -57,32 +56,60 @@ def fit_on_gpu(cfg: MemoryConfig, memory_bytes: int, headroom: float = DEFAULT_H
         for gpus, tp, pp in sorted((t * q, t, q) for t in _tp_options(cfg.spec)
                                    for q in range(1, cfg.spec.total_layers + 1) if cfg.spec.total_layers % q == 0):
             if _fits(replace(cfg, tp=tp, pp=pp, dp=1, zero=0), usable):
-                return GpuFit(fits, usable, gpus, f"tp {tp} x pp {pp}", "")
+                return GpuFit(fits, usable, gpus, f"tp {tp} x pp {pp}" if gpus > 1 else "one GPU", "")
         return GpuFit(fits, usable, None, "", "does not fit even split over every layer and head")
     if cfg.zero >= 1:
         dp = _smallest_dp(cfg, usable)
         if dp is not None:
-            return GpuFit(fits, usable, dp * mp, f"ZeRO-{cfg.zero} dp {dp} x tp {cfg.tp} x pp {cfg.pp}", "")
+            return GpuFit(fits, usable, dp * mp, f"ZeRO-{cfg.zero} over dp {dp}{_mp(cfg.tp, cfg.pp)}", "")
     elif fits:
-        return GpuFit(fits, usable, mp, f"tp {cfg.tp} x pp {cfg.pp} (data parallelism replicates)", "")
+        return GpuFit(fits, usable, mp, f"one replica{_mp(cfg.tp, cfg.pp)}; data parallelism adds whole replicas",
+                      "")
     return GpuFit(fits, usable, None, "", _suggest(cfg, usable))
 
 
+def _mp(tp: int, pp: int) -> str:
+    return "".join(f" x {k} {v}" for k, v in (("tp", tp), ("pp", pp)) if v > 1)
+
+
 def _suggest(cfg: MemoryConfig, usable: int) -> str:
-    """Which sharding would fit: ZeRO-3 over more GPUs, tensor parallelism, or smaller activations."""
+    """Which sharding would fit, each with the GPUs it takes: ZeRO-3 over more GPUs, full recomputation (alone or
+    with ZeRO-3), or tensor parallelism with sequence parallelism."""
+    mp = cfg.tp * cfg.pp
     ideas = []
+
+    def gpus(dp: int, tp: int = cfg.tp) -> str:
+        n = dp * tp * cfg.pp
+        return f"{n} GPU{'s' if n > 1 else ''}"
+
     if cfg.zero < 3:
         dp = _smallest_dp(replace(cfg, zero=3), usable)
         if dp is not None:
-            ideas.append(f"--zero 3 (or --fsdp) with --dp {dp}")
+            ideas.append(f"--fsdp (--zero 3) with --dp {dp}: {gpus(dp)}")
+    if cfg.recompute != "full":
+        full = replace(cfg, recompute="full")
+        if _fits(full, usable):
+            ideas.append(f"--recompute full at this sharding: {gpus(cfg.dp if cfg.zero else 1)}"
+                         + ("" if cfg.zero else " per replica"))
+        else:
+            dp = _smallest_dp(replace(full, zero=3), usable)
+            if dp is not None:
+                ideas.append(f"--recompute full --fsdp --dp {dp}: {gpus(dp)}")
     for tp in _tp_options(cfg.spec):
-        if tp > cfg.tp and _fits(replace(cfg, tp=tp, sp=True), usable):
-            ideas.append(f"--tp {tp} --sp")
+        if tp <= cfg.tp:
+            continue
+        sharded = replace(cfg, tp=tp, sp=True)
+        if cfg.zero >= 1:
+            dp = _smallest_dp(sharded, usable)
+            if dp is not None:
+                ideas.append(f"--tp {tp} --sp with ZeRO-{cfg.zero} --dp {dp}: {gpus(dp, tp)}")
+                break
+        elif _fits(sharded, usable):
+            ideas.append(f"--tp {tp} --sp: {gpus(1, tp)} per replica")
             break
-    if cfg.recompute != "full" and _fits(replace(cfg, recompute="full", zero=3, dp=1 << 20), usable):
-        ideas.append("--recompute full with --zero 3")
     if not ideas:
-        return "activations alone exceed the GPU: lower --batch or --seq, or add --tp/--pp with --sp"
+        return (f"activations alone exceed the GPU even sharded {mp}-way: lower --batch or --seq, or add "
+                "--recompute full, --pp, --tp with --sp")
     return "needs " + "; or ".join(ideas)
 
 

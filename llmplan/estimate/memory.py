@@ -331,6 +331,8 @@ def _assumptions(cfg: MemoryConfig, p: float, temp: float, stage: str) -> list[s
         if cfg.pp > 1:
             out.append(f"pipeline 1F1B: the first stage holds {cfg.pp} micro-batches in flight; reported stage: "
                        f"{stage}")
+    elif cfg.spec.arch == "encoder":
+        out.append(f"encoder-only: no KV cache; one forward pass over {cfg.seq} tokens x batch {cfg.batch}")
     else:
         out.append(f"KV cache in {cfg.kv_dtype} for {cfg.seq} tokens x batch {cfg.batch} x beams {cfg.beams}; "
                    "prefill in one chunk")

@@ -147,7 +147,9 @@ def spec_from_params(n_params: float, arch: str = "decoder") -> ModelSpec:
                          norm="rmsnorm")
 
     best = min((shape(h) for h in range(128, 65_537, 128)), key=lambda s: abs(count_params(s).total - n))
-    note = (f"shape inferred from the bare count {n:,}: {best.layers} layers, hidden {best.hidden}, "
+    depth = (f"{best.encoder_layers} encoder + {best.layers} decoder layers" if arch == "encoder-decoder"
+             else f"{best.layers} layers")
+    note = (f"shape inferred from the bare count {n:,}: {depth}, hidden {best.hidden}, "
             f"{best.heads} heads, ffn {best.ffn}, vocab {best.vocab} (rule: head_dim 128, 128 hidden units per "
             f"layer, {'LLaMA' if arch == 'decoder' else 'BERT' if arch == 'encoder' else 'T5'}-style blocks)")
     return best.with_(name=f"{n / 1e9:.4g}B-{arch}", param_count=n, assumptions=(note,),
