@@ -20,3 +20,18 @@ def test_every_command_help_has_examples(cli):
     for name in get_command(app).list_commands(None):
         r = cli(name, "--help")
         assert r.code == 0 and "Examples" in r.stdout, name
+
+
+def test_published_tables_in_validation_page_are_current():
+    """docs/validation.md's published-tables section is what benchmarks/published_tables.py computes today."""
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    try:
+        from benchmarks.published_tables import render as render_tables
+    finally:
+        sys.path.remove(str(root))
+    page = (DOCS / "validation.md").read_text()
+    section = page.split("<!-- section: published -->\n", 1)[1].split("\n<!-- end: published -->", 1)[0]
+    assert section == render_tables(), "stale: python benchmarks/published_tables.py --write docs/validation.md"
