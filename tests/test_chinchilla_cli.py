@@ -106,6 +106,8 @@ def test_law_file_via_cli(cli, tmp_path):
     ["--unique-tokens", "100B"],
     ["--flops", "1e22", "--unique-tokens", "-5"],
     ["--params", "nonsense"],
+    ["--gpu", "h100", "--days", "3", "--params", "7B"],  # the assumed-MFU note is held back: one line only
+    ["--flops", "1e23", "--per-decade", "0"],
     [],
 ])
 def test_bad_input_exits_2_with_one_line(cli, argv):
@@ -120,3 +122,16 @@ def test_bad_law_file_exits_2(cli, tmp_path):
     path.write_text(json.dumps({"kind": "llmplan.law", "E": 1.7, "A": 400, "B": 400, "alpha": 0.3}))
     r = cli("chinchilla", "--flops", "1e23", "--law", str(path))
     assert r.code == 2 and "beta" in r.stderr
+
+
+def test_a_gpu_without_bf16_budgets_at_its_fp16_peak(cli):
+    r = cli("chinchilla", "--gpu", "v100", "--gpus", "8", "--days", "30", "--json")
+    assert r.code == 0, r.stderr
+    out = r.json()
+    assert out["budget"]["dtype"] == "fp16"
+    assert rel(out["flops"], 8 * 125e12 * 0.4 * 30 * 86_400) < 1e-9  # V100 fp16 tensor peak, 125 TFLOP/s
+
+
+def test_tokens_per_param_read_plainly(cli):
+    text = cli("chinchilla", "--params", "8B", "--tokens", "15T").stdout  # Llama 3 8B: 15T tokens
+    assert "1,875 tokens/param" in text and "e+03" not in text

@@ -130,6 +130,10 @@ def test_v100_falls_back_to_fp16(cli):
     (["--model", "llama-7b", "--mode", "infer", "--gpu", "h100", "--tokens", "1T"], "--mode train"),
     (["--model", "llama-7b", "--gpu", "v100"], "tokens"),  # the fp16 note is held back: one line only
     (["--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--profile", "/no/such/profile.json"], "profile"),
+    (["--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--gpus", "1.5"], "whole number"),
+    (["--model", "llama-7b", "--mode", "infer", "--gpu", "h100", "--batch", "2.5"], "whole number"),
+    (["--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--dtype", "int4"], "training format"),
+    (["--gpu", "h100", "--days", "3", "--dtype", "int8"], "training format"),
 ])
 def test_bad_inputs_exit_2_with_one_line(cli, args, message):
     r = cli("compute", *args)
@@ -197,3 +201,9 @@ def test_budget_with_a_price_gives_cost_and_energy(cli):
     assert out["wall_seconds"] == pytest.approx(30 * 86_400)
     text = cli("compute", "--gpu", "h100", "--gpus", "512", "--days", "30", "--price", "2")
     assert "737,280" in text.stdout and "GPU-days" in text.stdout
+
+
+def test_a_sequence_longer_than_the_context_is_said(cli):
+    r = cli("compute", "--model", "llama-7b", "--tokens", "1T", "--seq", "8192", "--json")
+    assert r.code == 0 and r.json()["seq"] == 8192
+    assert "longer than llama-7b's context of 2,048" in " ".join(r.stderr.split())

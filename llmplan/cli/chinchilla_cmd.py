@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from llmplan.cli import chinchilla_views as views
 from llmplan.cli.app import app
@@ -16,7 +17,7 @@ from llmplan.estimate import sizing
 from llmplan.estimate.inference_aware import inference_aware
 from llmplan.estimate.laws import COMPARED, Law, get_law
 from llmplan.estimate.timecost import DEFAULT_MFU  # the same default as `llmplan compute`
-from llmplan.report.output import emit_json, note, stdout_console, warn
+from llmplan.report.output import emit_json, note, stdout_console
 from llmplan.units import PFLOPS_DAY, format_count, format_flops, parse_count, parse_dtype
 
 LOSS_LAWS = ("hoffmann", "epoch")  # the compared laws that predict a loss (same data set, MassiveText)
@@ -24,8 +25,10 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 def _budget(flops: Optional[str], pf_days: Optional[str], gpu: Optional[str], gpus: Optional[int],
-            days: Optional[float], mfu: Optional[float], dtype: str) -> tuple[list[float] | None, dict | None]:
-    """The budget as a list of FLOPs (one value, or a frontier range) and a description of where it came from."""
+            days: Optional[float], mfu: Optional[float], dtype: Optional[str],
+            notes: list[str]) -> tuple[list[float] | None, dict | None]:
+    """The budget as a list of FLOPs (one value, or a frontier range) and a description of where it came from.
+    Notes for the user are collected in `notes`, printed once every input has been checked."""
     given = [name for name, v in (("--flops", flops), ("--pf-days", pf_days), ("--gpu", gpu)) if v is not None]
     if len(given) > 1:
         raise LlmplanError(f"give one budget, not {' and '.join(given)}: --flops C, --pf-days P, or --gpu with --days")
@@ -44,14 +47,18 @@ def _budget(flops: Optional[str], pf_days: Optional[str], gpu: Optional[str], gp
         return [value * PFLOPS_DAY], {"source": "pf-days", "pf_days": value}
     if gpu is not None:
         from llmplan.estimate.flops import flops_budget
+        from llmplan.hardware import get_gpu
 
         if days is None:
             raise LlmplanError("a GPU budget needs --days (e.g. --gpu h100 --gpus 256 --days 30)")
         n = 1 if gpus is None else gpus
         used_mfu = DEFAULT_MFU if mfu is None else mfu
-        total = flops_budget(gpu, n, days * 86_400.0, used_mfu, dtype)
+        device = get_gpu(gpu)
+        if dtype is None:  # bf16, or fp16 on a GPU without bf16 (V100), as `llmplan compute` does
+            dtype = "bf16" if device.peak("bf16") is not None or device.peak("fp16") is None else "fp16"
+        total = flops_budget(device, n, days * 86_400.0, used_mfu, dtype)
         if mfu is None:
-            note(f"assuming MFU {DEFAULT_MFU:.0%} of the dense {dtype} peak; pass --mfu to change it")
+            notes.append(f"assuming MFU {DEFAULT_MFU:.0%} of the dense {dtype} peak; pass --mfu to change it")
         return [total], {"source": "gpus", "gpu": gpu, "gpus": n, "days": days, "mfu": used_mfu, "dtype": dtype}
     return None, None
 
@@ -63,13 +70,18 @@ def _laws(chosen: Law, names: tuple[str, ...]) -> dict[str, Law]:
     return out
 
 
-def _pick_law(law: Optional[str], needs_loss: str | None) -> Law:
+def _pick_law(law: Optional[str], needs_loss: str | None, notes: list[str]) -> Law:
     if law is not None:
         return get_law(law)
     if needs_loss:
-        note(f"using the {needs_loss} law, which predicts a loss (rule20 does not); pass --law to choose")
+        notes.append(f"using the {needs_loss} law, which predicts a loss (rule20 does not); pass --law to choose")
         return get_law(needs_loss)
     return get_law("rule20")
+
+
+def _flush(notes: list[str]) -> None:
+    for text in notes:
+        note(text)
 
 
 def _common(chosen: Law, question: str, assumptions: list[str]) -> dict:
@@ -86,7 +98,8 @@ def chinchilla(
     gpus: Optional[int] = typer.Option(None, "--gpus", help="Number of GPUs for a --gpu budget (default 1)."),
     days: Optional[float] = typer.Option(None, "--days", help="Wall-clock days for a --gpu budget."),
     mfu: Optional[float] = typer.Option(None, "--mfu", help="Model FLOPs utilisation for a --gpu budget (default 0.4)."),
-    dtype: str = typer.Option("bf16", "--dtype", help="Precision whose dense peak a --gpu budget uses."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="Precision whose dense peak a --gpu budget uses "
+                                        "(default bf16; fp16 on GPUs without bf16)."),
     params: Optional[str] = typer.Option(None, "--params", "-p", help="Model size (70B): alone, the compute-optimal "
                                          "tokens; with --tokens, a diagnosis of that run."),
     tokens: Optional[str] = typer.Option(None, "--tokens", "-t", help="Training tokens of the run given by --params."),
@@ -129,8 +142,11 @@ def chinchilla(
         raise LlmplanError("--loss sets the target quality for --inference-tokens; add --inference-tokens T")
     if inference_tokens is not None and unique_tokens is not None:
         raise LlmplanError("--inference-tokens and --unique-tokens are separate questions; give one of them")
-    dtype = parse_dtype(dtype)
-    budgets, budget_info = _budget(flops, pf_days, gpu, gpus, days, mfu, dtype)
+    dtype = parse_dtype(dtype) if dtype is not None else None
+    if not 1 <= per_decade <= 20:
+        raise LlmplanError(f"--per-decade must be between 1 and 20, got {per_decade}")
+    notes: list[str] = []
+    budgets, budget_info = _budget(flops, pf_days, gpu, gpus, days, mfu, dtype, notes)
     frontier_range = budget_info.get("range") if budget_info else None
     if plot is not None:
         if frontier_range is None:
@@ -150,30 +166,31 @@ def chinchilla(
                                "compute-optimally) or --loss L, one of them")
         if budgets is not None or d is not None:
             raise LlmplanError("--inference-tokens takes --params or --loss only (no budget, no --tokens)")
-        return _inference(_pick_law(law, "hoffmann"), n, loss, t, as_json)
+        return _inference(_pick_law(law, "hoffmann", notes), n, loss, t, notes, as_json)
     if unique_tokens is not None:
         u = parse_count(unique_tokens, "--unique-tokens")
         if n is None and budgets is None:
             raise LlmplanError("--unique-tokens needs a budget (--flops, --pf-days, --gpu) or a run (--params)")
         if n is not None and budgets is not None:
             raise LlmplanError("give a budget or --params with --unique-tokens, not both")
-        return _data_constrained(_pick_law(law, "muennighoff"), u, n, d, budgets[0] if budgets else None,
-                                 budget_info, as_json)
-    chosen = _pick_law(law, None)
+        return _data_constrained(_pick_law(law, "muennighoff", notes), u, n, d, budgets[0] if budgets else None,
+                                 budget_info, notes, as_json)
+    chosen = _pick_law(law, None, notes)
     laws = _laws(chosen, COMPARED)
     if frontier_range is not None:
-        return _frontier(chosen, laws, frontier_range, per_decade, plot, as_json)
+        return _frontier(chosen, laws, frontier_range, per_decade, plot, notes, as_json)
     if n is not None and budgets is not None:
         raise LlmplanError("give a budget (--flops, --pf-days, --gpu) or --params, not both")
     if n is not None and d is not None:
-        return _diagnosis(chosen, laws, n, d, as_json)
+        return _diagnosis(chosen, laws, n, d, notes, as_json)
     if n is not None:
         rows = {name: sizing.data_for_size(lw, n) for name, lw in laws.items()}
-        return _sizings(chosen, rows, "size", f"Compute-optimal data for {format_count(n)} parameters", None, as_json)
+        return _sizings(chosen, rows, "size", f"Compute-optimal data for {format_count(n)} parameters", None,
+                        notes, as_json)
     if budgets is not None:
         rows = {name: sizing.size_for_budget(lw, budgets[0]) for name, lw in laws.items()}
         return _sizings(chosen, rows, "budget", f"Compute-optimal size for {format_flops(budgets[0])} FLOPs",
-                        budget_info, as_json)
+                        budget_info, notes, as_json)
     raise LlmplanError("nothing to plan: give a budget (--flops C, --flops LOW..HIGH, --pf-days P, or --gpu G "
                        "--gpus N --days D) or a model (--params N, optionally with --tokens D)")
 
@@ -182,8 +199,10 @@ ASSUME_6ND = "training FLOPs C = 6 N D (Kaplan et al. 2020); attention and embed
 ASSUME_KAPLAN = "kaplan counts non-embedding parameters; the other laws count all parameters"
 
 
-def _sizings(chosen: Law, rows: dict, question: str, title: str, budget_info: dict | None, as_json: bool) -> None:
+def _sizings(chosen: Law, rows: dict, question: str, title: str, budget_info: dict | None, notes: list[str],
+             as_json: bool) -> None:
     main = rows[chosen.name]
+    _flush(notes)
     assumptions = [ASSUME_6ND, ASSUME_KAPLAN]
     if as_json:
         payload = {**_common(chosen, question, assumptions), **views.sizing_json(main),
@@ -197,8 +216,9 @@ def _sizings(chosen: Law, rows: dict, question: str, title: str, budget_info: di
     _footer(console, chosen, assumptions)
 
 
-def _diagnosis(chosen: Law, laws: dict[str, Law], n: float, d: float, as_json: bool) -> None:
+def _diagnosis(chosen: Law, laws: dict[str, Law], n: float, d: float, notes: list[str], as_json: bool) -> None:
     rows = {name: sizing.diagnose(lw, n, d) for name, lw in laws.items()}
+    _flush(notes)
     main = rows[chosen.name]
     assumptions = [ASSUME_6ND, ASSUME_KAPLAN,
                    f"near compute-optimal: tokens per parameter within a factor {sizing.NEAR_OPTIMAL_FACTOR:g} of "
@@ -209,19 +229,20 @@ def _diagnosis(chosen: Law, laws: dict[str, Law], n: float, d: float, as_json: b
         return
     console = stdout_console()
     title = (f"{format_count(n)} parameters on {format_count(d)} tokens: {format_flops(main.flops)} FLOPs, "
-             f"{main.tokens_per_param:.3g} tokens/param")
+             f"{views.ratio_text(main.tokens_per_param)} tokens/param")
     console.print(views.diagnosis_table(title, rows))
     advice = {sizing.UNDERTRAINED: "a smaller model on more tokens would reach a lower loss for the same FLOPs",
               sizing.NEAR_OPTIMAL: "close to the best loss these FLOPs can buy",
               sizing.PAST_OPTIMUM: "more loss than the FLOPs could buy, but a smaller model is cheaper to serve"}
-    console.print(f"verdict ({chosen.name}): [bold]{main.verdict}[/bold]: {advice[main.verdict]}")
+    console.print(f"verdict ({escape(chosen.name)}): [bold]{main.verdict}[/bold]: {advice[main.verdict]}")
     _footer(console, chosen, assumptions)
 
 
 def _frontier(chosen: Law, laws: dict[str, Law], bounds: tuple[float, float], per_decade: int,
-              plot: str | None, as_json: bool) -> None:
+              plot: str | None, notes: list[str], as_json: bool) -> None:
     budgets = sizing.decade_budgets(bounds[0], bounds[1], per_decade)
     series = {name: sizing.frontier(lw, budgets) for name, lw in laws.items()}
+    _flush(notes)
     if plot is not None:
         from llmplan.report.plot_frontier import plot_frontier
 
@@ -238,7 +259,8 @@ def _frontier(chosen: Law, laws: dict[str, Law], bounds: tuple[float, float], pe
     _footer(console, chosen, assumptions)
 
 
-def _inference(chosen: Law, n: float | None, target: float | None, t: float, as_json: bool) -> None:
+def _inference(chosen: Law, n: float | None, target: float | None, t: float, notes: list[str],
+               as_json: bool) -> None:
     names = (chosen.name,) + tuple(x for x in LOSS_LAWS if x != chosen.name)
     rows = {}
     for name in names:
@@ -249,7 +271,8 @@ def _inference(chosen: Law, n: float | None, target: float | None, t: float, as_
         except LlmplanError as exc:
             if name == chosen.name:
                 raise
-            warn(f"{name}: {exc}")
+            notes.append(f"{name}: {exc}")
+    _flush(notes)
     main = rows[chosen.name]
     assumptions = [ASSUME_6ND, *main.assumptions]
     if as_json:
@@ -264,7 +287,7 @@ def _inference(chosen: Law, n: float | None, target: float | None, t: float, as_
 
 
 def _data_constrained(chosen: Law, u: float, n: float | None, d: float | None, budget: float | None,
-                      budget_info: dict | None, as_json: bool) -> None:
+                      budget_info: dict | None, notes: list[str], as_json: bool) -> None:
     result = dc.data_constrained(chosen, u, params=n, tokens=d, flops=budget)
     main = result.best if budget is not None else result.run
     others = {}
@@ -272,6 +295,7 @@ def _data_constrained(chosen: Law, u: float, n: float | None, d: float | None, b
         if name != chosen.name:
             other = dc.data_constrained(get_law(name), u, params=n, tokens=d, flops=budget)
             others[name] = other.best if budget is not None else other.run
+    _flush(notes)
     assumptions = [ASSUME_6ND, *result.assumptions]
     if as_json:
         payload = {**_common(chosen, "data-constrained", assumptions), **views.dc_point_json(main),
@@ -300,6 +324,6 @@ def _data_constrained(chosen: Law, u: float, n: float | None, d: float | None, b
 
 
 def _footer(console, chosen: Law, assumptions: list[str]) -> None:
-    console.print(f"[dim]law {chosen.name}: {chosen.describe()}; {chosen.source}[/dim]")
+    console.print(f"[dim]{escape(f'law {chosen.name}: {chosen.describe()}; {chosen.source}')}[/dim]")
     for a in assumptions:
-        console.print(f"[dim]assumption:[/dim] {a}")
+        console.print(f"[dim]assumption:[/dim] {escape(a)}")

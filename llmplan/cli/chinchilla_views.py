@@ -14,7 +14,8 @@ def loss_text(loss: float | None) -> str:
 
 
 def ratio_text(x: float) -> str:
-    return f"{x:.3g}"
+    """Tokens per parameter as a person reads them: 0.196, 20, 59, 1,875 (never 1.88e+03)."""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
 # ---- JSON views: every answer carries params, tokens, flops, tokens_per_param and loss ----

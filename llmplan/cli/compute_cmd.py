@@ -15,7 +15,7 @@ from llmplan.estimate.flops import RECOMPUTE, train_flops_per_token, training_fl
 from llmplan.hardware import GPU, get_gpu, match_gpu
 from llmplan.models import count_params
 from llmplan.report.output import note, warn
-from llmplan.units import format_bytes, format_count, parse_count, parse_dtype, parse_int_count
+from llmplan.units import format_bytes, format_count, parse_count, parse_dtype
 
 
 class Mode(str, Enum):
@@ -30,6 +30,17 @@ def _positive(value: Optional[float], option: str, minimum: float = 0.0, strict:
         bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
         raise LlmplanError(f"{option} must be {bound}, got {value:g}")
     return value
+
+
+TRAIN_DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8")  # formats training runs its matmuls in
+
+
+def _whole(text: str, option: str, allow_zero: bool = False) -> int:
+    """A count that must be a whole number: 8, 1k, 2048; 1.5 GPUs is refused, not rounded."""
+    value = parse_count(text, option, allow_zero=allow_zero)
+    if value != int(value):
+        raise LlmplanError(f"{option} must be a whole number, got {text!r}")
+    return int(value)
 
 
 class _Notes:
@@ -106,6 +117,16 @@ def _device_from_profile(prof) -> GPU:
                bandwidth_bytes_per_s=0.0, power_watts=None, source=f"calibration profile {prof.path}")
 
 
+def _seq(text: Optional[str], spec, notes: _Notes) -> int:
+    """--seq, or the model's context; a note when it is longer than the context the model was built for."""
+    if text is None:
+        return spec.context
+    s = _whole(text, "--seq")
+    if s > spec.context:
+        notes.add(f"--seq {s:,} is longer than {spec.name}'s context of {spec.context:,} tokens")
+    return s
+
+
 def _gpu(name: Optional[str], profile: Optional[str]) -> Optional[GPU]:
     if name is not None:
         return get_gpu(name)
@@ -178,10 +199,13 @@ def compute(
     _positive(price, "--price", 0.0, strict=False)
     _positive(pue, "--pue", 1.0, strict=False)
     _positive(days, "--days")
-    n_gpus = parse_int_count(gpus, "--gpus") if gpus is not None else 1
+    n_gpus = _whole(gpus, "--gpus") if gpus is not None else 1
     gpu = _gpu(gpu_name, profile)
     notes = _Notes()
     dt = _dtype(dtype, gpu, notes)
+    if mode is Mode.train and dt not in TRAIN_DTYPES:
+        raise LlmplanError(f"--dtype {dt} is not a training format; training runs in {', '.join(TRAIN_DTYPES)} "
+                           "(int8 and int4 are for --mode infer)")
     if gpu is not None:
         tc.peak_for(gpu, dt)
     spec = model_from_options(model, params, arch, required=days is None)
@@ -198,9 +222,9 @@ def compute(
         if spec.arch != "decoder":
             raise LlmplanError(f"--mode infer models autoregressive decoding; {spec.name} is {spec.arch} "
                                "(give a decoder-only model)")
-        P = parse_int_count(prompt_tokens, "--prompt-tokens", allow_zero=True)
-        G = parse_int_count(new_tokens, "--new-tokens")
-        B = parse_int_count(batch, "--batch")
+        P = _whole(prompt_tokens, "--prompt-tokens", allow_zero=True)
+        G = _whole(new_tokens, "--new-tokens")
+        B = _whole(batch, "--batch")
         used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes, dt)
         est = serving_estimate(spec, gpu, P, G, batch=B, n_gpus=n_gpus, mfu=used_mfu, dtype=dt, mfu_source=source)
         where = f"{n_gpus} x {gpu.name}"
@@ -239,7 +263,7 @@ def compute(
         run = tc.training_run(sizing.flops, sizing.flops, gpu, n_gpus, used_mfu, dt, source, price, pue)
         trainable = None
         if spec is not None:
-            s = parse_int_count(seq, "--seq") if seq else spec.context
+            s = _seq(seq, spec, notes)
             trainable = sizing.flops / train_flops_per_token(spec, s)
         notes.flush()
         views.show_budget(sizing, run, spec, trainable, as_json)
@@ -248,7 +272,7 @@ def compute(
     if tokens is None:
         raise LlmplanError("no training tokens: give --tokens D (e.g. 300B), or --days with --gpu for a budget")
     d = parse_count(tokens, "--tokens")
-    s = parse_int_count(seq, "--seq") if seq else None
+    s = _seq(seq, spec, notes)
     flops = training_flops(spec, d, recompute, s)
     run = None
     if gpu is not None:

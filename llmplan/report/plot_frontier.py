@@ -40,6 +40,7 @@ def plot_frontier(path: str | os.PathLike, series: dict, chosen: str) -> Path:
         ax.set_ylabel(what)
         ax.grid(True, which="both", alpha=0.3)
     ax_n.legend(title="law")
-    fig.suptitle("Compute-optimal frontier (kaplan: non-embedding parameters)")
+    note = "; kaplan counts non-embedding parameters" if "kaplan" in series else ""
+    fig.suptitle(f"Compute-optimal frontier (bold: {chosen}{note})")
 
     return save_figure(fig, target, create_folder=False, format=fmt, dpi=130)
