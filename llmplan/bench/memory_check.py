@@ -27,7 +27,8 @@ def counted_bytes(model, opt, forward: Callable[[], object]) -> dict[str, int]:
     holder.pop("loss").backward()
     # Under autocast, each matmul saves a half-precision copy of its weight for backward: model state in all
     # but name, so it is reported apart (the planner may count it with weights or activations).
-    shapes = {tuple(p.shape) for p in params if p.dim() == 2}
+    # Autocast saves the cast weight as matmul sees it: transposed, (in, out), for a Linear's (out, in) weight.
+    shapes = {s for p in params if p.dim() == 2 for s in (tuple(p.shape), tuple(p.shape)[::-1])}
     copies = sum(n for shape, dtype, n in saved.storages if dtype in _HALF and shape in shapes)
 
     def nbytes(t) -> int:
@@ -80,4 +81,5 @@ def memory_config(MemoryConfig, cfg, device):
     (llmplan.estimate.activations' "pytorch" accounting), gradients kept between steps."""
     return MemoryConfig(spec=cfg.built_spec, mode="train", dtype=device.dtype, batch=cfg.batch, seq=cfg.seq,
                         optimizer="adamw", recompute=cfg.recompute, attention=cfg.attention, dropout=False,
-                        impl="pytorch", grad_dtype="fp32")
+                        impl="pytorch-cuda" if device.kind == "cuda" else "pytorch", grad_dtype="fp32",
+                        amp=device.dtype != "fp32")
