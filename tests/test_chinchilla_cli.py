@@ -135,3 +135,15 @@ def test_a_gpu_without_bf16_budgets_at_its_fp16_peak(cli):
 def test_tokens_per_param_read_plainly(cli):
     text = cli("chinchilla", "--params", "8B", "--tokens", "15T").stdout  # Llama 3 8B: 15T tokens
     assert "1,875 tokens/param" in text and "e+03" not in text
+
+
+def test_every_option_the_specification_names_exists():
+    import typer
+
+    from llmplan.cli import app
+
+    group = typer.main.get_command(app)
+    names = {name for p in group.commands["chinchilla"].params for name in p.opts}
+    for option in ("--flops", "--pf-days", "--gpu", "--gpus", "--days", "--mfu", "--params", "--tokens", "--plot",
+                   "--law", "--inference-tokens", "--loss", "--unique-tokens", "--json"):
+        assert option in names, option

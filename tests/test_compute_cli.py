@@ -207,3 +207,20 @@ def test_a_sequence_longer_than_the_context_is_said(cli):
     r = cli("compute", "--model", "llama-7b", "--tokens", "1T", "--seq", "8192", "--json")
     assert r.code == 0 and r.json()["seq"] == 8192
     assert "longer than llama-7b's context of 2,048" in " ".join(r.stderr.split())
+
+
+def _option_names(command: str) -> set[str]:
+    import typer
+
+    from llmplan.cli import app
+
+    group = typer.main.get_command(app)
+    return {name for p in group.commands[command].params for name in p.opts}
+
+
+def test_every_option_the_specification_names_exists():
+    names = _option_names("compute")
+    for option in ("--model", "--params", "--arch", "--tokens", "--gpu", "--gpus", "--mfu", "--profile", "--price",
+                   "--recompute", "--dtype", "--days", "--mode", "--prompt-tokens", "--new-tokens", "--batch",
+                   "--json"):
+        assert option in names, option
