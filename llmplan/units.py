@@ -67,8 +67,12 @@ def parse_count(text: str | float | int, what: str = "count", allow_zero: bool =
 
 
 def parse_int_count(text: str | float | int, what: str = "count", allow_zero: bool = False) -> int:
-    """A count that must be a whole number (layers, GPUs, tokens given exactly)."""
-    return int(round(parse_count(text, what, allow_zero)))
+    """A count that must be a whole number (layers, GPUs, tokens given exactly): 1.5k is 1500, 2.5 is an error."""
+    value = parse_count(text, what, allow_zero)
+    whole = round(value)
+    if abs(value - whole) > 1e-9 * max(1.0, abs(value)):  # 1.1k is 1100.0000000000002 in floating point
+        raise LlmplanError(f"{what} must be a whole number, got {text!r}")
+    return int(whole)
 
 
 def parse_bytes(text: str | float | int, what: str = "memory", allow_zero: bool = False) -> int:

@@ -147,6 +147,15 @@ def spec_from_params(n_params: float, arch: str = "decoder") -> ModelSpec:
                          norm="rmsnorm")
 
     best = min((shape(h) for h in range(128, 65_537, 128)), key=lambda s: abs(count_params(s).total - n))
+    b = count_params(best)
+    if not 0.5 <= b.total / n <= 2 or b.embeddings + b.output_head + b.other >= n:
+        # below the narrowest shape (its embeddings alone outweigh the count) or beyond the widest
+        narrow = count_params(shape(128))
+        lo = max(narrow.total / 2, narrow.embeddings + narrow.output_head + narrow.other + 1)
+        hi = count_params(shape(65_536)).total * 2
+        stated = f"{n:,}" if n < 1e15 else f"{n:.3g}"
+        raise LlmplanError(f"no {arch} shape of the inference rule comes near {stated} parameters (it covers about "
+                           f"{lo:,.0f} to {hi:.2g}); give --model with a shape or a config.json")
     depth = (f"{best.encoder_layers} encoder + {best.layers} decoder layers" if arch == "encoder-decoder"
              else f"{best.layers} layers")
     note = (f"shape inferred from the bare count {n:,}: {depth}, hidden {best.hidden}, "
