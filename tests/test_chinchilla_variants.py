@@ -120,8 +120,11 @@ def test_best_allocation_given_unique_tokens():
     best, free = result.best, result.unconstrained
     assert rel(6 * best.params * best.tokens, flops) < 1e-9
     assert best.loss <= free.loss + 1e-12
-    # scarce data: the best plan repeats the data and buys more parameters than the unconstrained optimum
-    assert best.epochs > 1
+    # Scarce data: the best plan repeats the data, and since excess parameters lose value faster than repeated
+    # tokens (R_N* < R_D*), it puts the compute into more epochs and fewer parameters than the unconstrained
+    # optimum (Muennighoff et al. 2023, Figure 1 right and section 5).
+    assert best.epochs > free.epochs > 1
+    assert best.params < free.params
     # with plentiful data the best allocation is the ordinary compute-optimal point
     plenty = dc.data_constrained(law, 1e16, flops=flops)
     assert rel(plenty.best.params, law.optimal(flops)[0]) < 0.01
