@@ -224,3 +224,15 @@ def test_every_option_the_specification_names_exists():
                    "--recompute", "--dtype", "--days", "--mode", "--prompt-tokens", "--new-tokens", "--batch",
                    "--json"):
         assert option in names, option
+
+
+def test_long_context_models_are_planned_at_the_pretraining_length(cli):
+    # Llama 3.1 8B: 128K context, but pretrained at 8,192 tokens (Dubey et al. 2024, section 3.4). Attention at the
+    # full context would multiply the detailed count by 5.
+    r = cli("compute", "--model", "llama-3.1-8b", "--tokens", "1T", "--json")
+    assert r.code == 0 and r.json()["seq"] == 8192 and r.json()["detailed_to_6nd_ratio"] < 1.3
+    assert "8,192" in r.stderr
+    full = cli("compute", "--model", "llama-3.1-8b", "--tokens", "1T", "--seq", "131072", "--json").json()
+    assert full["seq"] == 131072 and full["detailed_to_6nd_ratio"] > 5
+    short = cli("compute", "--model", "llama-2-7b", "--tokens", "1T", "--json")
+    assert short.json()["seq"] == 4096 and short.stderr == ""  # its own context, no note

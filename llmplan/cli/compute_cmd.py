@@ -11,7 +11,7 @@ from llmplan.cli.app import app
 from llmplan.cli.common import ARCH_OPTION, JSON_OPTION, MODEL_OPTION, PARAMS_OPTION, model_from_options
 from llmplan.errors import LlmplanError
 from llmplan.estimate import timecost as tc
-from llmplan.estimate.flops import RECOMPUTE, train_flops_per_token, training_flops
+from llmplan.estimate.flops import PRETRAIN_SEQ_CAP, RECOMPUTE, train_flops_per_token, training_flops
 from llmplan.hardware import GPU, get_gpu, match_gpu
 from llmplan.models import count_params
 from llmplan.report.output import note, warn
@@ -118,8 +118,13 @@ def _device_from_profile(prof) -> GPU:
 
 
 def _seq(text: Optional[str], spec, notes: _Notes) -> int:
-    """--seq, or the model's context; a note when it is longer than the context the model was built for."""
+    """--seq, or the model's context up to PRETRAIN_SEQ_CAP; a note when either is out of the ordinary."""
     if text is None:
+        if spec.context > PRETRAIN_SEQ_CAP:
+            notes.add(f"attention FLOPs at a training sequence of {PRETRAIN_SEQ_CAP:,} tokens, not {spec.name}'s "
+                      f"full context of {spec.context:,} (long-context models are pretrained short and extended at "
+                      "the end); pass --seq to choose")
+            return PRETRAIN_SEQ_CAP
         return spec.context
     s = _whole(text, "--seq")
     if s > spec.context:
@@ -145,7 +150,7 @@ def compute(
     arch: str = ARCH_OPTION,
     tokens: Optional[str] = typer.Option(None, "--tokens", "-t", help="Training tokens D (300B, 1.4T)."),
     seq: Optional[str] = typer.Option(None, "--seq", help="Training sequence length for the attention FLOPs "
-                                      "(default: the model's context)."),
+                                      "(default: the model's context, at most 8192)."),
     recompute: str = typer.Option("none", "--recompute", help="Activation recomputation: none, selective (attention "
                                   "core) or full (one extra forward). Changes hardware FLOPs, not model FLOPs."),
     gpu_name: Optional[str] = typer.Option(None, "--gpu", "-g", help="Accelerator (see `llmplan hardware`)."),

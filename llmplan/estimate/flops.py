@@ -22,6 +22,12 @@ from llmplan.models.spec import ModelSpec
 
 RECOMPUTE = ("none", "selective", "full")
 
+# Long-context models are pretrained at a few thousand tokens and extended at the end: Llama 3 405B trained 15.6T
+# tokens at 8,192 and only a final stage at 128K (Dubey et al. 2024, "The Llama 3 Herd of Models", section 3.4);
+# Qwen2 at 4,096, extended to 32K at the end (Yang et al. 2024, Qwen2 technical report). The planner defaults to it
+# when the context is longer, since attention FLOPs grow with the sequence.
+PRETRAIN_SEQ_CAP = 8192
+
 
 @dataclass(frozen=True)
 class ForwardParts:
