@@ -53,3 +53,12 @@ def test_whole_numbers_only_where_a_count_must_be_whole(cli):
         parse_int_count("2.5", "--seq")
     r = cli("memory", "--model", "llama-2-7b", "--batch", "1.5")
     assert r.code == 2 and r.stdout == "" and r.stderr.startswith("llmplan: error: --batch must be a whole number")
+
+
+def test_fine_tuned_variant_takes_its_presets_shape_and_says_so(cli):
+    d = cli("models", "meta-llama/Llama-2-7b-chat-hf", "--json").json()
+    assert d["name"] == "llama-2-7b" and d["params"] == 6_738_415_616
+    assert "taken as preset llama-2-7b" in d["assumptions"][-1]
+    assert cli("models", "llama-3-8b-instruct", "--json").json()["name"] == "llama-3-8b"
+    r = cli("models", "meta-llama/Llama-9-7b-hf")
+    assert r.code == 2 and "unknown model" in r.stderr

@@ -90,6 +90,9 @@ def resolve_model(text: str) -> ModelSpec:
             raise LlmplanError(f"no config.json in folder {text!r}")
     elif not path.exists():
         cached = _hf_cache_config(text)
+        variant = _variant_of_preset(text) if cached is None else None
+        if variant is not None:
+            return variant
         if cached is None:
             suggestions = _suggest(text)
             hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
@@ -101,6 +104,25 @@ def resolve_model(text: str) -> ModelSpec:
     from llmplan.models.hf_config import read_hf_config
 
     return read_hf_config(path)
+
+
+_TUNED_SUFFIXES = ("hf", "instruct", "chat", "it", "base")
+
+
+def _variant_of_preset(text: str) -> ModelSpec | None:
+    """A fine-tuned or re-hosted variant that keeps a preset's shape: 'meta-llama/Llama-2-7b-chat-hf',
+    'llama-3-8b-instruct'. Used only when no config.json is at hand, and said in the assumptions."""
+    name = text.rsplit("/", 1)[-1]
+    parts = re.split(r"[-_]", name)
+    dropped = []
+    while len(parts) > 1 and parts[-1].lower() in _TUNED_SUFFIXES:
+        dropped.append(parts.pop())
+    preset = get_preset("-".join(parts)) if (dropped or "/" in text) else None
+    if preset is None:
+        return None
+    note = (f"{text!r} taken as preset {preset.name} (a fine-tuned or re-hosted variant of the same shape); give "
+            "its config.json for an exact reading")
+    return preset.with_(assumptions=(*preset.assumptions, note))
 
 
 def _suggest(text: str) -> list[str]:
