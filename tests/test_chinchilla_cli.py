@@ -147,3 +147,14 @@ def test_every_option_the_specification_names_exists():
     for option in ("--flops", "--pf-days", "--gpu", "--gpus", "--days", "--mfu", "--params", "--tokens", "--plot",
                    "--law", "--inference-tokens", "--loss", "--unique-tokens", "--json"):
         assert option in names, option
+
+
+def test_a_law_name_with_brackets_is_printed_as_written(cli, tmp_path):
+    # rich would read "[run 3]" as markup and drop it from the table
+    path = tmp_path / "law.json"
+    path.write_text(json.dumps({"schema_version": 1, "kind": "llmplan.law", "name": "ours [run 3]",
+                                "source": "fit [bench]", "E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478,
+                                "beta": 0.3658}))
+    r = cli("chinchilla", "--flops", "1e23", "--law", str(path))
+    assert r.code == 0, r.stderr
+    assert "[run 3]" in r.stdout and "[bench]" in r.stdout
