@@ -99,6 +99,30 @@ def test_memory_prediction_within_10_percent_of_counted_bytes(cpu, spec, attenti
     assert abs(r.memory_error_pct) < 10, (r.measured_breakdown, r.predicted_breakdown)
 
 
+@pytest.mark.parametrize("spec", [GPT, LLAMA], ids=["gpt-style", "llama-gqa"])
+def test_bf16_autocast_memory_is_predicted_as_autocast_keeps_it(spec):
+    """Autocast keeps fp32 weights, gradients and states, a bf16 copy of each matmul weight and an fp32 residual
+    stream: the prediction (llmplan memory --amp) within 1% of the counted bytes (16-bit activations: -2%/+1.6%)."""
+    pytest.importorskip("llmplan.estimate.memory")
+    dev = detect_device("cpu", dtype="bf16")
+    r = run_config(BenchConfig(spec, batch=2, seq=64, warmup_steps=1, timed_steps=1), dev)
+    assert r.measured_breakdown["autocast_weight_copies"] > 0
+    assert abs(r.memory_error_pct) < 1, (r.measured_breakdown, r.predicted_breakdown)
+
+
+def test_the_prediction_describes_the_device_the_bench_runs_on():
+    from types import SimpleNamespace
+
+    from llmplan.bench.memory_check import memory_config
+    from llmplan.estimate.memory import MemoryConfig
+
+    cfg = BenchConfig(LLAMA)
+    gpu = memory_config(MemoryConfig, cfg, SimpleNamespace(kind="cuda", dtype="bf16"))
+    cpu = memory_config(MemoryConfig, cfg, SimpleNamespace(kind="cpu", dtype="fp32"))
+    assert (gpu.impl, gpu.amp, gpu.dtype) == ("pytorch-cuda", True, "bf16")
+    assert (cpu.impl, cpu.amp, cpu.dtype) == ("pytorch", False, "fp32")
+
+
 def test_out_of_memory_is_recorded_not_raised(cpu, monkeypatch):
     def boom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

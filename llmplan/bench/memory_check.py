@@ -66,9 +66,8 @@ def predicted_bytes(cfg, device) -> tuple[int | None, dict, list[str]] | None:
     breakdown = {k: int(b[k]) for k in ("weights", "gradients", "optimizer", "activations")}
     notes = []
     if device.dtype != "fp32":
-        notes.append("mixed precision as the bench trains it: fp32 weights, fp32 gradients, AdamW states and a "
-                     "half-precision weight copy per matmul (4 + 4 + 8 + 2 = 18 bytes per parameter), predicted "
-                     "as llmplan memory's 2 + 4 + 12 (16-bit weights, fp32 gradients, master copy + states)")
+        notes.append("mixed precision as the bench trains it, predicted with llmplan memory --amp: fp32 weights, "
+                     "gradients and AdamW states, a 16-bit copy of each matmul weight, fp32 residual stream")
     if device.kind != "cuda":
         detail = est.activation_detail
         transient = int(detail.get("logits_transient", 0) + detail.get("recompute_transient", 0))
@@ -78,7 +77,8 @@ def predicted_bytes(cfg, device) -> tuple[int | None, dict, list[str]] | None:
 
 def memory_config(MemoryConfig, cfg, device):
     """The planner's description of exactly what the bench trains: one GPU, AdamW, no dropout, plain PyTorch ops
-    (llmplan.estimate.activations' "pytorch" accounting), gradients kept between steps."""
+    (llmplan.estimate.activations' "pytorch" accounting, "pytorch-cuda" on a GPU), autocast below fp32 (fp32
+    weights and states, 16-bit matmuls), gradients kept between steps."""
     return MemoryConfig(spec=cfg.built_spec, mode="train", dtype=device.dtype, batch=cfg.batch, seq=cfg.seq,
                         optimizer="adamw", recompute=cfg.recompute, attention=cfg.attention, dropout=False,
                         impl="pytorch-cuda" if device.kind == "cuda" else "pytorch", grad_dtype="fp32",
