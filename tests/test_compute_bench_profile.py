@@ -1,0 +1,43 @@
+"""`llmplan compute --profile` with a profile that `llmplan bench` really wrote (a tiny CPU ladder)."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+FAST = ["--quick", "--device", "cpu", "--steps", "2", "--warmup", "1", "--batch", "1", "--seq", "32", "--max-rungs", "1"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.slow  # two tiny bench runs: a few seconds
+def test_compute_plans_with_the_mfu_the_bench_measured(cli, tmp_path):
+    out = tmp_path / "cpu.json"
+    bench = cli("bench", *FAST, "--peak-tflops", "1", "--out", str(out), "--json")
+    assert bench.code == 0, bench.stderr
+    run = bench.json()["runs"][0]
+    for where in (str(out), "auto"):
+        if where == "auto":  # the default save location, as `llmplan bench` without --out writes it
+            assert cli("bench", *FAST, "--peak-tflops", "1").code == 0
+        r = cli("compute", "--params", "20M", "--tokens", "1B", "--profile", where, "--json")
+        assert r.code == 0, r.stderr
+        plan = r.json()
+        assert plan["gpu"] == bench.json()["device"]["name"] and plan["dtype"] == "fp32"
+        assert plan["mfu_source"].startswith("profile ") and "measured on" in plan["mfu_source"]
+        if where != "auto":
+            assert plan["mfu"] == pytest.approx(run["mfu"])  # one run, no fit: its MFU, carried to 20M (a note says)
+        assert plan["wall_seconds"] == pytest.approx(plan["flops_detailed"] / (1e12 * plan["mfu"]))
+
+
+def test_a_cpu_profile_without_a_peak_says_what_to_do(cli, tmp_path):
+    out = tmp_path / "cpu.json"
+    assert cli("bench", *FAST, "--out", str(out)).code == 0
+    r = cli("compute", "--params", "20M", "--tokens", "1B", "--profile", str(out))
+    assert r.code == 2 and r.stdout == "" and "--peak-tflops" in r.stderr
+    other = cli("compute", "--params", "20M", "--tokens", "1B", "--profile", str(out), "--gpu", "h100")
+    assert other.code == 2 and "not H100-SXM" in other.stderr
