@@ -224,9 +224,6 @@ def compute(
                                "--prompt-tokens, --new-tokens and --batch")
         from llmplan.estimate.serving import serving_estimate
 
-        if spec.arch != "decoder":
-            raise LlmplanError(f"--mode infer models autoregressive decoding; {spec.name} is {spec.arch} "
-                               "(give a decoder-only model)")
         P = _whole(prompt_tokens, "--prompt-tokens", allow_zero=True)
         G = _whole(new_tokens, "--new-tokens")
         B = _whole(batch, "--batch")

@@ -198,16 +198,11 @@ def flops_budget(gpu, n_gpus: int, seconds: float, mfu: float, dtype: str = "bf1
     """Model FLOPs that n_gpus deliver in `seconds` at utilisation `mfu` of the dense `dtype` peak.
 
     `gpu` is a GPU from the catalog or its name."""
-    from llmplan.hardware import get_gpu
+    from llmplan.estimate.timecost import check_mfu, peak_for, resolve_gpu
 
-    g = get_gpu(gpu) if isinstance(gpu, str) else gpu
+    g = resolve_gpu(gpu)
     if not isinstance(n_gpus, int) or isinstance(n_gpus, bool) or n_gpus < 1:
         raise LlmplanError(f"number of GPUs must be a whole number of at least 1, got {n_gpus!r}")
     if not 0 < seconds < float("inf"):
         raise LlmplanError(f"time must be a finite number of seconds greater than zero, got {seconds!r}")
-    if not 0.0 < mfu <= 1.0:
-        raise LlmplanError(f"MFU must be in (0, 1], got {mfu!r}")
-    peak = g.peak(dtype)
-    if peak is None:
-        raise LlmplanError(f"{g.name} has no {dtype} peak in the catalog; choose one of {', '.join(g.peak_flops)}")
-    return n_gpus * peak * mfu * seconds
+    return n_gpus * peak_for(g, dtype) * check_mfu(mfu) * seconds
