@@ -117,6 +117,11 @@ def test_bad_input_exits_2_with_one_line(cli, argv):
     assert r.stdout == ""
 
 
+def test_a_missing_law_file_is_named(cli, tmp_path):
+    r = cli("chinchilla", "--flops", "1e23", "--law", str(tmp_path / "law.json"))
+    assert r.code == 2 and "no law file at" in r.stderr and r.stdout == ""
+
+
 def test_bad_law_file_exits_2(cli, tmp_path):
     path = tmp_path / "law.json"
     path.write_text(json.dumps({"kind": "llmplan.law", "E": 1.7, "A": 400, "B": 400, "alpha": 0.3}))

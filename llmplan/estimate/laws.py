@@ -210,6 +210,9 @@ def get_law(name_or_path: str | os.PathLike) -> Law:
     path = Path(key).expanduser()
     if path.is_file():
         return load_law_file(path)
+    if key.lower().endswith(".json") or os.sep in key or "/" in key:
+        raise LlmplanError(f"no law file at {str(path)!r}; write one with `llmplan fit --save` or `llmplan bench "
+                           f"--scaling`, or name a published law: {', '.join(PUBLISHED)}")
     raise LlmplanError(f"unknown law {key!r}: choose one of {', '.join(PUBLISHED)}, or give the path of a law.json "
                        "written by `llmplan fit --save` or `llmplan bench --scaling`")
 
