@@ -134,6 +134,9 @@ def test_v100_falls_back_to_fp16(cli):
     (["--model", "llama-7b", "--mode", "infer", "--gpu", "h100", "--batch", "2.5"], "whole number"),
     (["--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--dtype", "int4"], "training format"),
     (["--gpu", "h100", "--days", "3", "--dtype", "int8"], "training format"),
+    (["--model", "llama-7b", "--tokens", "1T", "--law", "hoffmann"], "--days"),
+    (["--model", "llama-7b", "--mode", "infer", "--gpu", "h100", "--law", "hoffmann"], "--mode train"),
+    (["--gpu", "h100", "--days", "3", "--law", "nonsense"], "unknown law"),
 ])
 def test_bad_inputs_exit_2_with_one_line(cli, args, message):
     r = cli("compute", *args)

@@ -166,8 +166,8 @@ def compute(
                                         "cooling and power delivery to the energy."),
     days: Optional[float] = typer.Option(None, "--days", help="Inverse question: the FLOP budget --gpus deliver in "
                                          "this many days, and the compute-optimal model it buys."),
-    law: str = typer.Option("rule20", "--law", help="Scaling law for --days sizing: rule20, hoffmann, epoch, kaplan "
-                            "or a law.json."),
+    law: Optional[str] = typer.Option(None, "--law", help="Scaling law for --days sizing: rule20 (default), "
+                                      "hoffmann, epoch, kaplan or a law.json."),
     mode: Mode = typer.Option(Mode.train, "--mode", help="train: training compute; infer: serving time."),
     prompt_tokens: str = typer.Option("512", "--prompt-tokens", help="--mode infer: prompt length."),
     new_tokens: str = typer.Option("256", "--new-tokens", help="--mode infer: tokens generated per sequence."),
@@ -219,8 +219,8 @@ def compute(
     if mode is Mode.infer:
         if spec is None or gpu is None:
             raise LlmplanError("--mode infer needs a model (--model or --params) and a --gpu")
-        if tokens is not None or days is not None or price is not None:
-            raise LlmplanError("--tokens, --days and --price are for --mode train; --mode infer takes "
+        if tokens is not None or days is not None or price is not None or law is not None:
+            raise LlmplanError("--tokens, --days, --law and --price are for --mode train; --mode infer takes "
                                "--prompt-tokens, --new-tokens and --batch")
         from llmplan.estimate.serving import serving_estimate
 
@@ -250,17 +250,17 @@ def compute(
         if profile is not None and mfu is None and spec is None:
             # The measured MFU depends on the model size, which depends on the budget: settle it in a few rounds,
             # keeping only the last round's notes.
-            size = tc.budget_sizing(gpu, n_gpus, seconds, tc.DEFAULT_MFU, dt, law).optimal_params
+            size = tc.budget_sizing(gpu, n_gpus, seconds, tc.DEFAULT_MFU, dt, law or "rule20").optimal_params
             for _ in range(4):
                 round_notes = _Notes()
                 used_mfu, source = _mfu(None, profile, gpu, size, round_notes, dt)
-                sizing = tc.budget_sizing(gpu, n_gpus, seconds, used_mfu, dt, law, source)
+                sizing = tc.budget_sizing(gpu, n_gpus, seconds, used_mfu, dt, law or "rule20", source)
                 size = sizing.optimal_params
             for kind, text in round_notes.items:
                 notes.add(text, kind)
         else:
             used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes, dt)
-            sizing = tc.budget_sizing(gpu, n_gpus, seconds, used_mfu, dt, law, source)
+            sizing = tc.budget_sizing(gpu, n_gpus, seconds, used_mfu, dt, law or "rule20", source)
         # the same GPUs for the same time: GPU-hours, cost and energy of the budget
         run = tc.training_run(sizing.flops, sizing.flops, gpu, n_gpus, used_mfu, dt, source, price, pue)
         trainable = None
@@ -271,6 +271,8 @@ def compute(
         views.show_budget(sizing, run, spec, trainable, as_json)
         return
 
+    if law is not None:
+        raise LlmplanError("--law sizes the model a --days budget buys; add --days (or use `llmplan chinchilla`)")
     if tokens is None:
         raise LlmplanError("no training tokens: give --tokens D (e.g. 300B), or --days with --gpu for a budget")
     d = parse_count(tokens, "--tokens")
