@@ -85,3 +85,13 @@ def test_fit_agrees_with_the_estimate():
     cfg = MemoryConfig(spec=spec, seq=4096, zero=3, dp=8)
     usable = int(get_gpu("h100").memory_bytes * 0.95)
     assert fit_on_gpu(cfg, get_gpu("h100").memory_bytes).fits == (estimate_memory(cfg).total_bytes <= usable)
+
+
+def test_qlora_abstract_65b_under_48gb(cli):
+    # Dettmers et al. 2023 (QLoRA), abstract: finetuning a 65B model drops from more than 780 GB of GPU memory
+    # (16-bit full finetuning) to less than 48 GB (QLoRA, with gradient checkpointing; their sequences were short).
+    q = cli("memory", "--model", "llama-65b", "--mode", "qlora", "--seq", "512", "--recompute", "full",
+            "--json").json()
+    assert q["total_bytes"] < 48e9
+    full = cli("memory", "--model", "llama-65b", "--mode", "finetune", "--seq", "512", "--json").json()
+    assert full["model_states_bytes"] > 780e9

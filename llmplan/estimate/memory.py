@@ -71,7 +71,8 @@ class MemoryEstimate:
     params: int
     trainable_params: int
     breakdown: dict[str, int] = field(hash=False)   # bytes per GPU: weights, gradients, optimizer, activations,
-    total_bytes: int                                # kv_cache, overhead
+                                                    # kv_cache, overhead
+    total_bytes: int                                # their sum
     cpu_bytes: int                                  # host memory per GPU for offloaded states
     stage: str                                      # the pipeline stage reported: "only", "first" or "last"
     seq: int
@@ -181,7 +182,7 @@ def kv_cache_bytes(spec: ModelSpec, tokens: int, batch: int, kv_dtype: str = "bf
     pp splits layers). Encoder-decoder decoders also cache the cross-attention K/V of the encoder output."""
     per_token = 2 * kv_heads_per_gpu(spec, tp) * spec.d_head * DTYPE_BYTES[kv_dtype]
     layers = spec.layers / pp if spec.arch != "encoder" else 0
-    cached = tokens + (encoder_tokens or tokens if spec.arch == "encoder-decoder" else 0)
+    cached = tokens + ((encoder_tokens or tokens) if spec.arch == "encoder-decoder" else 0)
     return int(round(per_token * layers * cached * batch * beams))
 
 
@@ -296,7 +297,8 @@ def estimate_memory(cfg: MemoryConfig) -> MemoryEstimate:
     return MemoryEstimate(
         params=total_params, trainable_params=int(round(trainable_total)), breakdown=breakdown, total_bytes=total,
         cpu_bytes=cpu, stage=stage, seq=seq, activation_detail={k: float(v) for k, v in detail.items()},
-        activation_terms=layer_terms_out, weights_by_dtype=by_dtype, rule_of_thumb_bytes=rule, rule_of_thumb=text, assumptions=tuple(notes))
+        activation_terms=layer_terms_out, weights_by_dtype=by_dtype, rule_of_thumb_bytes=rule, rule_of_thumb=text,
+        assumptions=tuple(notes))
 
 
 def _rule_of_thumb(cfg: MemoryConfig, n: int) -> tuple[int | None, str]:

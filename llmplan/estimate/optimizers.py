@@ -27,7 +27,7 @@ _STATE_BYTES = {
     "adam8bit": 2.0 + 2 * 4.0 / 2048,  # 8-bit moments, one fp32 absmax per block of 2048 each (Dettmers et al. 2022)
     "sgd": 0.0,                        # plain SGD keeps no state
     "sgd-momentum": 4.0,               # one fp32 momentum buffer
-    "lion": 4.0,                       # one fp32 momentum (Chen et al. 2023, Symbolic Discovery of Optimization Algorithms)
+    "lion": 4.0,                       # one fp32 momentum (Chen et al. 2023, "Symbolic Discovery of Optim. Algorithms")
 }
 
 
