@@ -80,3 +80,23 @@ def test_largest_batch_comes_from_the_memory_model():
     eight = serving_estimate(spec, "h100", 2000, 500, n_gpus=8)
     assert one.max_batch == 0  # 70B parameters in bf16 (140 GB) do not fit one 80 GB GPU
     assert eight.max_batch == max_inference_batch(spec, "h100", 2500, tp=8) > 0
+
+
+def test_weight_only_quantisation_keeps_16_bit_matmuls_and_kv_cache():
+    spec = get_preset("llama-2-7b")
+    bf16 = serving_estimate(spec, "h100", 512, 64)
+    int4 = serving_estimate(spec, "h100", 512, 64, dtype="int4")
+    assert int4.kv_dtype == "bf16" and int4.kv_bytes_per_token == bf16.kv_bytes_per_token
+    assert int4.weights_bytes_per_step == pytest.approx(bf16.weights_bytes_per_step / 4)
+    assert int4.prefill_seconds == pytest.approx(bf16.prefill_seconds)  # compute-bound at the 16-bit peak
+    assert int4.tokens_per_s_per_sequence > 3 * bf16.tokens_per_s_per_sequence  # decode reads a quarter
+    fp8 = serving_estimate(spec, "h100", 512, 64, dtype="fp8")
+    assert fp8.kv_dtype == "fp8" and fp8.prefill_seconds < bf16.prefill_seconds  # fp8 tensor cores
+
+
+def test_batch_one_decode_bound_of_a_7b_model_on_an_h100():
+    # Bandwidth bound: 3.35 TB/s (H100 SXM datasheet) / 13.5 GB of bf16 weights = about 249 tokens/s.
+    e = serving_estimate(get_preset("llama-2-7b"), "h100", prompt_tokens=1, new_tokens=1)
+    assert e.tokens_per_s_per_sequence == pytest.approx(249, rel=0.01)
+    a100 = serving_estimate(get_preset("llama-2-7b"), "a100", prompt_tokens=1, new_tokens=1)
+    assert a100.tokens_per_s_per_sequence == pytest.approx(2.039e12 / 13.48e9, rel=0.01)  # A100-80GB: 151/s

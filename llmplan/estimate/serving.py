@@ -19,6 +19,10 @@ from llmplan.models.params import expert_mlp_params
 from llmplan.units import DTYPE_BYTES
 
 
+INTEGER_DTYPES = ("int8", "int4", "nf4")
+WEIGHT_ONLY_DTYPES = ("int4", "nf4")  # no 4-bit tensor-core matmuls in common serving stacks
+
+
 def attention_flops_per_context_token(spec: ModelSpec) -> float:
     """QK^T and AV for one query against one cached token, all layers: 4 x layers x heads x head_dim."""
     return 4.0 * spec.layers * spec.q_dim
@@ -103,10 +107,14 @@ def serving_estimate(spec: ModelSpec, gpu, prompt_tokens: int, new_tokens: int, 
         raise LlmplanError(f"no memory bandwidth figure for {g.name}, and decoding is bound by it; "
                            "give a catalog --gpu (see `llmplan hardware`)")
     mfu = check_mfu(mfu)
-    kv_dtype = kv_dtype or dtype
-    if kv_dtype not in DTYPE_BYTES or dtype not in DTYPE_BYTES:
+    if dtype not in DTYPE_BYTES or (kv_dtype is not None and kv_dtype not in DTYPE_BYTES):
         raise LlmplanError(f"unknown dtype {dtype!r} or {kv_dtype!r}; choose one of {', '.join(DTYPE_BYTES)}")
-    flops_rate = n_gpus * peak_for(g, dtype) * mfu
+    # Weight-only quantisation (GPTQ, AWQ, bitsandbytes 4-bit) stores weights in 4 bits but dequantises them for
+    # 16-bit matmuls and keeps the KV cache in 16 bits; int8 weights usually come with 16-bit KV too.
+    sixteen = "bf16" if g.peak("bf16") is not None else "fp16"
+    compute_dtype = sixteen if dtype in WEIGHT_ONLY_DTYPES else dtype
+    kv_dtype = kv_dtype or (sixteen if dtype in INTEGER_DTYPES else dtype)
+    flops_rate = n_gpus * peak_for(g, compute_dtype) * mfu
     byte_rate = n_gpus * g.bandwidth_bytes_per_s * bandwidth_util
 
     parts = forward_parts(spec, 1)
@@ -140,7 +148,9 @@ def serving_estimate(spec: ModelSpec, gpu, prompt_tokens: int, new_tokens: int, 
     assumptions = [
         f"weights and KV cache read once per decode step at {bandwidth_util:.0%} of the datasheet bandwidth "
         f"({g.bandwidth_bytes_per_s / 1e12:g} TB/s per GPU): a lower bound on time",
-        f"compute at MFU {mfu:.3g} of the dense {dtype} peak; causal attention (each token attends only earlier ones)",
+        f"compute at MFU {mfu:.3g} of the dense {compute_dtype} peak"
+        + (f" ({dtype} weights dequantised for 16-bit matmuls)" if compute_dtype != dtype else "")
+        + "; causal attention (each token attends only earlier ones)",
         "no scheduling, sampling, tokenisation or network time; every sequence has the same length",
     ]
     if n_gpus > 1:
