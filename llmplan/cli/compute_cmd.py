@@ -160,7 +160,7 @@ def compute(
     profile: Optional[str] = typer.Option(None, "--profile", help="A `llmplan bench` profile: PATH, or 'auto' for "
                                           "the one saved for --gpu. Supplies the measured MFU."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Which dense peak applies: bf16 (default), fp16, fp8, "
-                                        "tf32, fp32, int8."),
+                                        "tf32, fp32; with --mode infer, the weights' format (also int8, int4, nf4)."),
     price: Optional[float] = typer.Option(None, "--price", help="Price per GPU-hour (any currency) -> cost."),
     pue: Optional[float] = typer.Option(None, "--pue", help="Facility power usage effectiveness (>= 1) to add "
                                         "cooling and power delivery to the energy."),
