@@ -107,3 +107,10 @@ def test_bad_inputs_exit_2_with_one_line(cli, args):
 def test_help_has_examples(cli):
     r = cli("memory", "--help")
     assert r.code == 0 and "Examples:" in r.stdout
+
+
+def test_seq_in_thousands_is_decimal_and_says_so(cli):
+    r = cli("memory", "--model", "mistral-7b", "--mode", "infer", "--seq", "32k", "--json")
+    assert r.code == 0 and r.json()["config"]["seq"] == 32_000
+    err = " ".join(r.stderr.split())  # the console may wrap the note
+    assert "read as 32,000 tokens" in err and "write 32768" in err

@@ -192,6 +192,9 @@ def memory(
     fit = fit_on_gpu(cfg, gpu_obj.memory_bytes, frac, room_bytes) if gpu_obj else None
     if cfg.tp == 1 and sp:
         note("--sp has no effect without --tp")
+    if seq is not None and re.fullmatch(r"\s*\d+\s*[kK]\s*", seq):  # "32k" context usually means 32,768
+        note(f"--seq {seq.strip()} read as {cfg.seq:,} tokens (counts are decimal); for {cfg.seq // 1000} x 1024 "
+             f"write {cfg.seq // 1000 * 1024}")
     payload = _payload(spec.name, cfg, est, gpu_obj, fit, frac, room_bytes, profile_path)
     if as_json:
         emit_json(payload)
