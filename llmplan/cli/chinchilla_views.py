@@ -59,7 +59,7 @@ def dc_point_json(p: DataConstrainedPoint) -> dict:
 # ---- tables ----
 
 def sizing_table(title: str, rows: dict[str, Sizing]):
-    return table(title, ["law", "params", "tokens", "tokens/param", "training FLOPs", "loss"],
+    return table(title, ["law", "params", "tokens", "tokens/param", "training FLOPs", "loss (nats/token)"],
                  [[escape(name), format_count(s.params), format_count(s.tokens), ratio_text(s.tokens_per_param),
                    format_flops(s.flops), loss_text(s.loss)] for name, s in rows.items()])
 
@@ -71,7 +71,7 @@ def diagnosis_table(title: str, rows: dict[str, Diagnosis]):
         body.append([escape(name), ratio_text(d.tokens_per_param), ratio_text(d.optimal_tokens_per_param), d.verdict,
                      loss_text(d.loss), f"{format_count(best.params)} / {format_count(best.tokens)}",
                      loss_text(best.loss)])
-    return table(title, ["law", "D/N", "optimal D/N", "verdict", "loss", "optimal N / D", "its loss"], body,
+    return table(title, ["law", "D/N", "optimal D/N", "verdict", "loss (nats/token)", "optimal N / D", "its loss"], body,
                  right_align_from=1)
 
 
@@ -85,7 +85,7 @@ def frontier_table(title: str, series: dict[str, list[Sizing]], chosen: str):
         if with_loss:
             row.append(loss_text(point.loss))
         body.append(row)
-    columns = ["FLOPs", *[escape(f"{n} N / D") for n in names]] + ([escape(f"loss ({chosen})")] if with_loss else [])
+    columns = ["FLOPs", *[escape(f"{n} N / D") for n in names]] + ([escape(f"loss ({chosen}), nats/token")] if with_loss else [])
     return table(title, columns, body)
 
 
@@ -96,12 +96,12 @@ def inference_table(title: str, rows: dict[str, InferenceAwareResult]):
         body.append([escape(name), f"{r.target_loss:.4f}", f"{format_count(b.params)} / {format_count(b.tokens)}",
                      format_flops(b.total_flops), f"{format_count(c.params)} / {format_count(c.tokens)}",
                      format_flops(c.total_flops), f"{format_flops(r.saved_flops)} ({r.saved_fraction:.1%})"])
-    return table(title, ["law", "target loss", "best N / D", "total FLOPs", "optimal N / D", "its total",
+    return table(title, ["law", "target loss (nats/token)", "best N / D", "total FLOPs", "optimal N / D", "its total",
                          "saved"], body)
 
 
 def data_constrained_table(title: str, rows: dict[str, DataConstrainedPoint]):
-    return table(title, ["", "N", "D", "epochs", "effective D", "effective N", "loss", "fresh-data loss"],
+    return table(title, ["", "N", "D", "epochs", "effective D", "effective N", "loss (nats/token)", "fresh-data loss"],
                  [[escape(name), format_count(p.params), format_count(p.tokens), f"{p.epochs:.3g}",
                    format_count(p.effective_tokens), format_count(p.effective_params), loss_text(p.loss),
                    loss_text(p.loss_fresh_data)] for name, p in rows.items()])
