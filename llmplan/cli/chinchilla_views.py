@@ -71,8 +71,8 @@ def diagnosis_table(title: str, rows: dict[str, Diagnosis]):
         body.append([escape(name), ratio_text(d.tokens_per_param), ratio_text(d.optimal_tokens_per_param), d.verdict,
                      loss_text(d.loss), f"{format_count(best.params)} / {format_count(best.tokens)}",
                      loss_text(best.loss)])
-    return table(title, ["law", "D/N", "optimal D/N", "verdict", "loss (nats/token)", "optimal N / D", "its loss"], body,
-                 right_align_from=1)
+    columns = ["law", "D/N", "optimal D/N", "verdict", "loss (nats/token)", "optimal N / D", "its loss"]
+    return table(title, columns, body, right_align_from=1)
 
 
 def frontier_table(title: str, series: dict[str, list[Sizing]], chosen: str):
@@ -85,7 +85,9 @@ def frontier_table(title: str, series: dict[str, list[Sizing]], chosen: str):
         if with_loss:
             row.append(loss_text(point.loss))
         body.append(row)
-    columns = ["FLOPs", *[escape(f"{n} N / D") for n in names]] + ([escape(f"loss ({chosen}), nats/token")] if with_loss else [])
+    columns = ["FLOPs", *[escape(f"{n} N / D") for n in names]]
+    if with_loss:
+        columns.append(escape(f"loss ({chosen}), nats/token"))
     return table(title, columns, body)
 
 
