@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-_HALF = ("bfloat16", "float16")
 
 
 def counted_bytes(model, opt, forward: Callable[[], object]) -> dict[str, int]:
@@ -27,9 +26,7 @@ def counted_bytes(model, opt, forward: Callable[[], object]) -> dict[str, int]:
     holder.pop("loss").backward()
     # Under autocast, each matmul saves a half-precision copy of its weight for backward: model state in all
     # but name, so it is reported apart (the planner may count it with weights or activations).
-    # Autocast saves the cast weight as matmul sees it: transposed, (in, out), for a Linear's (out, in) weight.
-    shapes = {s for p in params if p.dim() == 2 for s in (tuple(p.shape), tuple(p.shape)[::-1])}
-    copies = sum(n for shape, dtype, n in saved.storages if dtype in _HALF and shape in shapes)
+    copies = saved.weight_copy_bytes
 
     def nbytes(t) -> int:
         return t.numel() * t.element_size()

@@ -22,6 +22,7 @@ class SavedTensors:
     by_dtype: dict[str, int] = field(hash=False)
     storages: tuple[tuple[tuple[int, ...], str, int], ...] = ()
     parameter_bytes: int = 0  # saved tensors that are parameters (left out of the total)
+    weight_copy_bytes: int = 0  # of the total: half-precision casts of excluded weights (autocast keeps them)
 
 
 def _storage(t) -> tuple[int, int]:
@@ -37,9 +38,30 @@ def count_saved_tensors(fn: Callable[[], object], exclude: Iterable = ()) -> Sav
     """Run fn() with hooks on every tensor saved for backward; return what they hold, deduplicated by storage."""
     import torch
 
+    exclude = list(exclude)
     skip = {_storage(t)[0] for t in exclude}
     seen: dict[int, tuple[tuple[int, ...], str, int]] = {}
     params: dict[int, int] = {}
+    copies: set[int] = set()
+    half = (torch.float16, torch.bfloat16)
+    by_shape: dict[tuple[int, ...], list] = defaultdict(list)
+    for w in exclude:
+        if w.dim() == 2:
+            by_shape[tuple(w.shape)].append(w)
+
+    def is_weight_copy(t) -> bool:
+        # Autocast saves a weight cast to 16 bits, as matmul sees it (often transposed). Shape alone cannot tell it
+        # from an activation of the same shape, so the values are compared.
+        if t.dtype not in half or t.dim() != 2:
+            return False
+        with torch.no_grad():
+            for w in by_shape.get(tuple(t.shape), ()):
+                if torch.equal(t, w.detach().to(t.dtype)):
+                    return True
+            for w in by_shape.get(tuple(t.shape)[::-1], ()):
+                if torch.equal(t, w.detach().to(t.dtype).t()):
+                    return True
+        return False
 
     def pack(t):
         ptr, nbytes = _storage(t)
@@ -48,6 +70,8 @@ def count_saved_tensors(fn: Callable[[], object], exclude: Iterable = ()) -> Sav
             params[ptr] = nbytes
         elif ptr not in seen:
             seen[ptr] = (tuple(t.shape), str(t.dtype).replace("torch.", ""), nbytes)
+            if is_weight_copy(t):
+                copies.add(ptr)
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -56,7 +80,8 @@ def count_saved_tensors(fn: Callable[[], object], exclude: Iterable = ()) -> Sav
     for _, dtype, nbytes in seen.values():
         by_dtype[dtype] += nbytes
     return SavedTensors(total_bytes=sum(n for *_, n in seen.values()), by_dtype=dict(by_dtype),
-                        storages=tuple(seen.values()), parameter_bytes=sum(params.values()))
+                        storages=tuple(seen.values()), parameter_bytes=sum(params.values()),
+                        weight_copy_bytes=sum(seen[p][2] for p in copies))
 
 
 def saved_tensor_bytes(fn: Callable[[], object], exclude: Iterable = ()) -> int:
