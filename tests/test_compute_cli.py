@@ -239,3 +239,11 @@ def test_long_context_models_are_planned_at_the_pretraining_length(cli):
     assert full["seq"] == 131072 and full["detailed_to_6nd_ratio"] > 5
     short = cli("compute", "--model", "llama-2-7b", "--tokens", "1T", "--json")
     assert short.json()["seq"] == 4096 and short.stderr == ""  # its own context, no note
+
+
+def test_a_profile_mfu_applied_to_another_peak_is_warned(cli, tmp_path):
+    path = _write_profile(tmp_path / "h100.json")  # measured against the bf16 peak
+    r = cli("compute", "--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--profile", str(path),
+            "--dtype", "fp8", "--json")
+    assert r.code == 0 and r.json()["mfu"] == 0.45
+    assert "989.4 TFLOP/s" in r.stderr and "fp8" in r.stderr
