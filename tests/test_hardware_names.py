@@ -2,7 +2,7 @@
 
 import pytest
 
-from llmplan.hardware import get_gpu, match_gpu
+from llmplan.hardware import get_gpu, load_gpus, match_gpu
 
 GiB = 2**30
 
@@ -31,3 +31,14 @@ def test_48gb_cards_from_their_datasheets():
         g = get_gpu(name)
         assert g.memory_bytes == 48 * GiB
         assert g.peak("bf16") == pytest.approx(bf16 * 1e12) and g.peak("bf16") < 0.6 * sparse * 1e12
+
+
+def test_listing_shows_every_name_whole(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    r = cli("hardware")
+    assert r.code == 0
+    for g in load_gpus():
+        assert g.name in r.stdout, g.name
+    assert "1979" in r.stdout and "125*" in r.stdout  # H100 fp8 to four digits; V100's fp16-only rate starred
+    one = cli("hardware", "l40s")
+    assert "733 TOPS" in one.stdout and "362.05 TFLOP/s" in one.stdout

@@ -58,7 +58,8 @@ def hardware(
     if name:
         g = gpus[0]
         rows = [("vendor", g.vendor), ("memory", f"{format_bytes(g.memory_bytes)} ({g.memory_bytes / 1e9:.1f} GB)")]
-        rows += [(f"peak {d} (dense)", f"{_tf(g, d)} TFLOP/s") for d in _DTYPES if d in g.peak_flops]
+        rows += [(f"peak {d} (dense)", f"{_tf(g, d)} {'TOPS' if d == 'int8' else 'TFLOP/s'}")
+                 for d in _DTYPES if d in g.peak_flops]
         rows += [("bandwidth", f"{g.bandwidth_bytes_per_s / 1e12:g} TB/s"),
                  ("power", f"{g.power_watts:g} W" if g.power_watts else "not published")]
         console.print(kv_table(g.name, rows))
