@@ -114,3 +114,9 @@ def test_seq_in_thousands_is_decimal_and_says_so(cli):
     assert r.code == 0 and r.json()["config"]["seq"] == 32_000
     err = " ".join(r.stderr.split())  # the console may wrap the note
     assert "read as 32,000 tokens" in err and "write 32768" in err
+
+
+def test_zero_without_dp_is_pointed_out(cli):
+    r = cli("memory", "--model", "llama-2-7b", "--fsdp", "--gpu", "h100", "--json")
+    assert r.code == 0 and "shards nothing" in " ".join(r.stderr.split())
+    assert r.json()["gpus_needed"] > 1  # the smallest dp that fits, though --dp was left at 1

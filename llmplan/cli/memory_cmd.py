@@ -192,6 +192,8 @@ def memory(
     fit = fit_on_gpu(cfg, gpu_obj.memory_bytes, frac, room_bytes) if gpu_obj else None
     if cfg.tp == 1 and sp:
         note("--sp has no effect without --tp")
+    if cfg.zero and cfg.dp == 1:
+        note(f"--zero {cfg.zero} with --dp 1 shards nothing; give --dp N (the data-parallel GPUs)")
     if seq is not None and re.fullmatch(r"\s*\d+\s*[kK]\s*", seq):  # "32k" context usually means 32,768
         note(f"--seq {seq.strip()} read as {cfg.seq:,} tokens (counts are decimal); for {cfg.seq // 1000} x 1024 "
              f"write {cfg.seq // 1000 * 1024}")
