@@ -11,6 +11,7 @@ from rich.markup import escape
 from llmplan.cli import chinchilla_views as views
 from llmplan.cli.app import app
 from llmplan.cli.common import JSON_OPTION
+from llmplan.cli.held_notes import HeldNotes
 from llmplan.errors import LlmplanError
 from llmplan.estimate import data_constrained as dc
 from llmplan.estimate import sizing
@@ -26,7 +27,7 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 def _budget(flops: Optional[str], pf_days: Optional[str], gpu: Optional[str], gpus: Optional[int],
             days: Optional[float], mfu: Optional[float], dtype: Optional[str],
-            notes: list[str]) -> tuple[list[float] | None, dict | None]:
+            notes: HeldNotes) -> tuple[list[float] | None, dict | None]:
     """The budget as a list of FLOPs (one value, or a frontier range) and a description of where it came from.
     Notes for the user are collected in `notes`, printed once every input has been checked."""
     given = [name for name, v in (("--flops", flops), ("--pf-days", pf_days), ("--gpu", gpu)) if v is not None]
@@ -58,7 +59,7 @@ def _budget(flops: Optional[str], pf_days: Optional[str], gpu: Optional[str], gp
             dtype = "bf16" if device.peak("bf16") is not None or device.peak("fp16") is None else "fp16"
         total = flops_budget(device, n, days * 86_400.0, used_mfu, dtype)
         if mfu is None:
-            notes.append(f"assuming MFU {DEFAULT_MFU:.0%} of the dense {dtype} peak; pass --mfu to change it")
+            notes.add(f"assuming MFU {DEFAULT_MFU:.0%} of the dense {dtype} peak; pass --mfu to change it")
         return [total], {"source": "gpus", "gpu": gpu, "gpus": n, "days": days, "mfu": used_mfu, "dtype": dtype}
     return None, None
 
@@ -70,18 +71,13 @@ def _laws(chosen: Law, names: tuple[str, ...]) -> dict[str, Law]:
     return out
 
 
-def _pick_law(law: Optional[str], needs_loss: str | None, notes: list[str]) -> Law:
+def _pick_law(law: Optional[str], needs_loss: str | None, notes: HeldNotes) -> Law:
     if law is not None:
         return get_law(law)
     if needs_loss:
-        notes.append(f"using the {needs_loss} law, which predicts a loss (rule20 does not); pass --law to choose")
+        notes.add(f"using the {needs_loss} law, which predicts a loss (rule20 does not); pass --law to choose")
         return get_law(needs_loss)
     return get_law("rule20")
-
-
-def _flush(notes: list[str]) -> None:
-    for text in notes:
-        note(text)
 
 
 def _common(chosen: Law, question: str, assumptions: list[str]) -> dict:
@@ -93,11 +89,13 @@ def _common(chosen: Law, question: str, assumptions: list[str]) -> dict:
 def chinchilla(
     flops: Optional[str] = typer.Option(None, "--flops", "-c", help="Training budget in FLOPs (1e23), or a range "
                                         "LOW..HIGH (1e19..1e26) for a frontier."),
-    pf_days: Optional[str] = typer.Option(None, "--pf-days", help="Training budget in petaFLOP/s-days (8.64e19 FLOPs)."),
+    pf_days: Optional[str] = typer.Option(None, "--pf-days", help="Training budget in petaFLOP/s-days "
+                                          "(8.64e19 FLOPs)."),
     gpu: Optional[str] = typer.Option(None, "--gpu", help="Budget from hardware: GPU name (see `llmplan hardware`)."),
     gpus: Optional[int] = typer.Option(None, "--gpus", help="Number of GPUs for a --gpu budget (default 1)."),
     days: Optional[float] = typer.Option(None, "--days", help="Wall-clock days for a --gpu budget."),
-    mfu: Optional[float] = typer.Option(None, "--mfu", help="Model FLOPs utilisation for a --gpu budget (default 0.4)."),
+    mfu: Optional[float] = typer.Option(None, "--mfu", help="Model FLOPs utilisation for a --gpu budget "
+                                        "(default 0.4)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Precision whose dense peak a --gpu budget uses "
                                         "(default bf16; fp16 on GPUs without bf16)."),
     params: Optional[str] = typer.Option(None, "--params", "-p", help="Model size (70B): alone, the compute-optimal "
@@ -145,7 +143,7 @@ def chinchilla(
     dtype = parse_dtype(dtype) if dtype is not None else None
     if not 1 <= per_decade <= 20:
         raise LlmplanError(f"--per-decade must be between 1 and 20, got {per_decade}")
-    notes: list[str] = []
+    notes = HeldNotes()
     budgets, budget_info = _budget(flops, pf_days, gpu, gpus, days, mfu, dtype, notes)
     frontier_range = budget_info.get("range") if budget_info else None
     if plot is not None:
@@ -199,10 +197,10 @@ ASSUME_6ND = "training FLOPs C = 6 N D (Kaplan et al. 2020); attention and embed
 ASSUME_KAPLAN = "kaplan counts non-embedding parameters; the other laws count all parameters"
 
 
-def _sizings(chosen: Law, rows: dict, question: str, title: str, budget_info: dict | None, notes: list[str],
+def _sizings(chosen: Law, rows: dict, question: str, title: str, budget_info: dict | None, notes: HeldNotes,
              as_json: bool) -> None:
     main = rows[chosen.name]
-    _flush(notes)
+    notes.flush()
     assumptions = [ASSUME_6ND, ASSUME_KAPLAN]
     if as_json:
         payload = {**_common(chosen, question, assumptions), **views.sizing_json(main),
@@ -216,9 +214,10 @@ def _sizings(chosen: Law, rows: dict, question: str, title: str, budget_info: di
     _footer(console, chosen, assumptions)
 
 
-def _diagnosis(chosen: Law, laws: dict[str, Law], n: float, d: float, notes: list[str], as_json: bool) -> None:
+def _diagnosis(chosen: Law, laws: dict[str, Law], n: float, d: float, notes: HeldNotes,
+               as_json: bool) -> None:
     rows = {name: sizing.diagnose(lw, n, d) for name, lw in laws.items()}
-    _flush(notes)
+    notes.flush()
     main = rows[chosen.name]
     assumptions = [ASSUME_6ND, ASSUME_KAPLAN,
                    f"near compute-optimal: tokens per parameter within a factor {sizing.NEAR_OPTIMAL_FACTOR:g} of "
@@ -239,10 +238,10 @@ def _diagnosis(chosen: Law, laws: dict[str, Law], n: float, d: float, notes: lis
 
 
 def _frontier(chosen: Law, laws: dict[str, Law], bounds: tuple[float, float], per_decade: int,
-              plot: str | None, notes: list[str], as_json: bool) -> None:
+              plot: str | None, notes: HeldNotes, as_json: bool) -> None:
     budgets = sizing.decade_budgets(bounds[0], bounds[1], per_decade)
     series = {name: sizing.frontier(lw, budgets) for name, lw in laws.items()}
-    _flush(notes)
+    notes.flush()
     if plot is not None:
         from llmplan.report.plot_frontier import plot_frontier
 
@@ -259,7 +258,7 @@ def _frontier(chosen: Law, laws: dict[str, Law], bounds: tuple[float, float], pe
     _footer(console, chosen, assumptions)
 
 
-def _inference(chosen: Law, n: float | None, target: float | None, t: float, notes: list[str],
+def _inference(chosen: Law, n: float | None, target: float | None, t: float, notes: HeldNotes,
                as_json: bool) -> None:
     names = (chosen.name,) + tuple(x for x in LOSS_LAWS if x != chosen.name)
     rows = {}
@@ -271,8 +270,8 @@ def _inference(chosen: Law, n: float | None, target: float | None, t: float, not
         except LlmplanError as exc:
             if name == chosen.name:
                 raise
-            notes.append(f"{name}: {exc}")
-    _flush(notes)
+            notes.add(f"{name}: {exc}", "warn")
+    notes.flush()
     main = rows[chosen.name]
     assumptions = [ASSUME_6ND, *main.assumptions]
     if as_json:
@@ -280,14 +279,15 @@ def _inference(chosen: Law, n: float | None, target: float | None, t: float, not
                    "laws": {name: views.inference_json(r) for name, r in rows.items()}})
         return
     console = stdout_console()
-    goal_text = f"loss {target:.4f}" if target is not None else f"the loss of {format_count(n)} trained compute-optimally"
+    goal_text = (f"loss {target:.4f}" if target is not None
+                 else f"the loss of {format_count(n)} trained compute-optimally")
     console.print(views.inference_table(f"Least training + inference FLOPs for {goal_text}, serving "
                                         f"{format_count(t)} tokens", rows))
     _footer(console, chosen, assumptions)
 
 
 def _data_constrained(chosen: Law, u: float, n: float | None, d: float | None, budget: float | None,
-                      budget_info: dict | None, notes: list[str], as_json: bool) -> None:
+                      budget_info: dict | None, notes: HeldNotes, as_json: bool) -> None:
     result = dc.data_constrained(chosen, u, params=n, tokens=d, flops=budget)
     main = result.best if budget is not None else result.run
     others = {}
@@ -295,7 +295,7 @@ def _data_constrained(chosen: Law, u: float, n: float | None, d: float | None, b
         if name != chosen.name:
             other = dc.data_constrained(get_law(name), u, params=n, tokens=d, flops=budget)
             others[name] = other.best if budget is not None else other.run
-    _flush(notes)
+    notes.flush()
     assumptions = [ASSUME_6ND, *result.assumptions]
     if as_json:
         payload = {**_common(chosen, "data-constrained", assumptions), **views.dc_point_json(main),

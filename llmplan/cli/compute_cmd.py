@@ -9,12 +9,12 @@ import typer
 
 from llmplan.cli.app import app
 from llmplan.cli.common import ARCH_OPTION, JSON_OPTION, MODEL_OPTION, PARAMS_OPTION, model_from_options
+from llmplan.cli.held_notes import HeldNotes
 from llmplan.errors import LlmplanError
 from llmplan.estimate import timecost as tc
 from llmplan.estimate.flops import PRETRAIN_SEQ_CAP, RECOMPUTE, train_flops_per_token, training_flops
 from llmplan.hardware import GPU, get_gpu, match_gpu
 from llmplan.models import count_params
-from llmplan.report.output import note, warn
 from llmplan.units import format_bytes, format_count, parse_count, parse_dtype
 
 
@@ -43,22 +43,7 @@ def _whole(text: str, option: str, allow_zero: bool = False) -> int:
     return int(value)
 
 
-class _Notes:
-    """Notes and warnings held back until every input has been checked, so a bad input gives one line only."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[str, str]] = []
-
-    def add(self, text: str, kind: str = "note") -> None:
-        if (kind, text) not in self.items:
-            self.items.append((kind, text))
-
-    def flush(self) -> None:
-        for kind, text in self.items:
-            (warn if kind == "warn" else note)(text)
-
-
-def _dtype(text: Optional[str], gpu: Optional[GPU], notes: _Notes) -> str:
+def _dtype(text: Optional[str], gpu: Optional[GPU], notes: HeldNotes) -> str:
     """--dtype, or bf16, or the device's own format where it has no bf16 peak (fp16 on a V100; the measured
     format of a device known only from a bench profile)."""
     if text is not None:
@@ -72,7 +57,7 @@ def _dtype(text: Optional[str], gpu: Optional[GPU], notes: _Notes) -> str:
 
 
 def _mfu(mfu: Optional[float], profile: Optional[str], gpu: Optional[GPU], params: Optional[float],
-         notes: _Notes, dtype: str = "bf16") -> tuple[float, str]:
+         notes: HeldNotes, dtype: str = "bf16") -> tuple[float, str]:
     """The MFU to plan with and where it came from: --mfu, a bench profile, or the documented default."""
     if mfu is not None:
         return tc.check_mfu(mfu), "--mfu"
@@ -92,7 +77,7 @@ def _mfu(mfu: Optional[float], profile: Optional[str], gpu: Optional[GPU], param
     return tc.DEFAULT_MFU, tc.DEFAULT_MFU_SOURCE
 
 
-def _note_profile_reach(prof, params: float, gpu: Optional[GPU], dtype: str, notes: _Notes) -> None:
+def _note_profile_reach(prof, params: float, gpu: Optional[GPU], dtype: str, notes: HeldNotes) -> None:
     """Say when the measured MFU is carried beyond the sizes measured, or onto another peak than it was taken at."""
     sizes = (prof.fit or {}).get("params_range") or [r["params"] for r in prof.runs if r.get("mfu")]
     if sizes and not min(sizes) <= params <= max(sizes) * 1.5:
@@ -117,7 +102,7 @@ def _device_from_profile(prof) -> GPU:
                bandwidth_bytes_per_s=0.0, power_watts=None, source=f"calibration profile {prof.path}")
 
 
-def _seq(text: Optional[str], spec, notes: _Notes) -> int:
+def _seq(text: Optional[str], spec, notes: HeldNotes) -> int:
     """--seq, or the model's context up to PRETRAIN_SEQ_CAP; a note when either is out of the ordinary."""
     if text is None:
         if spec.context > PRETRAIN_SEQ_CAP:
@@ -206,7 +191,7 @@ def compute(
     _positive(days, "--days")
     n_gpus = _whole(gpus, "--gpus") if gpus is not None else 1
     gpu = _gpu(gpu_name, profile)
-    notes = _Notes()
+    notes = HeldNotes()
     dt = _dtype(dtype, gpu, notes)
     if mode is Mode.train and dt not in TRAIN_DTYPES:
         raise LlmplanError(f"--dtype {dt} is not a training format; training runs in {', '.join(TRAIN_DTYPES)} "
@@ -252,12 +237,11 @@ def compute(
             # keeping only the last round's notes.
             size = tc.budget_sizing(gpu, n_gpus, seconds, tc.DEFAULT_MFU, dt, law or "rule20").optimal_params
             for _ in range(4):
-                round_notes = _Notes()
+                round_notes = HeldNotes()
                 used_mfu, source = _mfu(None, profile, gpu, size, round_notes, dt)
                 sizing = tc.budget_sizing(gpu, n_gpus, seconds, used_mfu, dt, law or "rule20", source)
                 size = sizing.optimal_params
-            for kind, text in round_notes.items:
-                notes.add(text, kind)
+            notes.extend(round_notes)
         else:
             used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes, dt)
             sizing = tc.budget_sizing(gpu, n_gpus, seconds, used_mfu, dt, law or "rule20", source)
