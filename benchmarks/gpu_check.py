@@ -14,9 +14,13 @@
 5. Two processes under torch.distributed, DDP and FSDP (benchmarks/gpu_distributed.py), when the machine has two
    GPUs or more; skipped, and said so, on one.
 
-Results go to $OUT (or ./gpu-results, or --out): gpu-check.json (every measurement, device, versions, argv) and
-gpu-check.md (a markdown snippet for docs/validation.md). Exit status 0 when both checks pass, 1 when one fails,
-2 when no GPU is present (use --dry-run to exercise the script on a CPU with a tiny shape).
+The whole script keeps to --budget-seconds (default 450): the ladder and the sweep are shortened, or skipped and
+said so, to end by then. Results go to $OUT (or ./gpu-results, or --out), rewritten after every phase so that a
+call cut short still returns what was measured: gpu-check.json (every measurement, device, versions, argv, the
+seconds of each phase), gpu-check.md (a markdown snippet for docs/validation.md), profile.json, and the sweep's
+scaling/runs.csv and scaling/law.json. Exit status 0 when every check passes, 1 when one fails, 2 when no GPU is
+present (use --dry-run to exercise the script on a CPU with a tiny shape). llmplan need not be installed: the
+script and the commands it starts use this checkout (torch, numpy, scipy, typer and rich must be importable).
 
     python benchmarks/gpu_check.py                 # on the GPU machine
     python benchmarks/gpu_check.py --dry-run --out /tmp/gpu-check   # anywhere: tiny shape, CPU, fp32
@@ -36,10 +40,22 @@ from pathlib import Path
 
 TARGET_MFU = 0.45             # the issue's target; published bf16 anchors: MPT-1B on H100 41.8%, Llama 3.1 8B ~39%
 MEMORY_TOLERANCE_PCT = 5.0    # |predicted - max_memory_allocated| / max_memory_allocated
+# One device call: about 8 minutes in all. Expected on one H200: XL compiled ~1.5 min (compilation of one block
+# shape, 13 steps of ~0.8 s), uncompiled ~20 s, ladder <= 100 s, sweep <= 150 s x 1.25 + 30 s; two GPUs or more
+# add two launches of up to 2 minutes each, taken from the ladder and the sweep.
+TOTAL_SECONDS = 450.0
+SCALING_FIXED = 30.0          # the sweep's process start, corpus load and bootstrap refits
+MIN_LADDER_SECONDS = 20.0     # a shorter ladder measures too few sizes to fit
+MIN_SCALING_SECONDS = 60.0    # a shorter sweep cannot fit five constants on a GPU
+DISTRIBUTED_SECONDS = 240.0   # two launches (DDP, FSDP), each torchrun, NCCL and a one-process baseline
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_distributed import distributed_check  # noqa: E402
+from gpu_env import use_checkout  # noqa: E402
+
+use_checkout()  # llmplan from this checkout: the GPU machine gets the tree, not an installed package
+from gpu_distributed import MEMORY_TOLERANCE_PCT as DISTRIBUTED_TOLERANCE_PCT  # noqa: E402
+from gpu_distributed import distributed_check, gpu_count  # noqa: E402
 from gpu_distributed import markdown as distributed_markdown  # noqa: E402
 from gpu_scaling import markdown as scaling_markdown  # noqa: E402
 from gpu_scaling import scaling_check  # noqa: E402
@@ -63,7 +79,25 @@ def parse(argv):
     p.add_argument("--no-eager-memory", action="store_true", help="skip the uncompiled memory run")
     p.add_argument("--scaling-seconds", type=float, default=150.0, help="time budget of the scaling sweep (0: skip)")
     p.add_argument("--no-distributed", action="store_true", help="skip the two-process check")
+    p.add_argument("--budget-seconds", type=float, default=TOTAL_SECONDS, help="the whole script's time: the ladder "
+                   "and the sweep are shortened (or skipped) to end by then (default %(default)g)")
     return p.parse_args(argv)
+
+
+class Clock:
+    """The script's time budget: what each later phase may still use, so that one call ends in time."""
+
+    def __init__(self, total: float):
+        self.total, self.t0 = total, time.monotonic()
+
+    def left(self) -> float:
+        return self.total - (time.monotonic() - self.t0)
+
+
+def scaling_plan(left: float, wanted: float) -> float:
+    """Seconds to give the sweep: it may overrun its budget by 25% (one run it started), and starts a Python
+    process that loads torch and the corpus and bootstraps the fit (SCALING_FIXED)."""
+    return max(min(wanted, (left - SCALING_FIXED) / 1.25), 0.0)
 
 
 def xl_spec(dry: bool):
@@ -115,7 +149,8 @@ def check_rows(xl, eager, dry: bool) -> list[dict]:
                  f"{_gib(judged.peak_bytes_measured)} ({err:+.1f}%)",
                  "passed": None if dry else (err is not None and abs(err) <= MEMORY_TOLERANCE_PCT)})
     if judged is eager and xl.memory_error_pct is not None:
-        rows.append({"check": "memory: the same, compiled (information)", "target": "-",
+        rows.append({"check": f"memory: the same, {'compiled' if xl.compiled else 'first run'} (information)",
+                     "target": "-",
                      "measured": f"predicted {_gib(xl.peak_bytes_predicted)}, measured "
                      f"{_gib(xl.peak_bytes_measured)} ({xl.memory_error_pct:+.1f}%)", "passed": None})
     return rows
@@ -129,7 +164,9 @@ def markdown(report: dict) -> str:
         about += f", power limit {facts['power_limit_watts']:.0f} W"
     if d.get("peak_flops"):
         about += f"; dense peak {d['peak_flops'] / 1e12:.1f} TFLOP/s ({d['dtype']})"
-    about += f"; script time {report['seconds']:.0f} s"
+    about += f"; script time {report['seconds']:.0f} s of {report['budget_seconds']:.0f}"
+    if report.get("phase_seconds"):
+        about += " (" + ", ".join(f"{k} {v:.0f} s" for k, v in report["phase_seconds"].items()) + ")"
     if report["dry_run"]:
         about += " (dry run on CPU with a tiny shape: not a GPU result)"
     lines = [f"### GPU check: {d['name']}, {report['date']}", "", about, "",
@@ -137,6 +174,8 @@ def markdown(report: dict) -> str:
     for c in report["checks"]:
         result = {True: "pass", False: "**fail**", None: "-"}[c["passed"]]
         lines.append(f"| {c['check']} | {c['target']} | {c['measured'] or '-'} | {result} |")
+    for what in report.get("skipped") or []:
+        lines += ["", f"Skipped {what}."]
     runs = [r for r in report["ladder"]["runs"] if r["status"] == "ok"]
     if runs:
         lines += ["", "| ladder model | params | batch x seq | tokens/s | TFLOP/s | MFU | memory error |",
@@ -165,9 +204,6 @@ def main(argv=None) -> int:
     from llmplan.bench.device import detect_device
     from llmplan.bench.ladder import run_ladder
     from llmplan.bench.runner import BenchConfig
-    from llmplan.calibration import PROFILE_KIND, PROFILE_SCHEMA, save_profile
-    from llmplan.report.files import write_text
-    from llmplan.report.output import jsonable
 
     out = Path(args.out or os.environ.get("OUT") or "gpu-results").expanduser()
     if out.exists() and not out.is_dir():
@@ -180,50 +216,115 @@ def main(argv=None) -> int:
         print(f"gpu_check: {exc} (use --dry-run to test the script without a GPU)", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
-    log(f"device {device.name}; peak {device.peak_source}")
+    clock = Clock(args.budget_seconds)
+    log(f"device {device.name}; peak {device.peak_source}; time budget {args.budget_seconds:g} s")
     spec = xl_spec(dry)
     seq = args.seq or (64 if dry else 2048)
     compiled = not (dry or args.no_compile)
     base = BenchConfig(spec, batch=args.batch or (2 if dry else 16), seq=seq, compile=compiled,
                        warmup_steps=1 if dry else 3, timed_steps=2 if dry else args.steps)
-    xl = eager = None
-    ladder = scaling = distributed = None
-    interrupted = False
+    state = {"xl": None, "eager": None, "ladder": None, "scaling": None, "distributed": None, "interrupted": False,
+             "phases": {}, "skipped": []}
+
+    def phase(name: str, fn):
+        t = time.monotonic()
+        try:
+            return fn()
+        finally:
+            state["phases"][name] = round(time.monotonic() - t, 1)
+            save(out, device, state, dry, clock)  # what is measured so far comes back even if the call is cut
+
     try:
-        xl = run_with_fallback(base, device, "GPT-3 XL")
+        state["xl"] = phase("xl", lambda: run_with_fallback(base, device, "GPT-3 XL"))
+        xl = state["xl"]
         log(f"GPT-3 XL: {xl.status}, MFU {xl.mfu}, memory error {xl.memory_error_pct}")
         if not args.no_eager_memory and xl.status == "ok":
-            eager = run_with_fallback(replace(base, batch=xl.batch, compile=False, warmup_steps=1,
-                                              timed_steps=2), device, "GPT-3 XL eager (memory)")
-        ladder_base = replace(base, batch=2 if dry else 8, seq=seq if dry else 1024,
-                              warmup_steps=1 if dry else (3 if compiled else 2), timed_steps=2 if dry else 5)
-        ladder = run_ladder(device, ladder_base, budget_seconds=10 if dry else args.ladder_seconds,
-                            vocab=512 if dry else 32000, max_rungs=3 if dry else args.ladder_rungs,
-                            on_event=lambda kind, info: log(f"ladder {info['result'].name}: {info['result'].status}")
-                            if kind == "done" else None)
-        if args.scaling_seconds > 0:
-            scaling = scaling_check(out, dry=dry, seconds=20 if dry else args.scaling_seconds, log=log)
+            state["eager"] = phase("eager", lambda: run_with_fallback(
+                replace(base, batch=xl.batch, compile=False, warmup_steps=1, timed_steps=2), device,
+                "GPT-3 XL eager (memory)"))
+        # Time left is shared out: the distributed launches and the sweep keep their reserve, the ladder gets the
+        # rest (at most --ladder-seconds); the sweep then gets what the ladder left.
+        scaling_wanted = (20.0 if dry else args.scaling_seconds) if args.scaling_seconds > 0 else 0.0
+        scaling_reserve = scaling_wanted * 1.25 + SCALING_FIXED if scaling_wanted else 0.0
+        dist_reserve = 0.0 if args.no_distributed or (not dry and gpu_count() < 2) else DISTRIBUTED_SECONDS
+        ladder_seconds = 10.0 if dry else min(args.ladder_seconds, clock.left() - scaling_reserve - dist_reserve)
+        if ladder_seconds >= (1.0 if dry else MIN_LADDER_SECONDS):
+            ladder_base = replace(base, batch=2 if dry else 8, seq=seq if dry else 1024,
+                                  warmup_steps=1 if dry else (3 if compiled else 2), timed_steps=2 if dry else 5)
+            log(f"ladder: {ladder_seconds:.0f} s")
+            state["ladder"] = phase("ladder", lambda: run_ladder(
+                device, ladder_base, budget_seconds=ladder_seconds, vocab=512 if dry else 32000,
+                max_rungs=3 if dry else args.ladder_rungs,
+                on_event=lambda kind, info: log(f"ladder {info['result'].name}: {info['result'].status}")
+                if kind == "done" else None))
+        else:
+            state["skipped"].append(f"ladder: {clock.left():.0f} s left of the time budget")
+        if scaling_wanted:
+            seconds = scaling_wanted if dry else scaling_plan(clock.left() - dist_reserve, scaling_wanted)
+            if dry or seconds >= MIN_SCALING_SECONDS:
+                state["scaling"] = phase("scaling", lambda: scaling_check(
+                    out, dry=dry, seconds=seconds, log=log, timeout=max(1.25 * seconds + SCALING_FIXED + 60.0, 120.0)))
+            else:
+                state["skipped"].append(f"scaling sweep: {clock.left():.0f} s left of the time budget")
         if not args.no_distributed:
-            distributed = distributed_check(out, dry=dry, log=log)
+            state["distributed"] = phase("distributed", lambda: distributed_check(
+                out, dry=dry, log=log, timeout=300.0 if dry else DISTRIBUTED_SECONDS / 2))
     except KeyboardInterrupt:
-        interrupted = True
+        state["interrupted"] = True
         log("interrupted: writing what was measured")
+    for what in state["skipped"]:
+        log(f"skipped {what}")
+    report = save(out, device, state, dry, clock)
+    log(f"wrote {out / 'gpu-check.json'} and {out / 'gpu-check.md'} in {report['seconds']:.0f} s")
+    print(markdown(report))
+    failed = [c for c in report["checks"] if c["passed"] is False]
+    return 1 if failed or state["interrupted"] else 0
 
+
+def all_checks(state: dict, dry: bool) -> list[dict]:
+    xl, eager = state["xl"], state["eager"]
     checks = check_rows(xl, eager, dry) if xl is not None and xl.status == "ok" else [
         {"check": "GPT-3 XL run", "target": "fits and runs", "measured": "did not run or did not fit",
          "passed": None if dry else False}]
+    sc = state["scaling"]
+    if sc is not None:
+        p = (sc.get("sweep") or {}).get("prediction") or {}
+        err = p.get("relative_error")
+        checks.append({"check": "scaling sweep: fit predicts the held-back 4x run", "target": "within 5%",
+                       "measured": sc.get("error") or ("validation run not trained" if err is None
+                                                       else f"{err:+.2%}"),
+                       "passed": None if dry else bool(sc.get("passed"))})
+    dist = state["distributed"]
+    for r in (dist or {}).get("runs", []):
+        err = r.get("memory_error_pct")
+        ok = r["ok"] and err is not None and abs(err) <= DISTRIBUTED_TOLERANCE_PCT
+        checks.append({"check": f"two processes, {r['strategy']}: per-rank peak vs llmplan memory",
+                       "target": f"within {DISTRIBUTED_TOLERANCE_PCT:g}%",
+                       "measured": r.get("error") if not r["ok"] else "-" if err is None else f"{err:+.1f}%",
+                       "passed": None if dry else ok})
+    return checks
+
+
+def save(out: Path, device, state: dict, dry: bool, clock: Clock) -> dict:
+    """Write gpu-check.json, gpu-check.md and a calibration profile from what was measured so far."""
+    from llmplan.calibration import PROFILE_KIND, PROFILE_SCHEMA, save_profile
+    from llmplan.report.files import write_text
+    from llmplan.report.output import jsonable
+
+    xl, eager, ladder = state["xl"], state["eager"], state["ladder"]
     report = {
-        "schema_version": 1, "kind": "llmplan.gpu-check", "dry_run": dry, "interrupted": interrupted,
+        "schema_version": 1, "kind": "llmplan.gpu-check", "dry_run": dry, "interrupted": state["interrupted"],
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "argv": sys.argv,
-        "seconds": time.monotonic() - t0, "device": device.as_dict(), "versions": device.versions,
+        "seconds": clock.total - clock.left(), "budget_seconds": clock.total, "phase_seconds": state["phases"],
+        "skipped": state["skipped"], "device": device.as_dict(), "versions": device.versions,
         "targets": {"mfu": TARGET_MFU, "memory_tolerance_pct": MEMORY_TOLERANCE_PCT},
-        "checks": checks, "xl": xl.as_dict() if xl else None, "xl_eager": eager.as_dict() if eager else None,
+        "checks": all_checks(state, dry), "xl": xl.as_dict() if xl else None,
+        "xl_eager": eager.as_dict() if eager else None,
         "ladder": {"runs": [r.as_dict() for r in ladder.runs] if ladder else [],
                    "fit": ladder.fit.as_dict() if ladder and ladder.fit else None,
                    "fit_note": ladder.fit_note if ladder else "not run",
                    "stopped": ladder.stopped if ladder else "not run"},
-        "scaling": scaling, "distributed": distributed,
+        "scaling": state["scaling"], "distributed": state["distributed"],
     }
     report = jsonable(report)
     write_text(out / "gpu-check.json", json.dumps(report, indent=2, allow_nan=False) + "\n")
@@ -234,12 +335,7 @@ def main(argv=None) -> int:
                       "device": report["device"], "versions": report["versions"], "runs": runs,
                       "fit": report["ladder"]["fit"], "overhead_bytes": None,
                       "overhead_method": "not measured by gpu_check"}, out / "profile.json")
-    log(f"wrote {out / 'gpu-check.json'} and {out / 'gpu-check.md'} in {report['seconds']:.0f} s")
-    print(markdown(report))
-    if scaling is not None and scaling.get("passed") is False and not dry:
-        checks.append({"check": "scaling sweep", "passed": False})
-    failed = [c for c in checks if c["passed"] is False]
-    return 1 if failed or interrupted else 0
+    return report
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_env import ROOT, checkout_env  # noqa: E402
+
 STRATEGIES = ("ddp", "fsdp")
 MEMORY_TOLERANCE_PCT = 10.0  # per-rank peak against llmplan memory for the same dp degree and ZeRO stage
 
@@ -47,7 +50,7 @@ def _launch(strategy: str, out: Path, dry: bool, timeout: float) -> dict:
            "--out", str(target)]
     t0 = time.monotonic()
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=checkout_env())
     except subprocess.TimeoutExpired:
         return {"strategy": strategy, "ok": False, "error": f"timed out after {timeout:.0f} s", "argv": cmd}
     result = {"strategy": strategy, "ok": r.returncode == 0, "seconds": time.monotonic() - t0, "argv": cmd}

@@ -20,10 +20,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_env import ROOT, checkout_env  # noqa: E402
+
 TARGET_ERROR = 0.05  # |predicted - measured| / measured for the held-back run
 
 
-def scaling_check(out: Path, dry: bool = False, seconds: float = 240.0, log=None) -> dict:
+def scaling_check(out: Path, dry: bool = False, seconds: float = 240.0, log=None,
+                  timeout: float | None = None) -> dict:
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     out.mkdir(parents=True, exist_ok=True)
     device = ["--device", "cpu", "--quick"] if dry else ["--device", "cuda"]
@@ -31,9 +35,10 @@ def scaling_check(out: Path, dry: bool = False, seconds: float = 240.0, log=None
            "--json", "--out", str(out / "scaling")]
     log(f"scaling check: {' '.join(cmd[2:])}")
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=3 * seconds + 120)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout or 3 * seconds + 120,
+                           cwd=ROOT, env=checkout_env())
     except subprocess.TimeoutExpired:
-        return {"ok": False, "error": "timed out", "argv": cmd}
+        return {"ok": False, "error": f"timed out after {timeout or 3 * seconds + 120:.0f} s", "argv": cmd}
     if r.returncode != 0:
         return {"ok": False, "error": (r.stderr.strip().splitlines() or ["no message"])[-1], "argv": cmd}
     sweep = json.loads(r.stdout)

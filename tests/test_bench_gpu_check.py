@@ -41,3 +41,34 @@ def test_without_a_gpu_the_real_check_refuses_in_one_line(tmp_path, capsys):
     assert main(["--out", str(tmp_path)]) == 2
     assert "--dry-run" in capsys.readouterr().err
     assert not (tmp_path / "gpu-check.json").exists()
+
+
+def test_the_script_runs_from_a_bare_checkout_without_llmplan_installed(tmp_path):
+    """A GPU machine gets a copy of the tree with torch but no `pip install`: the script must find llmplan in
+    its checkout, and the commands it starts too (PYTHONPATH)."""
+    import subprocess
+    import sys
+
+    hide = ("import sys\n"
+            "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]\n"
+            "sys.path[:] = [p for p in sys.path if p not in ('', '.')]\n"
+            "try:\n    import llmplan\n    sys.exit('llmplan still importable')\nexcept ImportError:\n    pass\n"
+            f"ns = __import__('runpy').run_path({str(SCRIPT)!r})\n"
+            "import llmplan, gpu_env\n"
+            "print(llmplan.__file__)\n"
+            "print(gpu_env.checkout_env()['PYTHONPATH'])\n")
+    r = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    root = str(SCRIPT.parents[1])
+    found, pythonpath = r.stdout.split("\n")[:2]
+    assert found.startswith(root) and pythonpath.split(":")[0] == root
+
+
+def test_the_time_budget_is_shared_out_so_one_call_ends_in_time():
+    ns = runpy.run_path(str(SCRIPT))
+    plan, fixed, total = ns["scaling_plan"], ns["SCALING_FIXED"], ns["TOTAL_SECONDS"]
+    assert plan(1000.0, 150.0) == 150.0  # room to spare: the sweep gets what it asked for
+    tight = plan(150.0, 150.0)
+    assert tight == (150.0 - fixed) / 1.25  # the sweep's 25% overrun and its start-up still end within 150 s
+    assert plan(10.0, 150.0) == 0.0
+    assert total <= 480  # one device call of about 8 minutes, the machine's start aside
