@@ -52,6 +52,10 @@ def _budget(flops: Optional[str], pf_days: Optional[str], gpu: Optional[str], gp
 
         if days is None:
             raise LlmplanError("a GPU budget needs --days (e.g. --gpu h100 --gpus 256 --days 30)")
+        if not 0 < days < float("inf"):
+            raise LlmplanError(f"--days must be a number of days greater than zero, got {days:g}")
+        if gpus is not None and gpus < 1:
+            raise LlmplanError(f"--gpus must be at least 1, got {gpus}")
         n = 1 if gpus is None else gpus
         used_mfu = DEFAULT_MFU if mfu is None else mfu
         device = get_gpu(gpu)
