@@ -98,7 +98,12 @@ class Profile:
         if not ok:
             return None
         nearest = min(ok, key=lambda r: abs(math.log(max(r["params"], 1) / max(params, 1))))
-        return float(nearest["mfu"])
+        mfu = float(nearest["mfu"])
+        if mfu > 1.0:  # more than the peak: the peak the run was given is wrong, not the device
+            raise LlmplanError(f"the profile {self.path} measured an MFU of {mfu:.3g} (over 1) at "
+                               f"{nearest['params']:.3g} parameters: its peak FLOP/s is too low; re-run `llmplan "
+                               "bench` with the device's dense peak (--peak-tflops)")
+        return mfu
 
 
 def _bad(path, why: str) -> LlmplanError:
@@ -124,6 +129,12 @@ def profile_from_dict(data: object, path: str) -> Profile:
     runs = data.get("runs")
     if not isinstance(runs, list) or not all(isinstance(r, dict) and "params" in r for r in runs):
         raise _bad(path, "runs must be a list of measurements with params")
+    for r in runs:
+        for key in ("params", "mfu", "achieved_flops", "step_seconds"):
+            value = r.get(key)
+            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                          and math.isfinite(value) and value >= 0):
+                raise _bad(path, f"a run's {key} is {value!r}, not a finite number of at least zero")
     fit = data.get("fit")
     if fit is not None:
         try:
@@ -144,6 +155,8 @@ def profile_from_dict(data: object, path: str) -> Profile:
 
 def read_profile(path: str | Path) -> Profile:
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise LlmplanError(f"--profile {p} is a folder; give the profile's .json file (or auto)")
     if not p.is_file():
         raise LlmplanError(f"no calibration profile at {p}; run `llmplan bench --out {p}` or give another path")
     try:
@@ -186,7 +199,15 @@ def load_profile(where: str, gpu: str | None = None) -> Profile:
             return matches[0]
         if not found:
             raise LlmplanError(f"no calibration profile in {folder}; run `llmplan bench` first or give --profile PATH")
-        profile = read_profile(found[0])
+        profile = None
+        for p in found:  # the newest calibration profile; other files there (distributed reports) are passed over
+            try:
+                profile = read_profile(p)
+                break
+            except LlmplanError:
+                continue
+        if profile is None:
+            read_profile(found[0])  # none is usable: say what is wrong with the newest
     if gpu is not None and not _same_device(profile.device_name, gpu):
         raise LlmplanError(f"the profile {profile.path} was measured on {profile.device_name}, not {gpu}; "
                            "its figures do not describe that GPU (run `llmplan bench` there)")

@@ -80,6 +80,8 @@ def test_no_profile_at_all_is_a_clear_error(tmp_path):
     (json.dumps(profile(fit={"form": "power", "coefficients": {"a": 1}, "params_range": [1, 2]})), "malformed"),
     (json.dumps({**profile(), "overhead_bytes": -5}), "overhead_bytes"),
     (json.dumps(profile(peak=-1)), "peak_flops"),
+    (json.dumps(profile(runs=[{"status": "ok", "params": 1e9, "mfu": float("inf")}])), "run's mfu is inf"),
+    (json.dumps(profile(runs=[{"status": "ok", "params": "7B"}])), "run's params is '7B'"),
 ])
 def test_corrupt_or_foreign_files_raise_llmplan_error(tmp_path, content, why):
     path = tmp_path / "bad.json"
@@ -92,6 +94,27 @@ def test_a_corrupt_file_does_not_hide_the_right_profile_in_auto_mode():
     save_profile(profile(name=H100))
     (profiles_dir() / "zzz.json").write_text("{broken")
     assert load_profile("auto", gpu="h100").device_name == H100
+
+
+def test_auto_without_a_gpu_passes_over_files_that_are_not_calibration_profiles():
+    """A distributed bench writes its report beside the profiles; the newest file there is not always one."""
+    save_profile(profile(name=H100))
+    later = profiles_dir() / "distributed-x.json"
+    later.write_text(json.dumps({"schema_version": 1, "kind": "llmplan.bench.distributed"}))
+    os.utime(later, (2e9, 2e9))
+    assert load_profile("auto").device_name == H100
+    (profiles_dir() / "nvidia-h100-80gb-hbm3.json").unlink()
+    with pytest.raises(LlmplanError, match="kind is 'llmplan.bench.distributed'"):
+        load_profile("auto")
+
+
+def test_a_folder_or_an_mfu_over_one_is_a_clear_error(tmp_path):
+    with pytest.raises(LlmplanError, match="is a folder"):
+        load_profile(str(tmp_path))
+    p = load_profile(str(save_profile(profile(runs=[{"status": "ok", "params": 1e9, "mfu": 1.7}]),
+                                      tmp_path / "p.json")))
+    with pytest.raises(LlmplanError, match="peak FLOP/s is too low"):
+        p.mfu_at(1e9)
 
 
 def test_save_refuses_what_it_could_not_read_back(tmp_path):
