@@ -95,3 +95,9 @@ def test_qlora_abstract_65b_under_48gb(cli):
     assert q["total_bytes"] < 48e9
     full = cli("memory", "--model", "llama-65b", "--mode", "finetune", "--seq", "512", "--json").json()
     assert full["model_states_bytes"] > 780e9
+
+
+def test_inference_that_no_split_can_hold_says_what_to_lower(cli):
+    r = cli("memory", "--model", "llama-2-7b", "--mode", "infer", "--seq", "100000", "--batch", "64", "--gpu", "l4")
+    out = " ".join(r.stdout.split())
+    assert r.code == 0 and "does not fit" in out and "no tensor x pipeline split fits" in out and "--kv-dtype" in out

@@ -273,7 +273,8 @@ def _render(name, cfg, est, gpu, fit, decimal: bool, headroom: str = "") -> None
         if fit.gpus_needed:
             console.print(f"fewest GPUs that fit: {fit.gpus_needed} ({fit.plan})")
         elif fit.suggestion:
-            console.print(f"the chosen sharding cannot fit on any number of GPUs; {fit.suggestion}")
+            lead = "" if cfg.mode == "infer" else "the chosen sharding cannot fit on any number of GPUs; "
+            console.print(lead + fit.suggestion)
     for a in est.assumptions:
         console.print(f"[dim]assumption:[/dim] {a}")
 

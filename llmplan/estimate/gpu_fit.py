@@ -57,7 +57,8 @@ def fit_on_gpu(cfg: MemoryConfig, memory_bytes: int, headroom: float = DEFAULT_H
                                    for q in range(1, cfg.spec.total_layers + 1) if cfg.spec.total_layers % q == 0):
             if _fits(replace(cfg, tp=tp, pp=pp, dp=1, zero=0), usable):
                 return GpuFit(fits, usable, gpus, f"tp {tp} x pp {pp}" if gpus > 1 else "one GPU", "")
-        return GpuFit(fits, usable, None, "", "does not fit even split over every layer and head")
+        return GpuFit(fits, usable, None, "", "no tensor x pipeline split fits, down to one layer and one head per GPU: lower --batch or "
+                      "--seq (the KV cache and prefill grow with both), --kv-dtype fp8, or quantized --dtype int4/fp8")
     if cfg.zero >= 1:
         dp = _smallest_dp(cfg, usable)
         if dp is not None:
