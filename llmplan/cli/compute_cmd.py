@@ -15,7 +15,7 @@ from llmplan.estimate import timecost as tc
 from llmplan.estimate.flops import PRETRAIN_SEQ_CAP, RECOMPUTE, train_flops_per_token, training_flops
 from llmplan.hardware import GPU, get_gpu, match_gpu
 from llmplan.models import count_params
-from llmplan.units import format_bytes, format_count, parse_count, parse_dtype
+from llmplan.units import format_bytes, format_count, parse_count, parse_dtype, parse_int_count
 
 
 class Mode(str, Enum):
@@ -33,14 +33,6 @@ def _positive(value: Optional[float], option: str, minimum: float = 0.0, strict:
 
 
 TRAIN_DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8")  # formats training runs its matmuls in
-
-
-def _whole(text: str, option: str, allow_zero: bool = False) -> int:
-    """A count that must be a whole number: 8, 1k, 2048; 1.5 GPUs is refused, not rounded."""
-    value = parse_count(text, option, allow_zero=allow_zero)
-    if value != int(value):
-        raise LlmplanError(f"{option} must be a whole number, got {text!r}")
-    return int(value)
 
 
 def _dtype(text: Optional[str], gpu: Optional[GPU], notes: HeldNotes) -> str:
@@ -111,7 +103,7 @@ def _seq(text: Optional[str], spec, notes: HeldNotes) -> int:
                       "the end); pass --seq to choose")
             return PRETRAIN_SEQ_CAP
         return spec.context
-    s = _whole(text, "--seq")
+    s = parse_int_count(text, "--seq")
     if s > spec.context:
         notes.add(f"--seq {s:,} is longer than {spec.name}'s context of {spec.context:,} tokens")
     return s
@@ -189,7 +181,7 @@ def compute(
     _positive(price, "--price", 0.0, strict=False)
     _positive(pue, "--pue", 1.0, strict=False)
     _positive(days, "--days")
-    n_gpus = _whole(gpus, "--gpus") if gpus is not None else 1
+    n_gpus = parse_int_count(gpus, "--gpus") if gpus is not None else 1
     gpu = _gpu(gpu_name, profile)
     notes = HeldNotes()
     dt = _dtype(dtype, gpu, notes)
@@ -209,9 +201,9 @@ def compute(
                                "--prompt-tokens, --new-tokens and --batch")
         from llmplan.estimate.serving import serving_estimate
 
-        P = _whole(prompt_tokens, "--prompt-tokens", allow_zero=True)
-        G = _whole(new_tokens, "--new-tokens")
-        B = _whole(batch, "--batch")
+        P = parse_int_count(prompt_tokens, "--prompt-tokens", allow_zero=True)
+        G = parse_int_count(new_tokens, "--new-tokens")
+        B = parse_int_count(batch, "--batch")
         used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes, dt)
         est = serving_estimate(spec, gpu, P, G, batch=B, n_gpus=n_gpus, mfu=used_mfu, dtype=dt, mfu_source=source)
         where = f"{n_gpus} x {gpu.name}"
