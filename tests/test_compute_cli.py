@@ -21,6 +21,7 @@ def test_training_json_fields(cli):
     assert out["mfu"] == 0.4 and "0.40" in out["mfu_source"]
     assert out["wall_seconds"] == pytest.approx(out["flops_detailed"] / (256 * 989.4e12 * 0.4))
     assert out["cost"] == pytest.approx(2.5 * out["gpu_hours"])
+    assert out["gpu_days"] == pytest.approx(out["gpu_hours"] / 24)
     assert out["energy_kwh"] == pytest.approx(700 * 256 * out["wall_seconds"] / 3.6e6)
 
 
