@@ -73,8 +73,9 @@ def test_the_plot_is_a_png(ladder):
 def test_default_save_goes_to_the_data_dir_keyed_by_device(cli, tmp_path):
     r = cli("bench", *FAST, "--max-rungs", "1", "--peak-tflops", "1")
     assert r.code == 0, r.stderr
-    assert "Training steps" in r.stdout and "calibration profile:" in r.stdout
+    assert "Ladder (hWIDTH-lLAYERS)" in r.stdout and "CPU figures describe this CPU only" in r.stdout
     profile = load_profile("auto")
+    assert f"calibration profile: {profile.path}\n" in r.stdout  # whole on one line, to copy
     assert str(tmp_path / "llmplan-data" / "profiles") in profile.path
     assert profile.mfu_at(1e6) == pytest.approx(profile.runs[0]["mfu"])  # one run: no fit, the nearest run
 

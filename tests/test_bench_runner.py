@@ -216,6 +216,22 @@ def test_model_mode_extrapolates_linearly_in_depth(cpu, monkeypatch):
         run_model(cpu, BenchConfig(spec, batch=2, seq=16), layers=13)
 
 
+def test_model_mode_with_noisy_timings_never_extrapolates_a_step_that_shrinks_with_depth(cpu, monkeypatch):
+    """A busy CPU can run the deeper model no slower than the shallower one: a line through the two would fall
+    with depth (a negative step at full depth). The deeper run is scaled by model FLOPs per token instead."""
+    def fake(cfg, device, on_step=None):
+        from dataclasses import replace
+        r = _fake_result(cfg, step=0.010 if cfg.built_layers == 2 else 0.009)
+        return replace(r, peak_bytes_measured=100 + 10 * cfg.built_layers)
+
+    monkeypatch.setattr(ladder_mod, "run_config", fake)
+    spec = GPT.with_(layers=12)
+    runs, ext = run_model(cpu, BenchConfig(spec, batch=2, seq=16), layers=4)
+    assert ext.step_seconds == pytest.approx(0.009 * ext.flops_per_token / runs[-1].flops_per_token)
+    assert ext.step_seconds > 0.009 and "scaled by model FLOPs" in ext.method
+    assert ext.peak_bytes_measured == 100 + 10 * 12  # memory is not noisy: still linear in depth
+
+
 def test_bad_configurations_are_user_errors(cpu):
     with pytest.raises(LlmplanError, match="batch"):
         run_config(BenchConfig(GPT, batch=0), cpu)

@@ -39,7 +39,7 @@ class DeviceInfo:
         return {"name": self.name, "kind": self.kind, "backend": self.backend, "torch_device": self.torch_device,
                 "memory_bytes": self.memory_bytes, "peak_flops": self.peak_flops, "peak_source": self.peak_source,
                 "catalog_name": self.catalog_name, "dtype": self.dtype,
-                "compute_capability": self.compute_capability, "facts": dict(self.facts)}
+                "compute_capability": self.compute_capability, "facts": dict(self.facts), "notes": list(self.notes)}
 
 
 def _nvml():

@@ -219,10 +219,15 @@ def run_model(device: DeviceInfo, base: BenchConfig, layers: int,
     method = "nothing measured"
     if len(ok) >= 2:
         a, b = ok[0], ok[-1]
-        step = _linear(a.layers, a.step_seconds, b.layers, b.step_seconds, spec.layers)
         if a.peak_bytes_measured and b.peak_bytes_measured:
             mem = int(_linear(a.layers, a.peak_bytes_measured, b.layers, b.peak_bytes_measured, spec.layers))
-        method = f"linear in depth through {a.layers} and {b.layers} layers (fixed part + per-layer part)"
+        if b.step_seconds > a.step_seconds:
+            step = _linear(a.layers, a.step_seconds, b.layers, b.step_seconds, spec.layers)
+            method = f"linear in depth through {a.layers} and {b.layers} layers (fixed part + per-layer part)"
+        else:  # timing noise hid the per-layer cost: a line through the two would fall with depth
+            step = b.step_seconds * flops_tok / b.flops_per_token
+            method = (f"{b.layers} layers scaled by model FLOPs per token ({a.layers} layers ran no faster, so "
+                      "fixed and per-layer cost could not be told apart; memory linear in depth)")
     elif ok:
         r = ok[0]
         step = r.step_seconds * flops_tok / r.flops_per_token

@@ -140,7 +140,8 @@ def run_bench(settings: BenchSettings, on_event: Callable[[str, dict], None] | N
     else:
         runs, ext = run_model(dev, settings.base, settings.layers, on_event=on_event)
         fit, fit_note, notes = None, "no fit: one model's shape was measured (run without --model for a ladder)", []
-        stopped = "interrupted (Ctrl-C)" if ext.interrupted else f"failed: {ext.failure}" if ext.failure else "done"
+        stopped = "interrupted (Ctrl-C)" if ext.interrupted else f"failed: {ext.failure}" if ext.failure else \
+            "every depth was measured"
         interrupted = ext.interrupted
         extrapolation = ext
     if stopped.startswith("failed") and not any(r.status == "ok" for r in runs):
