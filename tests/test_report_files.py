@@ -36,3 +36,14 @@ def test_nan_is_refused_before_anything_is_written(tmp_path):
 def test_missing_folder_is_a_user_error_when_not_created(tmp_path):
     with pytest.raises(LlmplanError, match="does not exist"):
         write_text(tmp_path / "absent" / "x.txt", "x", create_folder=False)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        target = write_text(tmp_path / "profile.json", "{}")
+    finally:
+        os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o644

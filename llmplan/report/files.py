@@ -13,6 +13,12 @@ from typing import Any, Iterator
 from llmplan.errors import LlmplanError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_target(path: str | os.PathLike, create_folder: bool = True) -> Iterator[str]:
     """Yield a temporary path beside `path` (same suffix); rename it over `path` when the block succeeds."""
@@ -25,6 +31,7 @@ def atomic_target(path: str | os.PathLike, create_folder: bool = True) -> Iterat
             raise LlmplanError(f"cannot write {target}: folder {target.parent} does not exist")
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=target.suffix or ".tmp")
         os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file gets the permissions open() would give
         yield tmp
         os.replace(tmp, target)
     except OSError as exc:

@@ -44,13 +44,20 @@ def stderr_console():
     return Console(stderr=True, highlight=False)
 
 
+def _plain(text) -> str:
+    """Text shown as written: brackets in model names, paths or sources are not rich markup."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
 def note(message: str) -> None:
     """A note or warning for the person at the terminal: stderr, never stdout."""
-    stderr_console().print(f"[dim]note:[/dim] {message}")
+    stderr_console().print(f"[dim]note:[/dim] {_plain(message)}")
 
 
 def warn(message: str) -> None:
-    stderr_console().print(f"[yellow]warning:[/yellow] {message}")
+    stderr_console().print(f"[yellow]warning:[/yellow] {_plain(message)}")
 
 
 def kv_table(title: str, rows: list[tuple[str, str]], headers: tuple[str, str] = ("", "")):
@@ -61,7 +68,7 @@ def kv_table(title: str, rows: list[tuple[str, str]], headers: tuple[str, str] =
     table.add_column(headers[0], style="bold")
     table.add_column(headers[1], justify="right")
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(_plain(key), _plain(value))
     return table
 
 
@@ -73,5 +80,5 @@ def table(title: str, columns: list[str], rows: list[list[str]], right_align_fro
     for i, col in enumerate(columns):
         t.add_column(col, justify="right" if i >= right_align_from else "left")
     for row in rows:
-        t.add_row(*row)
+        t.add_row(*(_plain(cell) for cell in row))
     return t

@@ -1,0 +1,26 @@
+"""Renderers show text as written: brackets in names, paths and sources are not rich markup."""
+
+import json
+
+from llmplan.report.output import emit_json, note, table
+
+
+def test_note_keeps_brackets(capsys):
+    note("profile [cpu] at /tmp/[a]/p.json")
+    err = capsys.readouterr().err
+    assert "[cpu]" in err and "/tmp/[a]/p.json" in err
+
+
+def test_table_cells_keep_brackets(capsys):
+    from rich.console import Console
+
+    console = Console(width=100)
+    with console.capture() as cap:
+        console.print(table("t", ["name", "value"], [["gpt [small]", "1"]]))
+    assert "gpt [small]" in cap.get()
+
+
+def test_emit_json_has_schema_version_and_no_nan(capsys):
+    emit_json({"x": float("nan"), "y": (1, 2)})
+    data = json.loads(capsys.readouterr().out)
+    assert data == {"schema_version": 1, "x": None, "y": [1, 2]}
