@@ -173,14 +173,30 @@ def test_scaling_refuses_options_it_does_not_use(cli):
 
 
 @pytest.mark.slow
-def test_scaling_command_json_has_runs_fit_prediction_and_corpus(tmp_path, capsys):
+def _sweep_returns(monkeypatch, result):
+    """The command around a sweep already trained (the micro sweep above): its options, files and output."""
+    import llmplan.bench.scaling as scaling
+
+    seen = {}
+
+    def fake(corpus, recipe, device, n_budgets, per_budget, **kwargs):
+        seen.update(recipe=recipe, n_budgets=n_budgets, per_budget=per_budget, **kwargs)
+        return result
+
+    monkeypatch.setattr(scaling, "run_sweep", fake)
+    return seen
+
+
+def test_scaling_command_json_has_runs_fit_prediction_and_corpus(micro_sweep, tmp_path, capsys, monkeypatch):
     import json
 
     from llmplan.cli.bench_scaling import run_scaling
 
+    seen = _sweep_returns(monkeypatch, micro_sweep)
     run_scaling(quick=True, budget_seconds=None, data=None, device="cpu", out=tmp_path / "out",
                 save_law=None, as_json=True, budgets=2, sizes=4, max_flops=2.4e9, max_corpus_bytes=120_000,
                 progress=False, recipe_overrides={"seq": 32, "batch": 8, "eval_tokens": 1024, "min_steps": 8})
+    assert seen["recipe"].seq == 32 and seen["max_budget"] == 2.4e9 and seen["budget_seconds"] is None
     doc = json.loads(capsys.readouterr().out)
     assert doc["schema_version"] == 1 and len(doc["runs"]) >= 6
     for key in ("E", "A", "B", "alpha", "beta", "a", "b", "intervals", "n_runs", "residual_rms"):
@@ -192,6 +208,24 @@ def test_scaling_command_json_has_runs_fit_prediction_and_corpus(tmp_path, capsy
     for g in doc["isoflop_minima"]:  # one parabola per budget that has three sizes or more
         assert min(abs(g["flops"] / c - 1) for c in budgets) < 1e-9
     assert (tmp_path / "out" / "runs.csv").exists() and (tmp_path / "out" / "law.json").exists()
+
+
+def test_an_interrupted_sweep_prints_and_keeps_what_finished_then_exits_130(micro_sweep, tmp_path, capsys,
+                                                                          monkeypatch):
+    from dataclasses import replace
+
+    import typer
+
+    from llmplan.cli.bench_scaling import run_scaling
+
+    _sweep_returns(monkeypatch, replace(micro_sweep, interrupted=True, prediction=None))
+    with pytest.raises(typer.Exit) as stop:
+        run_scaling(quick=True, budget_seconds=None, data=None, device="cpu", out=tmp_path / "out",
+                    save_law=None, as_json=False, max_corpus_bytes=120_000, progress=False)
+    assert stop.value.exit_code == 130
+    captured = capsys.readouterr()
+    assert "Runs (held-out loss" in captured.out and "interrupted" in captured.err
+    assert (tmp_path / "out" / "runs.csv").read_text().count("\n") == len(micro_sweep.runs) + 1
 
 
 def test_tables_render_the_sweep(micro_sweep, tmp_path, capsys):

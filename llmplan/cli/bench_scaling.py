@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from llmplan.errors import LlmplanError
-from llmplan.report.output import emit_json, kv_table, note, stdout_console, table
+from llmplan.report.output import emit_json, kv_table, note, stdout_console, table, warn
 from llmplan.units import format_count, format_flops, format_seconds
 
 QUICK = {"recipe": {"seq": 64, "batch": 16, "eval_tokens": 16_384}, "budgets": 3, "sizes": 4, "seconds": 150.0,
@@ -104,9 +104,6 @@ def run_scaling(quick: bool, budget_seconds: float | None, data: str | None, dev
                            bootstrap=mode["bootstrap"], progress=bar)
     result = replace(result, device=dev.name)
     files = scaling_io.write_outputs(result, out, save_law)
-    if result.interrupted:
-        note(f"interrupted: {len(result.runs)} finished runs kept in {files['runs_csv']}")
-        raise KeyboardInterrupt
     budgets_done = sorted({r.budget_flops for r in result.runs})
     optimal = []
     if result.fit is not None and budgets_done:
@@ -114,8 +111,13 @@ def run_scaling(quick: bool, budget_seconds: float | None, data: str | None, dev
     isoflop = isoflop_minima(list(result.runs))
     if as_json:
         emit_json(scaling_io.sweep_json(result, optimal, files, isoflop))
-        return
-    render(result, optimal, files, isoflop)
+    else:
+        render(result, optimal, files, isoflop)
+    if result.interrupted:  # what finished is printed and kept; the status says the sweep was cut short
+        import typer
+
+        warn(f"interrupted: {len(result.runs)} finished runs kept in {files['runs_csv']}")
+        raise typer.Exit(130)
 
 
 def render(result, optimal: list[dict], files: dict[str, str], isoflop: list[dict] | None = None) -> None:
