@@ -105,7 +105,7 @@ def test_two_processes_with_gloo_shard_the_model(tmp_path):
         assert 0.5 * 4 * params <= held < 0.55 * 4 * params
     assert report["predicted_memory"]["zero_stage"] == 3 and report["predicted_memory"]["dp"] == 2
     assert json.loads(out.read_text())["world_size"] == 2  # rank 0 wrote the profile
-    assert "Traceback" not in r.stderr
+    assert "Traceback" not in r.stderr and "Warning" not in r.stderr
 
 
 @pytest.mark.slow

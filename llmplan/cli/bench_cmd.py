@@ -149,6 +149,10 @@ def bench(
 
       llmplan bench --nproc 2 --strategy fsdp --model llama-2-7b --layers 2
     """
+    import warnings
+
+    # torch.cuda imports the deprecated pynvml shim, which warns on every run; the facts it gives are still right.
+    warnings.filterwarnings("ignore", message="The pynvml package is deprecated")
     if scaling:
         from llmplan.cli.bench_scaling import run_scaling
 
@@ -167,10 +171,6 @@ def bench(
         options = dict(model=model, layers=layers, batch=batch, seq=seq, dtype=dtype, device=device,
                        attention=attention, recompute=recompute, quick=quick, steps=steps, warmup=warmup)
         return run_distributed(options, strategy, nproc, out, as_json, sys.argv[1:])
-    import warnings
-
-    # torch.cuda imports the deprecated pynvml shim, which warns on every run; the facts it gives are still right.
-    warnings.filterwarnings("ignore", message="The pynvml package is deprecated")
     from llmplan.bench.settings import resolve_settings, run_bench
 
     out = _check_path(out, "--out", (".json",))
