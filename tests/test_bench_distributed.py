@@ -77,6 +77,8 @@ def test_strategy_without_several_processes_is_a_clear_error(cli, monkeypatch):
     assert r.code == 2 and "ddp, fsdp" in r.stderr
     r = cli("bench", "--nproc", "0", "--device", "cpu", "--quick")
     assert r.code == 2 and "--nproc" in r.stderr
+    r = cli("bench", "--nproc", "2", "--device", "cpu", "--quick", "--plot", "x.png", "--peak-tflops", "1")
+    assert r.code == 2 and "--plot, --peak-tflops do(es) not apply" in r.stderr and r.stdout == ""
 
 
 def _run(args, tmp_path, extra_env=None):

@@ -168,6 +168,15 @@ def bench(
     if nproc is not None or strategy is not None or dist_env() is not None:
         from llmplan.cli.bench_distributed import run_distributed
 
+        ignored = {"--plot": plot, "--no-save": no_save or None, "--peak-tflops": peak_tflops,
+                   "--max-rungs": max_rungs, "--budget-seconds": budget_seconds, "--compile/--no-compile": compile_}
+        unused = [k for k, v in ignored.items() if v is not None]
+        if unused:
+            raise LlmplanError(f"a distributed bench trains one model and writes one report; {', '.join(unused)} "
+                               "do(es) not apply (accepted with it: --model, --layers, --batch, --seq, --dtype, "
+                               "--device, --attention, --recompute, --quick, --steps, --warmup, --strategy, "
+                               "--out, --json)")
+
         options = dict(model=model, layers=layers, batch=batch, seq=seq, dtype=dtype, device=device,
                        attention=attention, recompute=recompute, quick=quick, steps=steps, warmup=warmup)
         return run_distributed(options, strategy, nproc, out, as_json, sys.argv[1:])
