@@ -22,8 +22,8 @@ scaling/runs.csv and scaling/law.json. Exit status 0 when every check passes, 1 
 present (use --dry-run to exercise the script on a CPU with a tiny shape). llmplan need not be installed: the
 script and the commands it starts use this checkout (torch, numpy, scipy, typer and rich must be importable).
 
-    python benchmarks/gpu_check.py                 # on the GPU machine
-    python benchmarks/gpu_check.py --dry-run --out /tmp/gpu-check   # anywhere: tiny shape, CPU, fp32
+    python3 benchmarks/gpu_check.py                # on the GPU machine, from the repository root (results in $OUT)
+    python3 benchmarks/gpu_check.py --dry-run --out /tmp/gpu-check  # anywhere: tiny shape, CPU, fp32, ~1.5 min
 """
 
 from __future__ import annotations
@@ -92,6 +92,14 @@ class Clock:
 
     def left(self) -> float:
         return self.total - (time.monotonic() - self.t0)
+
+
+def ladder_plan(left: float, wanted: float, scaling_wanted: float, distributed_reserve: float) -> float:
+    """Seconds to give the ladder: what is left once the sweep (with its overrun and start-up) and the distributed
+    launches have their reserve, at most `wanted`; 0 when that is too short to measure a few sizes."""
+    scaling_reserve = scaling_wanted * 1.25 + SCALING_FIXED if scaling_wanted else 0.0
+    seconds = min(wanted, left - scaling_reserve - distributed_reserve)
+    return seconds if seconds >= MIN_LADDER_SECONDS else 0.0
 
 
 def scaling_plan(left: float, wanted: float) -> float:
@@ -245,10 +253,10 @@ def main(argv=None) -> int:
         # Time left is shared out: the distributed launches and the sweep keep their reserve, the ladder gets the
         # rest (at most --ladder-seconds); the sweep then gets what the ladder left.
         scaling_wanted = (20.0 if dry else args.scaling_seconds) if args.scaling_seconds > 0 else 0.0
-        scaling_reserve = scaling_wanted * 1.25 + SCALING_FIXED if scaling_wanted else 0.0
         dist_reserve = 0.0 if args.no_distributed or (not dry and gpu_count() < 2) else DISTRIBUTED_SECONDS
-        ladder_seconds = 10.0 if dry else min(args.ladder_seconds, clock.left() - scaling_reserve - dist_reserve)
-        if ladder_seconds >= (1.0 if dry else MIN_LADDER_SECONDS):
+        ladder_seconds = 10.0 if dry else ladder_plan(clock.left(), args.ladder_seconds, scaling_wanted,
+                                                      dist_reserve)
+        if ladder_seconds > 0:
             ladder_base = replace(base, batch=2 if dry else 8, seq=seq if dry else 1024,
                                   warmup_steps=1 if dry else (3 if compiled else 2), timed_steps=2 if dry else 5)
             log(f"ladder: {ladder_seconds:.0f} s")

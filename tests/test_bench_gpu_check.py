@@ -72,3 +72,12 @@ def test_the_time_budget_is_shared_out_so_one_call_ends_in_time():
     assert tight == (150.0 - fixed) / 1.25  # the sweep's 25% overrun and its start-up still end within 150 s
     assert plan(10.0, 150.0) == 0.0
     assert total <= 480  # one device call of about 8 minutes, the machine's start aside
+    ladder = ns["ladder_plan"]
+    # One H200, the XL runs done after 2 minutes: the ladder gets its 100 s, the sweep keeps 150 s x 1.25 + start.
+    left = total - 120
+    assert ladder(left, 100.0, 150.0, 0.0) == 100.0
+    assert left - 100.0 >= 150.0 * 1.25 + fixed and plan(left - 100.0, 150.0) == 150.0
+    # Slow compilation: after 3 minutes the ladder is shortened, after 4 skipped; the sweep still fits after it.
+    short = ladder(total - 180, 100.0, 150.0, 0.0)
+    assert 0 < short < 100 and plan(total - 180 - short, 150.0) == 150.0
+    assert ladder(total - 240, 100.0, 150.0, 0.0) == 0.0 and plan(total - 240, 150.0) > 0.9 * 150.0
