@@ -91,8 +91,9 @@ def _run(args, tmp_path, extra_env=None):
 @pytest.mark.slow
 def test_two_processes_with_gloo_shard_the_model(tmp_path):
     out = tmp_path / "dist.json"
+    # bf16 autocast: FSDP's sharded weights (DTensors) beside autocast's 16-bit casts of the gathered weights.
     r = _run(["bench", "--nproc", "2", "--strategy", "fsdp", "--device", "cpu", "--quick", "--steps", "2",
-              "--json", "--out", str(out)], tmp_path)
+              "--dtype", "bf16", "--json", "--out", str(out)], tmp_path)
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["world_size"] == 2 and report["strategy"] == "fsdp" and report["backend"] == "gloo"
@@ -105,6 +106,7 @@ def test_two_processes_with_gloo_shard_the_model(tmp_path):
     for rank in report["per_rank"]:
         held = rank["measured_breakdown"]["weights"]
         assert 0.5 * 4 * params <= held < 0.55 * 4 * params
+        assert rank["measured_breakdown"]["autocast_weight_copies"] > 0  # held whole on each rank until backward
     assert report["predicted_memory"]["zero_stage"] == 3 and report["predicted_memory"]["dp"] == 2
     assert json.loads(out.read_text())["world_size"] == 2  # rank 0 wrote the profile
     assert "Traceback" not in r.stderr and "Warning" not in r.stderr

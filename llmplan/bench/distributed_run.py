@@ -92,9 +92,15 @@ def _counted_peak(model, opt, forward) -> tuple[int, dict]:
     saved = count_saved_tensors(lambda: holder.setdefault("loss", forward()), exclude=params)
     holder.pop("loss").backward()
     shapes = {tuple(p.shape) for p in params if p.dim() == 2}
-    weights_in_saved = sum(n for shape, _, n in saved.storages if tuple(shape) in shapes)
+    shapes |= {s[::-1] for s in shapes}  # matmuls save the weight transposed as often as not
+    weight_shaped = [(dtype, n) for shape, dtype, n in saved.storages if tuple(shape) in shapes]
+    # 16-bit weight-shaped tensors are autocast's casts, held until backward (memory this rank really holds);
+    # fp32 ones are FSDP's all-gathered weights, model state already counted in its local shard.
+    copies = sum(n for dtype, n in weight_shaped if dtype in ("bfloat16", "float16"))
     counted = model_state_bytes(model, opt)
-    counted["activations"] = saved.total_bytes - weights_in_saved
+    counted["activations"] = saved.total_bytes - sum(n for _, n in weight_shaped)
+    if copies:
+        counted["autocast_weight_copies"] = copies
     opt.zero_grad(set_to_none=True)
     return sum(counted.values()), counted
 
@@ -135,8 +141,9 @@ def predicted_memory(cfg: DistConfig, world: int) -> dict | None:
         return None
     est = estimate_memory(MemoryConfig(spec=cfg.spec, mode="train", dtype=cfg.dtype, batch=cfg.batch, seq=cfg.seq,
                                        optimizer="adamw", recompute=cfg.recompute, attention=cfg.attention,
-                                       dp=world, zero=ZERO_STAGE[cfg.strategy], dropout=False, impl="pytorch",
-                                       grad_dtype="fp32"))
+                                       dp=world, zero=ZERO_STAGE[cfg.strategy], dropout=False,
+                                       impl="pytorch-cuda" if cfg.kind == "cuda" else "pytorch", grad_dtype="fp32",
+                                       amp=cfg.dtype != "fp32"))  # autocast: fp32 weights and states
     b = {k: int(est.breakdown[k]) for k in ("weights", "gradients", "optimizer", "activations")}
     if cfg.kind != "cuda":  # counting sees saved tensors only, not the short-lived logits and recompute buffers
         d = est.activation_detail

@@ -55,12 +55,14 @@ def count_saved_tensors(fn: Callable[[], object], exclude: Iterable = ()) -> Sav
         if t.dtype not in half or t.dim() != 2:
             return False
         with torch.no_grad():
-            for w in by_shape.get(tuple(t.shape), ()):
-                if torch.equal(t, w.detach().to(t.dtype)):
-                    return True
-            for w in by_shape.get(tuple(t.shape)[::-1], ()):
-                if torch.equal(t, w.detach().to(t.dtype).t()):
-                    return True
+            for w, transpose in ([(w, False) for w in by_shape.get(tuple(t.shape), ())]
+                                 + [(w, True) for w in by_shape.get(tuple(t.shape)[::-1], ())]):
+                w = w.detach().to(t.dtype)
+                try:
+                    if torch.equal(t, w.t() if transpose else w):
+                        return True
+                except RuntimeError:  # a sharded weight (FSDP's DTensor) cannot be compared with a plain tensor
+                    continue
         return False
 
     def pack(t):
