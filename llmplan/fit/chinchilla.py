@@ -22,7 +22,6 @@ from typing import Callable
 from llmplan.errors import LlmplanError
 
 DEFAULT_DELTA = 1e-3  # Huber threshold on log-loss residuals (Hoffmann et al. 2022, Appendix D.2)
-FLOPS_PER_PARAM_TOKEN = 6.0  # C = 6 N D (Kaplan et al. 2020, section 2.1; Hoffmann et al. 2022, section 3)
 CONSTANTS = ("E", "A", "B", "alpha", "beta")
 MIN_RUNS = 6  # five free constants: at least one run more than that
 
@@ -141,17 +140,23 @@ class ChinchillaFit:
     assumptions: tuple[str, ...] = field(default_factory=tuple)
 
     @property
+    def law(self):
+        """The fitted law as the planner uses it: loss, closed-form frontier, a, b and G (laws.ParametricLaw)."""
+        from llmplan.estimate.laws import ParametricLaw
+
+        return ParametricLaw("fit", "llmplan fit", **self.constants())
+
+    @property
     def a(self) -> float:
-        return self.beta / (self.alpha + self.beta)  # N_opt ~ C^a (Hoffmann et al. 2022, eq. 4)
+        return self.law.a
 
     @property
     def b(self) -> float:
-        return self.alpha / (self.alpha + self.beta)  # D_opt ~ C^b (Hoffmann et al. 2022, eq. 4)
+        return self.law.b
 
     @property
     def G(self) -> float:
-        # G = (alpha A / (beta B))^(1/(alpha+beta)) (Hoffmann et al. 2022, eq. 4)
-        return (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / (self.alpha + self.beta))
+        return self.law.G
 
     @property
     def theta(self) -> tuple[float, float, float, float, float]:
@@ -162,13 +167,10 @@ class ChinchillaFit:
         return (log(self.A), log(self.B), log(self.E), self.alpha, self.beta)
 
     def loss(self, params: float, tokens: float) -> float:
-        return self.E + self.A / params ** self.alpha + self.B / tokens ** self.beta  # Hoffmann et al. eq. 2
+        return self.law.loss(params, tokens)  # Hoffmann et al. 2022, eq. 2
 
     def optimal(self, flops: float) -> tuple[float, float]:
-        """(N_opt, D_opt) for a budget: N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b (Hoffmann et al. 2022, eq. 4)."""
-        x = flops / FLOPS_PER_PARAM_TOKEN
-        n = self.G * x ** self.a
-        return n, x / n
+        return self.law.optimal(flops)  # Hoffmann et al. 2022, eq. 4
 
     def constants(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in CONSTANTS}

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-FLOPS_PER_PARAM_TOKEN = 6.0  # C = 6 N D (Kaplan et al. 2020, section 2.1; Hoffmann et al. 2022, section 3)
+from llmplan.estimate.laws import FLOPS_PER_PARAM_TOKEN  # C = 6 N D
+
 MIN_SIZES = 3  # a parabola needs three distinct sizes
 DEFAULT_TOLERANCE = 0.15  # runs within 15% of a group's smallest budget share it
 

@@ -12,9 +12,8 @@ import os
 from dataclasses import dataclass
 
 from llmplan.errors import LlmplanError
+from llmplan.estimate.laws import FLOPS_PER_PARAM_TOKEN  # C = 6 N D
 from llmplan.units import parse_count
-
-FLOPS_PER_PARAM_TOKEN = 6.0  # C = 6 N D (Kaplan et al. 2020, section 2.1; Hoffmann et al. 2022, section 3)
 
 # Accepted header names for each quantity, first the canonical one.
 COLUMNS = {
