@@ -14,13 +14,19 @@ import math
 from dataclasses import dataclass
 
 from llmplan.errors import LlmplanError
-from llmplan.estimate.laws import FLOPS_PER_PARAM_TOKEN, ParametricLaw, _check_count, _check_flops
+from llmplan.estimate.laws import (
+    FLOPS_PER_PARAM_TOKEN,
+    ParametricLaw,
+    _check_count,
+    _check_flops,
+)
+from llmplan.estimate.minimise import minimise_scalar
 
 # Fitted decay constants (Muennighoff et al. 2023, App. A, eq. 17): repeated data keeps value for longer
 # (R_D* ~ 15.4 repetitions) than excess parameters do (R_N* ~ 5.3).
 R_D_STAR = 15.387756
 R_N_STAR = 5.309743
-_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
 
 
 @dataclass(frozen=True)
@@ -81,24 +87,9 @@ def best_allocation(law: ParametricLaw, flops: float, unique_tokens: float) -> D
         n = math.exp(log_n)
         return point(law, n, flops / (FLOPS_PER_PARAM_TOKEN * n), unique_tokens).loss
 
-    lo_x, hi_x = math.log(n_free) - math.log(1e3), math.log(n_free) + math.log(1e3)
-    steps = 360
-    xs = [lo_x + (hi_x - lo_x) * i / steps for i in range(steps + 1)]
-    values = [loss_at(x) for x in xs]
-    i = min(range(len(xs)), key=values.__getitem__)
-    a, b = xs[max(i - 1, 0)], xs[min(i + 1, steps)]
-    c, d = b - _GOLDEN * (b - a), a + _GOLDEN * (b - a)
-    fc, fd = loss_at(c), loss_at(d)
-    for _ in range(120):
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - _GOLDEN * (b - a)
-            fc = loss_at(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + _GOLDEN * (b - a)
-            fd = loss_at(d)
-    n = math.exp(0.5 * (a + b))
+    # Three decades either side of the unconstrained optimum.
+    n = math.exp(minimise_scalar(loss_at, math.log(n_free) - math.log(1e3), math.log(n_free) + math.log(1e3),
+                                 steps=360, iterations=120))
     return point(law, n, flops / (FLOPS_PER_PARAM_TOKEN * n), unique_tokens)
 
 

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from llmplan.errors import LlmplanError
 from llmplan.estimate.laws import FLOPS_PER_PARAM_TOKEN, ParametricLaw, _check_count
+from llmplan.estimate.minimise import minimise_scalar
 
 INFERENCE_FLOPS_PER_PARAM_TOKEN = 2.0  # a forward pass: 2 N FLOPs per token (Kaplan et al. 2020, Table 1)
-_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
 
 
 @dataclass(frozen=True)
@@ -109,24 +110,7 @@ def inference_aware(law: ParametricLaw, inference_tokens: float, target_loss: fl
 
     # The optimum lies between N_min (infinite data) and the compute-optimal N (T = 0), which is a few times
     # N_min; scan six decades above N_min to be safe, then refine.
-    lo_x, hi_x = math.log(n_min) + 1e-9, math.log(n_min) + math.log(1e6)
-    steps = 600
-    xs = [lo_x + (hi_x - lo_x) * i / steps for i in range(steps + 1)]
-    values = [total(x) for x in xs]
-    i = min(range(len(xs)), key=values.__getitem__)
-    a, b = xs[max(i - 1, 0)], xs[min(i + 1, steps)]
-    c, d = b - _GOLDEN * (b - a), a + _GOLDEN * (b - a)
-    fc, fd = total(c), total(d)
-    for _ in range(200):
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - _GOLDEN * (b - a)
-            fc = total(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + _GOLDEN * (b - a)
-            fd = total(d)
-    n_best = math.exp(0.5 * (a + b))
+    n_best = math.exp(minimise_scalar(total, math.log(n_min) + 1e-9, math.log(n_min) + math.log(1e6), steps=600))
     best = _plan(law, n_best, tokens_for_loss(law, n_best, target_loss), inference_tokens)
     n_co, d_co = compute_optimal_for_loss(law, target_loss)
     baseline = _plan(law, n_co, d_co, inference_tokens)
