@@ -28,7 +28,6 @@ R_D_STAR = 15.387756
 R_N_STAR = 5.309743
 
 
-
 @dataclass(frozen=True)
 class DataConstrainedPoint:
     law: str

@@ -18,7 +18,6 @@ from llmplan.estimate.minimise import minimise_scalar
 INFERENCE_FLOPS_PER_PARAM_TOKEN = 2.0  # a forward pass: 2 N FLOPs per token (Kaplan et al. 2020, Table 1)
 
 
-
 @dataclass(frozen=True)
 class InferencePlan:
     """A model (params, tokens) with its training, inference and total FLOPs."""
