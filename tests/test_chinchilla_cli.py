@@ -151,7 +151,7 @@ def test_every_option_the_specification_names_exists():
     from llmplan.cli import app
 
     group = typer.main.get_command(app)
-    names = {name for p in group.commands["chinchilla"].params for name in p.opts}
+    names = {name for p in group.get_command(None, "chinchilla").params for name in p.opts}
     for option in ("--flops", "--pf-days", "--gpu", "--gpus", "--days", "--mfu", "--params", "--tokens", "--plot",
                    "--law", "--inference-tokens", "--loss", "--unique-tokens", "--json"):
         assert option in names, option

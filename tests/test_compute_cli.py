@@ -219,7 +219,7 @@ def _option_names(command: str) -> set[str]:
     from llmplan.cli import app
 
     group = typer.main.get_command(app)
-    return {name for p in group.commands[command].params for name in p.opts}
+    return {name for p in group.get_command(None, command).params for name in p.opts}
 
 
 def test_every_option_the_specification_names_exists():

@@ -4,13 +4,7 @@ Each command lives in its own module; heavy libraries (torch, scipy, matplotlib,
 functions that need them, never here.
 """
 
-from llmplan.cli.app import app
-from llmplan.cli import hardware_cmd, models_cmd  # noqa: F401  (registers the commands)
-from llmplan.cli import chinchilla_cmd  # noqa: F401
-from llmplan.cli import fit_cmd  # noqa: F401
-from llmplan.cli import memory_cmd  # noqa: F401
-from llmplan.cli import compute_cmd  # noqa: F401
-from llmplan.cli import bench_cmd  # noqa: F401
+from llmplan.cli.app import app  # commands load on demand (llmplan.cli.app.COMMANDS)
 
 __all__ = ["app", "main"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
@@ -22,8 +23,39 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+# Each command lives in its own module, imported only when that command runs (or for the full --help), so that a
+# planner command pays for its own imports alone.
+COMMANDS = {
+    "models": "llmplan.cli.models_cmd",
+    "hardware": "llmplan.cli.hardware_cmd",
+    "memory": "llmplan.cli.memory_cmd",
+    "compute": "llmplan.cli.compute_cmd",
+    "chinchilla": "llmplan.cli.chinchilla_cmd",
+    "fit": "llmplan.cli.fit_cmd",
+    "bench": "llmplan.cli.bench_cmd",
+}
+
+
+def command_app() -> typer.Typer:
+    """The Typer app on which a command module registers its one command."""
+    return typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode="rich")
+
+
 class LlmplanGroup(TyperGroup):
-    """Runs a command and maps every expected failure to one stderr line: 2 for bad input, 1 for a failed run."""
+    """Loads commands on demand, runs one, and maps every expected failure to one stderr line: 2 for bad input,
+    1 for a failed run."""
+
+    def list_commands(self, ctx) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name: str):
+        if name not in COMMANDS:
+            return super().get_command(ctx, name)
+        if name not in self.commands:
+            command = typer.main.get_command(importlib.import_module(COMMANDS[name]).app)
+            command.name = name
+            self.commands[name] = command
+        return self.commands[name]
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:

@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from llmplan.cli.app import app
+from llmplan.cli.app import command_app
 from llmplan.cli.common import JSON_OPTION
 from llmplan.errors import LlmplanError
 from llmplan.report.output import emit_json, note, warn
@@ -77,6 +77,9 @@ def _check_path(path: Optional[Path], option: str, suffixes: tuple[str, ...] | N
     if not parent.is_dir():
         raise LlmplanError(f"{option} {p}: {parent} is not a folder")
     return p
+
+
+app = command_app()
 
 
 @app.command("bench")

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from llmplan.cli import chinchilla_views as views
-from llmplan.cli.app import app
+from llmplan.cli.app import command_app
 from llmplan.cli.common import JSON_OPTION
 from llmplan.cli.held_notes import HeldNotes
 from llmplan.errors import LlmplanError
@@ -87,6 +87,9 @@ def _pick_law(law: Optional[str], needs_loss: str | None, notes: HeldNotes) -> L
 def _common(chosen: Law, question: str, assumptions: list[str]) -> dict:
     return {"question": question, "law": chosen.name, "law_source": chosen.source, "law_form": chosen.describe(),
             "assumptions": assumptions}
+
+
+app = command_app()
 
 
 @app.command("chinchilla")

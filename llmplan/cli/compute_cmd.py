@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from llmplan.cli.app import app
+from llmplan.cli.app import command_app
 from llmplan.cli.common import ARCH_OPTION, JSON_OPTION, MODEL_OPTION, PARAMS_OPTION, model_from_options
 from llmplan.cli.held_notes import HeldNotes
 from llmplan.errors import LlmplanError
@@ -118,6 +118,9 @@ def _gpu(name: Optional[str], profile: Optional[str]) -> Optional[GPU]:
         prof = load_profile(profile)
         return match_gpu(prof.device_name) or _device_from_profile(prof)
     return None
+
+
+app = command_app()
 
 
 @app.command("compute")

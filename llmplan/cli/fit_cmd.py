@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from llmplan.cli.app import app
+from llmplan.cli.app import command_app
 from llmplan.cli.common import JSON_OPTION
 from llmplan.errors import LlmplanError
 from llmplan.report.output import emit_json, kv_table, stdout_console, table
@@ -86,6 +86,9 @@ def _render(runs, fit, at_flops: float, envelope, approach2) -> None:
         console.print(table(title, ["budget", "runs", "N_opt", "D_opt", "loss at N_opt", "used"], rows))
     for a in fit.assumptions:
         console.print(f"[yellow]assumption:[/yellow] {a}")
+
+
+app = command_app()
 
 
 @app.command("fit")

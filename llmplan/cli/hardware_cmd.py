@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from llmplan.cli.app import app
+from llmplan.cli.app import command_app
 from llmplan.cli.common import JSON_OPTION
 from llmplan.hardware import GPU, get_gpu, load_gpus
 from llmplan.report.output import emit_json, kv_table, stdout_console
@@ -31,6 +31,9 @@ def gpu_summary(g: GPU) -> dict:
 def _tf(g: GPU, dtype: str, digits: int = 6) -> str:
     v = g.peak_flops.get(dtype)
     return f"{v / 1e12:.{digits}g}" if v else "-"
+
+
+app = command_app()
 
 
 @app.command("hardware")

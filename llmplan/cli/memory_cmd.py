@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from llmplan.cli.app import app
+from llmplan.cli.app import command_app
 from llmplan.cli.common import ARCH_OPTION, JSON_OPTION, MODEL_OPTION, PARAMS_OPTION, model_from_options
 from llmplan.errors import LlmplanError
 from llmplan.estimate.gpu_fit import fit_on_gpu
@@ -82,6 +82,9 @@ def _zero(text: str) -> int:
     if str(text).strip() not in ("0", "1", "2", "3"):
         raise LlmplanError(f"--zero must be 0, 1, 2 or 3 (3 is FSDP full sharding), got {text!r}")
     return int(text)
+
+
+app = command_app()
 
 
 @app.command("memory")

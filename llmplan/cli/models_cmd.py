@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from llmplan.cli.app import app
+from llmplan.cli.app import command_app
 from llmplan.cli.common import ARCH_OPTION, JSON_OPTION, PARAMS_OPTION, model_from_options
 from llmplan.models import ModelSpec, count_params, load_presets
 from llmplan.report.output import emit_json, kv_table, stdout_console, table
@@ -28,6 +28,9 @@ def model_summary(spec: ModelSpec) -> dict:
         "source": spec.source,
         "assumptions": list(spec.assumptions),
     }
+
+
+app = command_app()
 
 
 @app.command("models")
