@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 
 from llmplan.errors import LlmplanError
 from llmplan.units import GiB
@@ -45,7 +45,7 @@ _VENDOR_WORDS = re.compile(r"nvidia|geforce|tesla|amd|instinct|google|cloud")
 
 @lru_cache(maxsize=1)
 def load_gpus() -> tuple[GPU, ...]:
-    raw = json.loads(resources.files("llmplan.hardware").joinpath("catalog.json").read_text())
+    raw = json.loads(Path(__file__).with_name("catalog.json").read_text(encoding="utf-8"))
     return tuple(
         GPU(name=g["name"], vendor=g["vendor"], memory_bytes=int(g["memory_gib"] * GiB),
             peak_flops={k: v * 1e12 for k, v in g["peak_tflops"].items()},
