@@ -199,8 +199,8 @@ def _stage_states(cfg: MemoryConfig, params_on_gpu: float, trainable_on_gpu: flo
             sb = state_bytes(cfg.dtype, cfg.optimizer, cfg.grad_dtype, adafactor_bytes=ada)
         weights = params_on_gpu * sb.weights
         grads, opt = trainable_on_gpu * sb.gradients, trainable_on_gpu * sb.optimizer
-        if cfg.amp and z < 3:  # each matmul's weight cast to 16-bit, kept from forward to backward
-            weights += 2.0 * params_on_gpu * matmul_fraction(spec)
+        if cfg.amp:  # each matmul's weight cast to 16-bit, kept from forward to backward: whole, even under ZeRO-3
+            casts = 2.0 * params_on_gpu * matmul_fraction(spec)
     else:
         base = "nf4" if cfg.mode == "qlora" else cfg.dtype
         weights = weight_storage(spec, params_on_gpu, base, cfg.quant_group).total_bytes
@@ -221,6 +221,10 @@ def _stage_states(cfg: MemoryConfig, params_on_gpu: float, trainable_on_gpu: flo
         grads /= dp
     if z == 3:
         weights /= dp
+    if cfg.mode in ("train", "finetune") and cfg.amp:
+        # Autocast casts the gathered layer and the matmul keeps the cast for backward, so ZeRO-3/FSDP does not
+        # shard these (measured on FSDP2 without a mixed-precision policy: docs/methodology.md, Distributed).
+        weights += casts
     return weights, grads, opt
 
 
