@@ -134,9 +134,11 @@ def bench(
 ) -> None:
     """Measure this machine: real training steps (forward, backward, AdamW) beside llmplan's predictions.
 
-    Without --model: a ladder of model sizes within --budget-seconds, throughput fitted against size. With --model:
-    a few layers of that model's shape at --batch and --seq, extrapolated to its full depth. A calibration profile
-    is saved for `llmplan compute --profile auto` and `llmplan memory --profile auto`.
+    Without --model: a ladder of model sizes within --budget-seconds, throughput fitted against size.
+
+    With --model: a few layers of that model's shape at --batch and --seq, extrapolated to its full depth.
+
+    A calibration profile is saved for `llmplan compute --profile auto` and `llmplan memory --profile auto`.
 
     Examples:
 

@@ -87,7 +87,8 @@ def _device_from_profile(prof) -> GPU:
     peak = prof.peak_flops
     if not peak:
         raise LlmplanError(f"the profile's device {prof.device_name!r} is not in the catalog and the profile has no "
-                           "peak FLOP/s; give --gpu NAME, or re-run `llmplan bench --peak-tflops T`")
+                           "peak FLOP/s; re-run `llmplan bench --peak-tflops T` there (a profile calibrates only "
+                           "the device it was measured on)")
     dtype = prof.device.get("dtype") or "fp32"
     return GPU(name=prof.device_name, vendor=str(prof.device.get("kind") or "unknown"),
                memory_bytes=int(prof.device.get("memory_bytes") or 0), peak_flops={dtype: float(peak)},
@@ -156,9 +157,9 @@ def compute(
 ) -> None:
     """Training FLOPs and PF/s-days, GPU time, cost and energy; serving time; what a GPU budget buys.
 
-    Training FLOPs are shown in the 6 N D convention (3 N D for encoder-decoder models) and counted in detail
-    (attention and logits added). --days asks the inverse question: the budget that --gpus deliver, and the
-    compute-optimal model it buys.
+    Training FLOPs in the 6 N D convention (3 N D for encoder-decoder models) and counted in detail.
+
+    --days asks the inverse question: the budget that --gpus deliver, and the compute-optimal model it buys.
 
     Examples:
 
