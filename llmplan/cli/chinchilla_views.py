@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
 
 from llmplan.estimate.data_constrained import DataConstrainedPoint
 from llmplan.estimate.inference_aware import InferenceAwareResult, InferencePlan
@@ -60,7 +59,7 @@ def dc_point_json(p: DataConstrainedPoint) -> dict:
 
 def sizing_table(title: str, rows: dict[str, Sizing]):
     return table(title, ["law", "params", "tokens", "tokens/param", "training FLOPs", "loss (nats/token)"],
-                 [[escape(name), format_count(s.params), format_count(s.tokens), ratio_text(s.tokens_per_param),
+                 [[name, format_count(s.params), format_count(s.tokens), ratio_text(s.tokens_per_param),
                    format_flops(s.flops), loss_text(s.loss)] for name, s in rows.items()])
 
 
@@ -68,7 +67,7 @@ def diagnosis_table(title: str, rows: dict[str, Diagnosis]):
     body = []
     for name, d in rows.items():
         best = d.compute_optimal
-        body.append([escape(name), ratio_text(d.tokens_per_param), ratio_text(d.optimal_tokens_per_param), d.verdict,
+        body.append([name, ratio_text(d.tokens_per_param), ratio_text(d.optimal_tokens_per_param), d.verdict,
                      loss_text(d.loss), f"{format_count(best.params)} / {format_count(best.tokens)}",
                      loss_text(best.loss)])
     columns = ["law", "D/N", "optimal D/N", "verdict", "loss (nats/token)", "optimal N / D", "its loss"]
@@ -85,9 +84,9 @@ def frontier_table(title: str, series: dict[str, list[Sizing]], chosen: str):
         if with_loss:
             row.append(loss_text(point.loss))
         body.append(row)
-    columns = ["FLOPs", *[escape(f"{n} N / D") for n in names]]
+    columns = ["FLOPs", *[f"{n} N / D" for n in names]]
     if with_loss:
-        columns.append(escape(f"loss ({chosen}), nats/token"))
+        columns.append(f"loss ({chosen}), nats/token")
     return table(title, columns, body)
 
 
@@ -95,7 +94,7 @@ def inference_table(title: str, rows: dict[str, InferenceAwareResult]):
     body = []
     for name, r in rows.items():
         b, c = r.best, r.compute_optimal
-        body.append([escape(name), f"{r.target_loss:.4f}", f"{format_count(b.params)} / {format_count(b.tokens)}",
+        body.append([name, f"{r.target_loss:.4f}", f"{format_count(b.params)} / {format_count(b.tokens)}",
                      format_flops(b.total_flops), f"{format_count(c.params)} / {format_count(c.tokens)}",
                      format_flops(c.total_flops), f"{format_flops(r.saved_flops)} ({r.saved_fraction:.1%})"])
     return table(title, ["law", "target loss (nats/token)", "best N / D", "total FLOPs", "optimal N / D", "its total",
@@ -104,6 +103,6 @@ def inference_table(title: str, rows: dict[str, InferenceAwareResult]):
 
 def data_constrained_table(title: str, rows: dict[str, DataConstrainedPoint]):
     return table(title, ["", "N", "D", "epochs", "effective D", "effective N", "loss (nats/token)", "fresh-data loss"],
-                 [[escape(name), format_count(p.params), format_count(p.tokens), f"{p.epochs:.3g}",
+                 [[name, format_count(p.params), format_count(p.tokens), f"{p.epochs:.3g}",
                    format_count(p.effective_tokens), format_count(p.effective_params), loss_text(p.loss),
                    loss_text(p.loss_fresh_data)] for name, p in rows.items()])

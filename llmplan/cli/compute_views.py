@@ -71,7 +71,7 @@ def show_training(spec: ModelSpec, f: TrainingFlops, run: tc.TrainingRun | None,
     convention = "3 N D (encoder-decoder: half the parameters per token)" if spec.arch == "encoder-decoder" \
         else "6 N D"
     rows = [
-        ("model", escape(f"{spec.name} ({spec.arch}, {format_count(f.params)} params)")),
+        ("model", f"{spec.name} ({spec.arch}, {format_count(f.params)} params)"),
         ("N per token (6ND)", format_count(f.params_per_token)),
         ("training tokens", f"{format_count(f.tokens)} (sequences of {f.seq:,} tokens)"),
         (f"FLOPs, {convention}", f"{format_flops(f.six_nd)}  ({_num(pf)} PF/s-days)"),
@@ -98,8 +98,8 @@ def show_training(spec: ModelSpec, f: TrainingFlops, run: tc.TrainingRun | None,
 
 def _run_rows(run: tc.TrainingRun) -> list[tuple[str, str]]:
     return [
-        ("GPUs", escape(f"{run.n_gpus} x {run.gpu} ({run.peak_flops_per_gpu / 1e12:g} TFLOP/s {run.dtype} dense)")),
-        ("MFU", escape(f"{run.mfu:.3g}  [{run.mfu_source}]")),
+        ("GPUs", f"{run.n_gpus} x {run.gpu} ({run.peak_flops_per_gpu / 1e12:g} TFLOP/s {run.dtype} dense)"),
+        ("MFU", f"{run.mfu:.3g}  [{run.mfu_source}]"),
     ]
 
 
@@ -128,11 +128,11 @@ def show_budget(s: tc.BudgetSizing, run: tc.TrainingRun, spec: ModelSpec | None,
     console = stdout_console()
     rows = _run_rows(run) + [("wall-clock", f"{s.seconds / 86_400:g} days")] + _gpu_time_rows(run) + [
         ("budget", f"{format_flops(s.flops)} FLOPs ({_num(s.pflops_days)} PF/s-days)"),
-        (escape(f"compute-optimal ({s.law})"), f"{format_count(s.optimal_params)} params on "
+        (f"compute-optimal ({s.law})", f"{format_count(s.optimal_params)} params on "
                                                f"{format_count(s.optimal_tokens)} tokens (C = 6 N D)"),
     ]
     if spec is not None and trainable_tokens is not None:
-        rows.append((escape(f"{spec.name} could train on"), f"{format_count(trainable_tokens)} tokens"))
+        rows.append((f"{spec.name} could train on", f"{format_count(trainable_tokens)} tokens"))
     console.print(kv_table("What the GPUs deliver", rows))
     if run.energy_kwh is not None:
         console.print(f"[dim]energy counts: {escape(run.energy_counted)}[/dim]")
@@ -146,7 +146,7 @@ def show_serving(spec: ModelSpec, e: ServingEstimate, as_json: bool) -> None:
         return
     console = stdout_console()
     rows = [
-        ("model", escape(f"{spec.name} on {e.n_gpus} x {e.gpu} ({e.dtype}, KV cache {e.kv_dtype})")),
+        ("model", f"{spec.name} on {e.n_gpus} x {e.gpu} ({e.dtype}, KV cache {e.kv_dtype})"),
         ("batch x (prompt + new)", f"{e.batch} x ({e.prompt_tokens} + {e.new_tokens}) tokens"),
         ("FLOPs per new token", f"{format_flops(e.flops_per_new_token)} (2N + attention over the context)"),
         ("weights read per step", format_bytes(e.weights_bytes_per_step)),
@@ -157,7 +157,7 @@ def show_serving(spec: ModelSpec, e: ServingEstimate, as_json: bool) -> None:
         ("decode", format_seconds(e.decode_seconds)),
         ("tokens/s per sequence", f"{e.tokens_per_s_per_sequence:,.1f}"),
         ("tokens/s for the batch", f"{e.tokens_per_s_batch:,.0f}"),
-        ("MFU (compute steps)", escape(f"{e.mfu:.3g}  [{e.mfu_source}]")),
+        ("MFU (compute steps)", f"{e.mfu:.3g}  [{e.mfu_source}]"),
     ]
     if e.max_batch is not None:
         rows.append((f"largest batch that fits ({e.n_gpus} GPU{'s' if e.n_gpus > 1 else ''})", str(e.max_batch)))

@@ -64,7 +64,7 @@ def kv_table(title: str, rows: list[tuple[str, str]], headers: tuple[str, str] =
     """A two-column table of labelled values."""
     from rich.table import Table
 
-    table = Table(title=title, show_header=any(headers), title_justify="left")
+    table = Table(title=_plain(title), show_header=any(headers), title_justify="left")
     table.add_column(headers[0], style="bold")
     table.add_column(headers[1], justify="right")
     for key, value in rows:
@@ -76,9 +76,9 @@ def table(title: str, columns: list[str], rows: list[list[str]], right_align_fro
     """A table with header; columns from `right_align_from` on are right-aligned (numbers)."""
     from rich.table import Table
 
-    t = Table(title=title, title_justify="left")
+    t = Table(title=_plain(title), title_justify="left")
     for i, col in enumerate(columns):
-        t.add_column(col, justify="right" if i >= right_align_from else "left")
+        t.add_column(_plain(col), justify="right" if i >= right_align_from else "left")
     for row in rows:
         t.add_row(*(_plain(cell) for cell in row))
     return t
