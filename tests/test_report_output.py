@@ -24,3 +24,12 @@ def test_emit_json_has_schema_version_and_no_nan(capsys):
     emit_json({"x": float("nan"), "y": (1, 2)})
     data = json.loads(capsys.readouterr().out)
     assert data == {"schema_version": 1, "x": None, "y": [1, 2]}
+
+
+def test_commands_print_no_escaped_markup(cli):
+    # Text is escaped once, by the table helpers: a second escape would show as a backslash.
+    for args in (["compute", "--model", "llama-2-7b", "--tokens", "2T", "--gpu", "h100", "--gpus", "64"],
+                 ["chinchilla", "--params", "175B", "--tokens", "300B"]):
+        r = cli(*args)
+        assert r.code == 0 and "\\[" not in r.stdout, args
+    assert "[default" in cli("compute", "--model", "llama-2-7b", "--tokens", "2T", "--gpu", "h100").stdout
