@@ -22,6 +22,16 @@ def _isolated_user_dirs(tmp_path, monkeypatch):
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
 
 
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """One torch thread for a module's runs: the CPU is shared, and oversubscription only slows timing runs."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 class Run:
     def __init__(self, result):
         self.code = result.exit_code

@@ -16,12 +16,7 @@ RUN_KEYS = {"params", "batch", "seq", "step_seconds", "tokens_per_second", "achi
 FAST = ["--quick", "--device", "cpu", "--steps", "2", "--warmup", "1", "--batch", "1", "--seq", "32"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,7 @@ GPT = ModelSpec(name="tiny-gpt", arch="decoder", layers=2, hidden=64, heads=4, f
 LLAMA = ladder_spec(64, 2, 512, 64).with_(heads=4, kv_heads=2, name="tiny-llama-gqa")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The CPU is shared: one thread avoids oversubscription and keeps the timing runs quick."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
