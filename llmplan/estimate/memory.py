@@ -15,6 +15,7 @@ from llmplan.estimate.activations import ActivationConfig, activation_memory, in
 from llmplan.estimate.optimizers import (OPTIMIZERS, TRAIN_DTYPES, adafactor_state_bytes, adapter_adafactor_bytes,
                                          adapter_state_bytes, check_optimizer, state_bytes)
 from llmplan.estimate.quantization import raw_weight_bytes, weight_storage
+from llmplan.estimate.kvcache import cache_bytes
 from llmplan.estimate.shapes import LINEAR_MODULES, block_linears, kv_heads_per_gpu, stage_params
 from llmplan.models.params import count_params
 from llmplan.models.spec import ModelSpec
@@ -178,12 +179,9 @@ def adapter_params(spec: ModelSpec, rank: int, targets: tuple[str, ...]) -> floa
 
 def kv_cache_bytes(spec: ModelSpec, tokens: int, batch: int, kv_dtype: str = "bf16", beams: int = 1,
                    tp: int = 1, pp: int = 1, encoder_tokens: int | None = None) -> int:
-    """2 (K and V) x layers x kv_heads x head_dim x tokens x batch x bytes, x beams, on one GPU (tp splits heads,
+    """KV cache and recurrent state on one GPU, x beams (llmplan.estimate.kvcache: per layer kind; tp splits heads,
     pp splits layers). Encoder-decoder decoders also cache the cross-attention K/V of the encoder output."""
-    per_token = 2 * kv_heads_per_gpu(spec, tp) * spec.d_head * DTYPE_BYTES[kv_dtype]
-    layers = spec.layers / pp if spec.arch != "encoder" else 0
-    cached = tokens + ((encoder_tokens or tokens) if spec.arch == "encoder-decoder" else 0)
-    return int(round(per_token * layers * cached * batch * beams))
+    return cache_bytes(spec, tokens, batch * beams, kv_dtype, tp=tp, pp=pp, encoder_tokens=encoder_tokens).total_bytes
 
 
 def _stage_states(cfg: MemoryConfig, params_on_gpu: float, trainable_on_gpu: float,

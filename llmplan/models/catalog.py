@@ -11,7 +11,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from llmplan.errors import LlmplanError
+from llmplan.models.layers import group_from_dict
 from llmplan.models.spec import SPEC_FIELDS, ModelSpec
+from llmplan.models.weight_format import WeightFormat
 
 
 def _key(name: str) -> str:
@@ -37,6 +39,10 @@ def load_presets() -> dict[str, ModelSpec]:
         unknown = set(spec) - SPEC_FIELDS
         if unknown:  # a data error in the package, not a user error
             raise ValueError(f"preset {entry['name']}: unknown fields {sorted(unknown)}")
+        if "groups" in spec:
+            spec["groups"] = tuple(group_from_dict(g) for g in spec["groups"])
+        if "weight_format" in spec:
+            spec["weight_format"] = WeightFormat(**spec["weight_format"])
         out[entry["name"]] = ModelSpec(name=entry["name"], source=entry["source"],
                                        published_params=entry.get("published_params"), **spec)
     return out

@@ -9,22 +9,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmplan.models.layers import Attention, LayerGroup, linear
 from llmplan.models.spec import ModelSpec
 
 
 @dataclass(frozen=True)
 class ParamBreakdown:
     embeddings: int      # token, position and token-type embeddings (and OPT's in/out projections)
-    attention: int       # self- and cross-attention projections, T5's relative position bias
-    mlp: int             # feed-forward matrices of all experts, MoE routers
-    norms: int           # every LayerNorm / RMSNorm
+    attention: int       # self- and cross-attention projections (and their q/k norms, sinks), T5's position bias
+    mlp: int             # feed-forward matrices of all experts, shared experts, MoE routers
+    norms: int           # every LayerNorm / RMSNorm between components
     output_head: int     # untied output projection (0 when tied to the input embedding)
     other: int           # BERT pooler
     active: int          # parameters that act on one token (MoE: only the routed experts)
+    recurrent: int = 0   # Mamba-2 and Gated DeltaNet mixers
+    mtp: int = 0         # multi-token-prediction modules, apart from the total (transformers does not build them)
 
     @property
     def total(self) -> int:
-        return self.embeddings + self.attention + self.mlp + self.norms + self.output_head + self.other
+        return (self.embeddings + self.attention + self.recurrent + self.mlp + self.norms + self.output_head
+                + self.other)
+
+    @property
+    def total_with_mtp(self) -> int:
+        return self.total + self.mtp
 
     @property
     def non_embedding(self) -> int:
@@ -35,15 +43,12 @@ class ParamBreakdown:
         return {
             "embeddings": self.embeddings,
             "attention": self.attention,
+            "recurrent": self.recurrent,
             "mlp": self.mlp,
             "norms": self.norms,
             "output_head": self.output_head,
             "other": self.other,
         }
-
-
-def linear(d_in: int, d_out: int, bias: bool) -> int:
-    return d_in * d_out + (d_out if bias else 0)
 
 
 def norm_params(spec: ModelSpec) -> int:
@@ -93,19 +98,29 @@ def count_params(spec: ModelSpec) -> ParamBreakdown:
         embeddings += (spec.context + spec.position_offset) * h
     embeddings += spec.type_vocab * h
 
-    stacks = [(spec.layers, spec.arch == "encoder-decoder")]  # (layers, has cross-attention)
+    attention = mlp = norms = recurrent = inactive = 0
     if spec.arch == "encoder-decoder":
-        stacks.append((spec.encoder_layers, False))
-
-    attention = mlp = norms = 0
-    for n_layers, cross in stacks:
-        attention += n_layers * attention_params(spec) * (2 if cross else 1)
-        mlp += n_layers * mlp_params(spec)
-        norms += n_layers * (spec.norms_per_layer + (1 if cross else 0)) * norm_params(spec)
-        if spec.final_norm:
-            norms += norm_params(spec)
-        if spec.relative_buckets:
-            attention += spec.relative_buckets * spec.heads  # T5: first layer of each stack
+        for n_layers, cross in ((spec.layers, True), (spec.encoder_layers, False)):  # (layers, cross-attention)
+            attention += n_layers * attention_params(spec) * (2 if cross else 1)
+            mlp += n_layers * mlp_params(spec)
+            norms += n_layers * (spec.norms_per_layer + (1 if cross else 0)) * norm_params(spec)
+        inactive = spec.total_layers * (spec.experts - spec.experts_per_token) * expert_mlp_params(spec)
+        stacks = 2
+    else:
+        for g in spec.layer_groups:
+            if isinstance(g.mixer, Attention):
+                attention += g.count * g.mixer.params(h)
+            elif g.mixer is not None:
+                recurrent += g.count * g.mixer.params(h)
+            if g.ffn is not None:
+                mlp += g.count * g.ffn.params(h)
+                inactive += g.count * (g.ffn.params(h) - g.ffn.active_params(h))
+            norms += g.count * g.norms * norm_params(spec)
+        stacks = 1
+    if spec.final_norm:
+        norms += stacks * norm_params(spec)
+    if spec.relative_buckets:
+        attention += stacks * spec.relative_buckets * spec.heads  # T5: first layer of each stack
     if spec.embedding_norm:
         norms += norm_params(spec)
 
@@ -114,13 +129,28 @@ def count_params(spec: ModelSpec) -> ParamBreakdown:
         output_head = v  # a bias on a tied head is still its own parameter
     other = linear(h, h, True) if spec.pooler else 0
 
-    inactive = spec.total_layers * (spec.experts - spec.experts_per_token) * expert_mlp_params(spec)
-    exact = ParamBreakdown(embeddings, attention, mlp, norms, output_head, other, active=0)
-    active = exact.total - inactive
-    result = ParamBreakdown(embeddings, attention, mlp, norms, output_head, other, active=active)
+    mtp = spec.mtp_layers * mtp_module_params(spec)
+    exact = ParamBreakdown(embeddings, attention, mlp, norms, output_head, other, 0, recurrent, mtp)
+    result = ParamBreakdown(embeddings, attention, mlp, norms, output_head, other, exact.total - inactive,
+                            recurrent, mtp)
     if spec.param_count is not None:
         return _rescaled(result, spec.param_count)
     return result
+
+
+def mtp_module_params(spec: ModelSpec) -> int:
+    """One multi-token-prediction module as DeepSeek-V3 releases it (Liu et al. 2024, DeepSeek-V3 technical report,
+    section 2.2; the checkpoint's layer 61): enorm and hnorm, the 2h -> h projection eh_proj, one layer of the
+    model's last kind, the shared head's norm, and its own copies of the embedding and output head."""
+    h = spec.hidden
+    last = spec.layer_groups[-1]
+    layer = LayerGroup(1, last.mixer, last.ffn, last.norms).params(h, norm_params(spec))
+    return layer + 3 * norm_params(spec) + 2 * h * h + 2 * spec.vocab * h
+
+
+def active_mlp_params(spec: ModelSpec) -> int:
+    """Feed-forward parameters one token uses, over all layers (MoE: top_k routed experts, shared, router)."""
+    return sum(g.count * g.ffn.active_params(spec.hidden) for g in spec.layer_groups if g.ffn is not None)
 
 
 def _rescaled(b: ParamBreakdown, total: int) -> ParamBreakdown:
@@ -134,4 +164,4 @@ def _rescaled(b: ParamBreakdown, total: int) -> ParamBreakdown:
     mlp = room - attention - norms
     scale = total / b.total
     return ParamBreakdown(b.embeddings, attention, mlp, norms, b.output_head, b.other,
-                         active=min(round(b.active * scale), total))
+                         active=min(round(b.active * scale), total), recurrent=0, mtp=0)

@@ -6,9 +6,11 @@ spec is validated on construction, so estimators never see an impossible shape.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from llmplan.errors import LlmplanError
+from llmplan.models.layers import Attention, Dense, LayerGroup, MoE, group_dict
+from llmplan.models.weight_format import WeightFormat
 
 ARCHS = ("decoder", "encoder", "encoder-decoder")
 MLP_KINDS = ("standard", "gated")  # standard: up + down (GELU/ReLU); gated: gate + up + down (SwiGLU/GeGLU)
@@ -50,6 +52,12 @@ class ModelSpec:
     lm_head_bias: bool = False
     relative_buckets: int = 0      # T5 relative position bias: buckets x heads, once per stack
     embed_dim: int = 0             # token-embedding width when it differs from hidden (OPT-350m projects in/out)
+    # Layers that differ (llmplan.models.layers): the stack as run-length groups. Empty: `layers` copies of the one
+    # block the flat fields above describe. When given, the flat fields hold the first attention layer's shape and
+    # the first MoE's experts, for display; every estimator walks `layer_groups`.
+    groups: tuple[LayerGroup, ...] = ()
+    mtp_layers: int = 0            # multi-token-prediction modules (DeepSeek-V3), counted apart: HF does not build them
+    weight_format: WeightFormat | None = None  # how the published checkpoint stores its weights
     source: str = ""               # where the shape comes from
     published_params: float | None = None  # the count the source states, for comparison
     param_count: int | None = None  # set only for a model given as a bare count: the count the user stated
@@ -86,6 +94,13 @@ class ModelSpec:
             raise bad("an encoder-decoder model needs encoder_layers >= 1")
         if self.arch != "encoder-decoder" and self.encoder_layers:
             raise bad("encoder_layers is only for encoder-decoder models; use layers")
+        if not isinstance(self.mtp_layers, int) or isinstance(self.mtp_layers, bool) or self.mtp_layers < 0:
+            raise bad(f"mtp_layers must be a non-negative integer, got {self.mtp_layers!r}")
+        if self.groups:
+            if self.arch == "encoder-decoder":
+                raise bad("layer groups describe one stack; encoder-decoder models use the flat fields")
+            if sum(g.count for g in self.groups) != self.layers:
+                raise bad(f"the layer groups hold {sum(g.count for g in self.groups)} layers, not {self.layers}")
 
     # Derived shape --------------------------------------------------------------------------------------------
     @property
@@ -123,13 +138,47 @@ class ModelSpec:
             return "multi-head"
         return "multi-query" if self.n_kv_heads == 1 else f"grouped-query ({self.n_kv_heads} kv heads)"
 
+    @property
+    def layer_groups(self) -> tuple[LayerGroup, ...]:
+        """The stack as groups of equal layers (for encoder-decoder models: one decoder layer's make)."""
+        if self.groups:
+            return self.groups
+        attention = Attention(heads=self.heads, kv_heads=self.n_kv_heads, head_dim=self.d_head,
+                              rope=self.position == "rotary", qkv_bias=self.qkv_bias, out_bias=self.out_bias)
+        gated = self.mlp == "gated"
+        ffn = (MoE(self.experts, self.experts_per_token, self.ffn, gated=gated, bias=self.mlp_bias)
+               if self.is_moe else Dense(self.ffn, gated=gated, bias=self.mlp_bias))
+        return (LayerGroup(self.layers, attention, ffn, self.norms_per_layer),)
+
+    @classmethod
+    def from_groups(cls, *, groups: tuple[LayerGroup, ...], **fields_) -> "ModelSpec":
+        """A spec whose flat shape fields are taken from its groups (first attention layer, first MoE or MLP)."""
+        attn = next((g.attention for g in groups if g.attention), None)
+        moe = next((g.ffn for g in groups if isinstance(g.ffn, MoE)), None)
+        dense = next((g.ffn for g in groups if isinstance(g.ffn, Dense)), None)
+        ffn = moe or dense
+        flat = dict(layers=sum(g.count for g in groups),
+                    heads=attn.heads if attn else 1, kv_heads=attn.kv_heads if attn else 0,
+                    head_dim=attn.head_dim if attn else fields_["hidden"],
+                    ffn=(moe.expert_ffn if moe else dense.ffn) if ffn else 1,
+                    mlp="gated" if ffn is None or ffn.gated else "standard",
+                    experts=moe.experts if moe else 1, experts_per_token=moe.top_k if moe else 1)
+        if attn:
+            flat.update(qkv_bias=attn.qkv_bias, out_bias=attn.out_bias)
+        return cls(groups=tuple(groups), **{**flat, **fields_})
+
     def with_(self, **changes) -> "ModelSpec":
         return replace(self, **changes)
 
     def shape_dict(self) -> dict:
         """The spec as plain data (JSON-ready), without provenance fields."""
-        skip = {"source", "published_params", "param_count", "assumptions", "name"}
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        skip = {"source", "published_params", "param_count", "assumptions", "name", "groups", "weight_format"}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        if self.groups:
+            out["groups"] = [group_dict(g) for g in self.groups]
+        if self.weight_format:
+            out["weight_format"] = asdict(self.weight_format)
+        return out
 
 
 SPEC_FIELDS = {f.name for f in fields(ModelSpec)}
