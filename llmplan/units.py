@@ -92,6 +92,47 @@ def parse_bytes(text: str | float | int, what: str = "memory", allow_zero: bool 
     return int(_check(value, raw, what, allow_zero))
 
 
+_RATE_RE = re.compile(rf"^\s*({_NUMBER})\s*(?:([a-zA-Z]+?)\s*(?:/\s*s|ps))?\s*$")
+_BIT_PREFIX = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "p": 1e15}
+
+
+def parse_bandwidth(text: str | float | int, what: str = "bandwidth") -> float:
+    """Bytes per second from '450GB/s', '4.8TB/s', '50GiB/s' or, in bits as NICs are sold, '400Gb/s', '400Gbps',
+    '400Gbit/s' (a lower-case b after the prefix means bits: 400 Gb/s = 50 GB/s). A bare number is bytes/s."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return _check(float(text), str(text), what, False)
+    raw = str(text)
+    m = _RATE_RE.match(raw)
+    hint = (f"cannot read {what} {raw!r}: use a rate such as 450GB/s, 4.8TB/s (bytes, decimal), 50GiB/s (binary) "
+            "or 400Gb/s, 400Gbps (bits)")
+    if not m:
+        raise LlmplanError(hint)
+    unit = m.group(2) or ""
+    bits = re.fullmatch(r"([kKmMgGtTpP]?)(?:b|bit|bits)", unit)
+    if bits and unit != "B":  # 'Gb', 'Gbit': bits; 'GB', 'GiB': bytes
+        scale = _BIT_PREFIX[bits.group(1).lower()] / 8
+    elif unit.lower() in _BYTE_SUFFIX or unit == "":
+        scale = _BYTE_SUFFIX[unit.lower() or "b"]
+    else:
+        raise LlmplanError(hint)
+    return _check(float(m.group(1).replace("_", "")) * scale, raw, what, False)
+
+
+_FLOPS_RE = re.compile(rf"^\s*({_NUMBER})\s*([kKmMgGtTpP]?)\s*(?:flop/s|flops|flop|ops)?\s*$", re.IGNORECASE)
+
+
+def parse_flops_rate(text: str | float | int, what: str = "peak") -> float:
+    """FLOP/s from '989T', '989 TFLOPS', '989TFLOP/s', '2.25P', '9.89e14' (also 'TOPS' for integer peaks)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return _check(float(text), str(text), what, False)
+    raw = str(text)
+    m = _FLOPS_RE.match(raw)
+    if not m:
+        raise LlmplanError(f"cannot read {what} {raw!r}: use FLOP/s with a prefix, e.g. 989T, 989TFLOPS, 2.25P, "
+                           "9.89e14")
+    return _check(float(m.group(1).replace("_", "")) * _COUNT_SUFFIX[m.group(2).lower()], raw, what, False)
+
+
 def parse_dtype(text: str, allowed: tuple[str, ...] | None = None) -> str:
     """Normalise a dtype name ('BF16', 'float16', 'fp8') and check it is one of `allowed`."""
     aliases = {"float32": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float": "fp32",

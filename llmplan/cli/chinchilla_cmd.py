@@ -48,7 +48,7 @@ def _budget(flops: Optional[str], pf_days: Optional[str], gpu: Optional[str], gp
         return [value * PFLOPS_DAY], {"source": "pf-days", "pf_days": value}
     if gpu is not None:
         from llmplan.estimate.flops import flops_budget
-        from llmplan.hardware import get_gpu
+        from llmplan.hardware import parse_gpu
 
         if days is None:
             raise LlmplanError("a GPU budget needs --days (e.g. --gpu h100 --gpus 256 --days 30)")
@@ -58,7 +58,7 @@ def _budget(flops: Optional[str], pf_days: Optional[str], gpu: Optional[str], gp
             raise LlmplanError(f"--gpus must be at least 1, got {gpus}")
         n = 1 if gpus is None else gpus
         used_mfu = DEFAULT_MFU if mfu is None else mfu
-        device = get_gpu(gpu)
+        device = parse_gpu(gpu)
         if dtype is None:  # bf16, or fp16 on a GPU without bf16 (V100), as `llmplan compute` does
             dtype = "bf16" if device.peak("bf16") is not None or device.peak("fp16") is None else "fp16"
         total = flops_budget(device, n, days * 86_400.0, used_mfu, dtype)

@@ -13,7 +13,7 @@ from llmplan.cli.held_notes import HeldNotes
 from llmplan.errors import LlmplanError
 from llmplan.estimate import timecost as tc
 from llmplan.estimate.flops import PRETRAIN_SEQ_CAP, RECOMPUTE, train_flops_per_token, training_flops
-from llmplan.hardware import GPU, get_gpu, match_gpu
+from llmplan.hardware import GPU, match_gpu, parse_gpu
 from llmplan.models import count_params
 from llmplan.units import format_bytes, format_count, parse_count, parse_dtype, parse_int_count
 
@@ -112,7 +112,11 @@ def _seq(text: Optional[str], spec, notes: HeldNotes) -> int:
 
 def _gpu(name: Optional[str], profile: Optional[str]) -> Optional[GPU]:
     if name is not None:
-        return get_gpu(name)
+        gpu = parse_gpu(name)
+        if not gpu.peak_flops:  # a bare memory size: it can say what fits, not how long
+            raise LlmplanError(f"--gpu {name!r} gives only a memory size; time needs a peak: describe the device, "
+                               f"e.g. --gpu 'custom:memory={name.strip()},bf16=300T,hbm=1TB/s'")
+        return gpu
     if profile is not None:  # a profile names the device it was measured on
         from llmplan.calibration import load_profile
 
@@ -203,6 +207,9 @@ def compute(
         if tokens is not None or days is not None or price is not None or law is not None:
             raise LlmplanError("--tokens, --days, --law and --price are for --mode train; --mode infer takes "
                                "--prompt-tokens, --new-tokens and --batch")
+        if not gpu.bandwidth_bytes_per_s:
+            raise LlmplanError(f"decoding is bound by memory bandwidth and {gpu.name} has no figure for it: add "
+                               "hbm=RATE to --gpu (e.g. hbm=3.35TB/s)")
         from llmplan.estimate.serving import serving_estimate
 
         P = parse_int_count(prompt_tokens, "--prompt-tokens", allow_zero=True)

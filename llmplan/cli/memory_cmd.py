@@ -40,20 +40,10 @@ def parse_headroom(text: str) -> tuple[float, int]:
 
 
 def gpu_or_size(text: str):
-    """A catalog GPU, or a bare memory size ('48GiB', '24GB') standing for a card that is not in the catalog."""
-    from llmplan.hardware import GPU, match_gpu
+    """A catalog GPU, a bare memory size ('48GiB', '24GB'), or a device described as custom:memory=...,..."""
+    from llmplan.hardware import parse_gpu
 
-    found = match_gpu(text)
-    if found is not None:
-        return found
-    if re.fullmatch(r"\s*(\d+(\.\d*)?|\.\d+)\s*[kmgtp]i?b\s*", str(text), re.IGNORECASE):
-        size = parse_bytes(text, "--gpu")
-        return GPU(name=f"a {text.strip()} GPU", vendor="", memory_bytes=size, peak_flops={},
-                   bandwidth_bytes_per_s=0.0, power_watts=None, source="memory size given with --gpu")
-    from llmplan.hardware import load_gpus
-
-    raise LlmplanError(f"unknown GPU {text!r}: give a memory size such as 48GiB or one of "
-                       f"{', '.join(g.name for g in load_gpus())} (see `llmplan hardware`)")
+    return parse_gpu(text)
 
 
 def parse_targets(text: str) -> tuple[str, ...]:

@@ -1,4 +1,5 @@
-"""The accelerator catalog: memory, dense peak FLOP/s per dtype, bandwidth, power; each entry cites its datasheet."""
+"""The accelerator catalog: memory, dense peak FLOP/s per dtype, HBM and network bandwidths, power; each entry
+cites its datasheet (`source`) and, for the network figures, its reference system (`network_source`)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,26 @@ _PEAK_FALLBACK = {"bf16": "fp16", "fp16": "bf16", "tf32": "fp32", "int4": "int8"
 
 @dataclass(frozen=True)
 class GPU:
+    """One accelerator. Bandwidths are bytes/s, per GPU, in one direction (a link sold as '900 GB/s' bidirectional
+    is 450e9 here); peaks are dense FLOP/s per dtype; None means the vendor publishes no such figure."""
+
     name: str
     vendor: str
     memory_bytes: int
     peak_flops: dict[str, float] = field(hash=False)  # dtype -> dense FLOP/s (never 2:4-sparse figures)
-    bandwidth_bytes_per_s: float
+    bandwidth_bytes_per_s: float  # HBM (device memory) bandwidth; also read as hbm_bandwidth_bytes_per_s
     power_watts: float | None
     source: str
     aliases: tuple[str, ...] = ()
+    nvlink_domain_gpus: int = 1  # GPUs in one scale-up domain (NVLink/NVSwitch, Infinity Fabric, ICI); 1 = none
+    scaleup_bandwidth_bytes_per_s: float | None = None  # per GPU, one direction, inside the scale-up domain
+    scaleout_bandwidth_bytes_per_s: float | None = None  # per GPU NIC, one direction, of the reference system
+    pcie_bandwidth_bytes_per_s: float | None = None  # host link (PCIe x16), one direction
+    network_source: str = ""
+
+    @property
+    def hbm_bandwidth_bytes_per_s(self) -> float:
+        return self.bandwidth_bytes_per_s
 
     def peak(self, dtype: str) -> float | None:
         """Dense peak FLOP/s for `dtype`, or None when the chip has no such mode (a V100 has no bf16)."""
@@ -43,16 +56,24 @@ def _key(name: str) -> str:
 _VENDOR_WORDS = re.compile(r"nvidia|geforce|tesla|amd|instinct|google|cloud")
 
 
+def _gbs(value: float | None) -> float | None:
+    return None if value is None else value * 1e9
+
+
+def _entry(g: dict) -> GPU:
+    return GPU(name=g["name"], vendor=g["vendor"], memory_bytes=int(g["memory_gib"] * GiB),
+               peak_flops={k: v * 1e12 for k, v in g["peak_tflops"].items() if v is not None},
+               bandwidth_bytes_per_s=g["bandwidth_gbs"] * 1e9, power_watts=g["power_w"], source=g["source"],
+               aliases=tuple(g.get("aliases", ())), nvlink_domain_gpus=int(g.get("nvlink_domain_gpus", 1)),
+               scaleup_bandwidth_bytes_per_s=_gbs(g.get("scaleup_gbs")),
+               scaleout_bandwidth_bytes_per_s=_gbs(g.get("scaleout_gbs")),
+               pcie_bandwidth_bytes_per_s=_gbs(g.get("pcie_gbs")), network_source=g.get("network_source", ""))
+
+
 @lru_cache(maxsize=1)
 def load_gpus() -> tuple[GPU, ...]:
     raw = json.loads(Path(__file__).with_name("catalog.json").read_text(encoding="utf-8"))
-    return tuple(
-        GPU(name=g["name"], vendor=g["vendor"], memory_bytes=int(g["memory_gib"] * GiB),
-            peak_flops={k: v * 1e12 for k, v in g["peak_tflops"].items()},
-            bandwidth_bytes_per_s=g["bandwidth_gbs"] * 1e9, power_watts=g["power_w"], source=g["source"],
-            aliases=tuple(g.get("aliases", ())))
-        for g in raw["gpus"]
-    )
+    return tuple(_entry(g) for g in raw["gpus"])
 
 
 def _tokens(name: str) -> list[str]:
