@@ -193,8 +193,9 @@ def efficiency_for(gpu, profile: dict | None = None) -> Efficiency:
     peaks = dict(getattr(gpu, "peak_flops", {}) or {})
     hbm_peak = float(getattr(gpu, "bandwidth_bytes_per_s", 0.0) or 1e12)
     domain = getattr(gpu, "nvlink_domain_gpus", None) or fam.nvlink_domain_gpus
-    links = {"scaleup": getattr(gpu, "scaleup_bandwidth_bytes_per_s", None) or fam.scaleup_bytes_per_s,
-             "scaleout": getattr(gpu, "scaleout_bandwidth_bytes_per_s", None) or fam.scaleout_bytes_per_s}
+    pcie = getattr(gpu, "pcie_bandwidth_bytes_per_s", None)  # no NVLink / no NIC figure: traffic takes PCIe
+    links = {"scaleup": getattr(gpu, "scaleup_bandwidth_bytes_per_s", None) or pcie or fam.scaleup_bytes_per_s,
+             "scaleout": getattr(gpu, "scaleout_bandwidth_bytes_per_s", None) or pcie or fam.scaleout_bytes_per_s}
     base = Efficiency(gpu_name=getattr(gpu, "name", "device"), family=fam, peak_flops=peaks,
                       hbm_peak_bytes_per_s=hbm_peak, hbm_bytes_per_s=hbm_peak * fam.hbm_fraction,
                       nvlink_domain_gpus=int(domain), link_bytes_per_s=links, source=f"default: {fam.source}")
