@@ -15,7 +15,6 @@ or $LLMPLAN_DATA_DIR when set.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -66,7 +65,8 @@ def evaluate_fit(fit: dict, params: float) -> float:
         return c["a"] * n ** c["b"]
     if fit["form"] == "saturating":
         n = max(params, lo)
-        return c["f_max"] / (1.0 + (c["n_half"] / n) ** c["c"])
+        t = c["c"] * math.log(c["n_half"] / n)  # (n_half / N)^c in logs: a negative c cannot overflow far out
+        return c["f_max"] / (1.0 + math.exp(t)) if t < 700 else 0.0
     raise LlmplanError(f"unknown fit form {fit['form']!r}; accepted: {', '.join(FIT_FORMS)}")
 
 
@@ -154,15 +154,15 @@ def profile_from_dict(data: object, path: str) -> Profile:
 
 
 def read_profile(path: str | Path) -> Profile:
+    from llmplan.files import check_path_text, read_json
+
+    check_path_text(path, "--profile")
     p = Path(path).expanduser()
     if p.is_dir():
         raise LlmplanError(f"--profile {p} is a folder; give the profile's .json file (or auto)")
-    if not p.is_file():
+    if not p.exists():
         raise LlmplanError(f"no calibration profile at {p}; run `llmplan bench --out {p}` or give another path")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _bad(p, f"cannot read it as JSON ({exc})") from None
+    data = read_json(p, "calibration profile")  # a regular file of bounded size and nesting
     return profile_from_dict(data, str(p))
 
 
@@ -175,6 +175,13 @@ def _same_device(a: str, b: str) -> bool:
     return device_key(a) == device_key(b)
 
 
+def _mtime(p: Path) -> float:
+    try:
+        return p.stat().st_mtime
+    except OSError:  # a dangling link or a link loop: read last, and refused when read
+        return 0.0
+
+
 def load_profile(where: str, gpu: str | None = None) -> Profile:
     """where: "auto" (the profile saved for `gpu` in the data dir; without `gpu`, the only or newest one) or a path.
 
@@ -182,8 +189,11 @@ def load_profile(where: str, gpu: str | None = None) -> Profile:
     if where != "auto":
         profile = read_profile(where)
     else:
+        from llmplan.files import check_path_text
+
         folder = profiles_dir()
-        found = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
+        check_path_text(folder, "the data folder ($LLMPLAN_DATA_DIR)")
+        found = sorted(folder.glob("*.json"), key=_mtime, reverse=True) if folder.is_dir() else []
         if gpu is not None:
             matches = []
             for p in found:

@@ -40,13 +40,56 @@ _COUNT_RE = re.compile(rf"^\s*({_NUMBER})\s*([a-zA-Z]?)\s*$")
 _BYTES_RE = re.compile(rf"^\s*({_NUMBER})\s*([a-zA-Z]*)\s*$")
 
 
+# The largest value of each option that describes anything physical, with why. Beyond these, results leave
+# floating point (inf, nan) or mean nothing; such input is refused with the bound rather than planned with.
+CEILINGS: dict[str, tuple[float, str]] = {
+    "--gpus": (1e7, "ten million GPUs; the largest clusters hold about 10^5"),
+    "--dp": (1e7, "ten million GPUs"),
+    "--nproc": (1e4, "ten thousand processes on one machine"),
+    "--tp": (1e5, "tensor-parallel groups span a node or two"),
+    "--pp": (1e5, "a pipeline stage holds at least one layer"),
+    "--batch": (1e8, "a hundred million sequences"),
+    "--beams": (1e6, "a million beams"),
+    "--seq": (1e9, "a billion-token context"),
+    "--prompt-tokens": (1e9, "a billion-token context"),
+    "--new-tokens": (1e9, "a billion-token context"),
+    "--lora-rank": (1e6, "a rank beyond any hidden size"),
+    "--quant-group": (1e9, "a group beyond any weight matrix"),
+    "--params": (1e16, "ten quadrillion parameters"),
+    "--tokens": (1e18, "10^18 tokens, over a thousand times all text ever written"),
+    "--inference-tokens": (1e18, "10^18 tokens"),
+    "--unique-tokens": (1e18, "10^18 tokens"),
+    "--flops": (1e40, "10^40 FLOPs, beyond all compute there will be this century"),
+    "--at-flops": (1e40, "10^40 FLOPs"),
+    "--pf-days": (1e40 / PFLOPS_DAY, "10^40 FLOPs"),
+    "--headroom": (2**70, "a zebibyte"),
+    "--gpu": (2**70, "a zebibyte"),
+}
+DEFAULT_CEILING = (1e40, "beyond any physical quantity llmplan plans with")
+
+
+def ceiling(what: str) -> tuple[float, str]:
+    """The bound of an option named `what` (its first word), and why."""
+    return CEILINGS.get(str(what).split(" ")[0], DEFAULT_CEILING)
+
+
 def _check(value: float, text: str, what: str, allow_zero: bool) -> float:
+    if value == math.inf and _COUNT_RE.match(str(text)) or _BYTES_RE.match(str(text)) and value == math.inf:
+        value = math.nextafter(math.inf, 0)  # a number typed too large for floating point: beyond every ceiling
     if not math.isfinite(value):
-        raise LlmplanError(f"{what} must be a finite number, got {text!r}")
+        raise LlmplanError(f"{what} must be a finite number, got {_short(text)!r}")
     if value < 0 or (value == 0 and not allow_zero):
         bound = "zero or more" if allow_zero else "greater than zero"
-        raise LlmplanError(f"{what} must be {bound}, got {text!r}")
+        raise LlmplanError(f"{what} must be {bound}, got {_short(text)!r}")
+    top, why = ceiling(what)
+    if value > top:
+        raise LlmplanError(f"{what} {_short(text)} is beyond what llmplan plans with: at most {top:g} ({why})")
     return value
+
+
+def _short(text) -> str:
+    text = str(text)
+    return text if len(text) <= 40 else f"{text[:12]}...{text[-6:]} ({len(text)} characters)"
 
 
 def parse_count(text: str | float | int, what: str = "count", allow_zero: bool = False) -> float:
@@ -62,8 +105,30 @@ def parse_count(text: str | float | int, what: str = "count", allow_zero: bool =
             f"cannot read {what} {raw!r}: use a number with an optional suffix k, M, B, T "
             "(e.g. 7B, 1.4T, 6.7e9, 175_000_000_000)"
         )
-    value = float(m.group(1).replace("_", "")) * _COUNT_SUFFIX[m.group(2).lower()]
+    value = _float(m.group(1), raw, what) * _COUNT_SUFFIX[m.group(2).lower()]
     return _check(value, raw, what, allow_zero)
+
+
+def _float(digits: str, raw: str, what: str) -> float:
+    try:
+        return float(digits.replace("_", ""))
+    except OverflowError:  # pragma: no cover (float() of a string gives inf, not an error)
+        raise LlmplanError(f"{what} must be a finite number, got {_short(raw)!r}") from None
+
+
+def parse_seq(text: str | float | int, what: str = "--seq") -> int:
+    """A context or sequence length: '32k' is 32,768 tokens and '1M' 1,048,576, as "32k context" means in the
+    field (model cards: 4k, 8k, 32k, 128k = 131,072); a plain number is exact ('32000' is 32,000)."""
+    raw = str(text)
+    m = _COUNT_RE.match(raw)
+    if m and m.group(2).lower() in ("k", "m"):
+        scale = 1024 if m.group(2).lower() == "k" else 1024 ** 2
+        value = _float(m.group(1), raw, what) * scale
+        _check(value, raw, what, False)
+        if abs(value - round(value)) > 1e-9 * value:
+            raise LlmplanError(f"{what} must be a whole number of tokens, got {raw!r}")
+        return int(round(value))
+    return parse_int_count(text, what)
 
 
 def parse_int_count(text: str | float | int, what: str = "count", allow_zero: bool = False) -> int:
@@ -88,7 +153,7 @@ def parse_bytes(text: str | float | int, what: str = "memory", allow_zero: bool 
         raise LlmplanError(
             f"cannot read {what} {raw!r}: use a number with a unit, GB/TB (decimal) or GiB/TiB (binary), e.g. 80GB"
         )
-    value = float(m.group(1).replace("_", "")) * _BYTE_SUFFIX[unit]
+    value = _float(m.group(1), raw, what) * _BYTE_SUFFIX[unit]
     return int(_check(value, raw, what, allow_zero))
 
 

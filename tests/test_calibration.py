@@ -70,7 +70,7 @@ def test_no_profile_at_all_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("content, why", [
-    ("{not json", "cannot read it as JSON"),
+    ("{not json", "is not valid JSON"),
     ("[1, 2]", "not a JSON object"),
     (json.dumps({"schema_version": 1, "kind": "llmplan.law"}), "kind is 'llmplan.law'"),
     (json.dumps({**profile(), "schema_version": 99}), "schema_version 99"),

@@ -109,11 +109,14 @@ def test_help_has_examples(cli):
     assert r.code == 0 and "Examples:" in r.stdout
 
 
-def test_seq_in_thousands_is_decimal_and_says_so(cli):
+def test_seq_in_k_is_binary_as_context_lengths_are_and_tokens_stay_decimal(cli):
+    # "32k context" is 32,768 tokens on model cards (Mistral 7B v0.2: 32768); a token budget stays decimal
     r = cli("memory", "--model", "mistral-7b", "--mode", "infer", "--seq", "32k", "--json")
-    assert r.code == 0 and r.json()["config"]["seq"] == 32_000
-    err = " ".join(r.stderr.split())  # the console may wrap the note
-    assert "read as 32,000 tokens" in err and "write 32768" in err
+    assert r.code == 0 and r.json()["config"]["seq"] == 32_768
+    assert cli("memory", "--model", "mistral-7b", "--mode", "infer", "--seq", "32000", "--json").json()[
+        "config"]["seq"] == 32_000
+    c = cli("compute", "--model", "llama-2-7b", "--tokens", "1.4T", "--seq", "4k", "--json")
+    assert c.code == 0 and c.json()["tokens"] == 1.4e12
 
 
 def test_zero_without_dp_is_pointed_out(cli):

@@ -101,57 +101,64 @@ def run_ladder(device: DeviceInfo, base: BenchConfig, budget_seconds: float, voc
     stopped, interrupted = "the largest rung was measured", False
     last: RunResult | None = None
     rungs = RUNGS[:max_rungs] if max_rungs else RUNGS
-    for hidden, layers in rungs:
-        spec = ladder_spec(hidden, layers, vocab, base.seq)
-        cfg = replace(base, spec=spec, layers=None, batch=batch)
-        if last is not None and last.step_seconds:
-            # The next rung's cost: its steps at the last step time scaled by model FLOPs per step, plus the last
-            # rung's warm-up beyond its steps (compilation, allocator growth), which does not grow with FLOPs.
-            from llmplan.estimate.flops import train_flops_per_token
+    try:  # Ctrl-C (or SIGTERM) anywhere between or inside rungs keeps the rungs measured
+        for hidden, layers in rungs:
+            spec = ladder_spec(hidden, layers, vocab, base.seq)
+            cfg = replace(base, spec=spec, layers=None, batch=batch)
+            if last is not None and last.step_seconds:
+                # The next rung's cost: its steps at the last step time scaled by model FLOPs per step, plus the last
+                # rung's warm-up beyond its steps (compilation, allocator growth), which does not grow with FLOPs.
+                from llmplan.estimate.flops import train_flops_per_token
 
-            scale = train_flops_per_token(spec, base.seq) / last.flops_per_token * (batch / last.batch)
-            steps = cfg.warmup_steps + cfg.timed_steps + (1 if cfg.count_memory and not cfg.compile else 0)
-            setup = max((last.warmup_seconds or 0.0) - cfg.warmup_steps * last.step_seconds, 0.0)
-            expected = scale * last.step_seconds * steps + setup
-            if time.monotonic() - t0 + expected > budget_seconds:
-                stopped = f"time budget: the next rung ({hidden} wide, {layers} layers) would take about " \
-                          f"{expected:.0f} s more"
-                break
-        predicted = predicted_bytes(cfg, device)
-        available = _available_bytes(device)
-        if predicted and predicted[0] and available and predicted[0] > 0.95 * available and device.kind != "cuda":
-            stopped = f"memory: the next rung needs about {predicted[0] / 2**30:.1f} GiB, " \
-                      f"{available / 2**30:.1f} GiB available"
-            break
-        try:
-            while True:
-                emit("start", {"spec": spec, "batch": cfg.batch, "seq": cfg.seq})
-                result = run_config(cfg, device, on_step=lambda phase: emit("step", {"phase": phase}))
-                runs.append(result)
-                emit("done", {"result": result})
-                if result.status == "ok" or cfg.batch == 1:
+                scale = train_flops_per_token(spec, base.seq) / last.flops_per_token * (batch / last.batch)
+                steps = cfg.warmup_steps + cfg.timed_steps + (1 if cfg.count_memory and not cfg.compile else 0)
+                setup = max((last.warmup_seconds or 0.0) - cfg.warmup_steps * last.step_seconds, 0.0)
+                expected = scale * last.step_seconds * steps + setup
+                if time.monotonic() - t0 + expected > budget_seconds:
+                    stopped = f"time budget: the next rung ({hidden} wide, {layers} layers) would take about " \
+                              f"{expected:.0f} s more"
                     break
-                notes.append(f"{spec.name} did not fit at batch {cfg.batch}; halving the micro-batch")
-                batch = cfg.batch // 2
-                cfg = replace(cfg, batch=batch)
-        except KeyboardInterrupt:
-            stopped, interrupted = "interrupted (Ctrl-C); the runs measured so far are kept", True
-            break
-        except Exception as exc:  # a failed compile or kernel: stop, keep what was measured, say why
-            stopped = f"failed on {spec.name}: {failure_text(exc)}"
-            break
-        if result.status != "ok":
-            stopped = f"memory: {spec.name} does not fit even at batch 1"
-            break
-        last = result
-        if time.monotonic() - t0 > budget_seconds:
-            stopped = "time budget reached"
-            break
+            predicted = predicted_bytes(cfg, device)
+            available = _available_bytes(device)
+            if predicted and predicted[0] and available and predicted[0] > 0.95 * available and device.kind != "cuda":
+                stopped = f"memory: the next rung needs about {predicted[0] / 2**30:.1f} GiB, " \
+                          f"{available / 2**30:.1f} GiB available"
+                break
+            try:
+                while True:
+                    emit("start", {"spec": spec, "batch": cfg.batch, "seq": cfg.seq})
+                    result = run_config(cfg, device, on_step=lambda phase: emit("step", {"phase": phase}))
+                    runs.append(result)
+                    emit("done", {"result": result})
+                    if result.status == "ok" or cfg.batch == 1:
+                        break
+                    notes.append(f"{spec.name} did not fit at batch {cfg.batch}; halving the micro-batch")
+                    batch = cfg.batch // 2
+                    cfg = replace(cfg, batch=batch)
+            except KeyboardInterrupt:
+                stopped, interrupted = "interrupted (Ctrl-C); the runs measured so far are kept", True
+                break
+            except Exception as exc:  # a failed compile or kernel: stop, keep what was measured, say why
+                stopped = f"failed on {spec.name}: {failure_text(exc)}"
+                break
+            if result.status != "ok":
+                stopped = f"memory: {spec.name} does not fit even at batch 1"
+                break
+            last = result
+            if time.monotonic() - t0 > budget_seconds:
+                stopped = "time budget reached"
+                break
+    except KeyboardInterrupt:
+        stopped, interrupted = "interrupted (Ctrl-C); the runs measured so far are kept", True
     noisy = [r.name for r in runs if r.status == "ok" and (r.step_spread_pct or 0) > NOISY_SPREAD_PCT]
     if noisy:
         notes.append(f"step times of {', '.join(noisy)} spread more than {NOISY_SPREAD_PCT:g}% (interquartile "
                      "range over median): the device was busy with other work, so the fit is unreliable")
-    fit, why = fit_runs(runs)
+    try:
+        fit, why = fit_runs(runs)
+    except KeyboardInterrupt:  # during the final fit: the runs stand without it
+        fit, why, interrupted = None, "no fit: interrupted during the fit", True
+        stopped = "interrupted (Ctrl-C) during the fit; the runs measured are kept"
     return LadderResult(runs=tuple(runs), fit=fit, fit_note=why, stopped=stopped, interrupted=interrupted,
                         elapsed_seconds=time.monotonic() - t0, budget_seconds=budget_seconds, notes=tuple(notes))
 

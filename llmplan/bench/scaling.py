@@ -323,10 +323,17 @@ def _sweep(corpus, recipe, device, n_budgets, per_budget, budget_seconds, max_bu
         interrupted = True
         progress.note(f"interrupted: keeping the {len(done)} finished runs")
 
-    fit = fit_runs(done, bootstrap)
+    fit, why_not = None, f"{len(done)} runs finished, {MIN_RUNS_TO_FIT} needed"
+    try:  # the finished runs survive whatever the fit does: no law for them, a Ctrl-C (again) during it
+        fit = fit_runs(done, bootstrap)
+    except LlmplanError as exc:
+        why_not = str(exc)
+    except KeyboardInterrupt:
+        interrupted, why_not = True, "interrupted during the fit"
+        progress.note("interrupted during the fit: keeping the finished runs")
     prediction = None
     if fit is None:
-        assumptions.append(f"no fit: {len(done)} runs finished, {MIN_RUNS_TO_FIT} needed")
+        assumptions.append(f"no fit: {why_not}")
     elif validate and not interrupted:
         budget = max(r.budget_flops for r in done)
         vrun = validation_run(budget, fit.optimal(VALIDATION_FACTOR * budget)[0], ladder, recipe)

@@ -24,6 +24,12 @@ def default_output_dir() -> Path:
 
 def check_output_paths(out: Path | None, save_law: Path | None) -> None:
     """Fail before any training when an output could not be written."""
+    from llmplan.files import check_path_text, check_writable_target
+
+    if out is not None:
+        check_path_text(out, "--out")
+    if save_law is not None:
+        check_writable_target(save_law, "--save-law")  # a regular file or a new path, never a device node
     if out is not None and out.exists() and not out.is_dir():
         raise LlmplanError(f"--out {out} is a file; give a folder (it is created if missing)")
     if save_law is not None:

@@ -40,6 +40,17 @@ def _positive_int(value: int | None, option: str) -> int | None:
     return value
 
 
+MAX_BUDGET_SECONDS = 7 * 86_400.0  # a week: a bench measures a machine, it does not train a model
+
+
+def check_budget_seconds(budget_seconds: float | None) -> None:
+    if budget_seconds is None:
+        return
+    if not (budget_seconds > 0 and budget_seconds <= MAX_BUDGET_SECONDS):
+        raise LlmplanError(f"--budget-seconds must be greater than zero and at most {MAX_BUDGET_SECONDS:,.0f} (a "
+                           f"week), got {budget_seconds:g}")
+
+
 def resolve_settings(model: str | None, layers: int | None, batch: int | None, seq: int | None, dtype: str | None,
                      device: str, attention: str, recompute: str, compile_: bool | None,
                      budget_seconds: float | None, quick: bool, steps: int | None, warmup: int | None,
@@ -58,10 +69,13 @@ def resolve_settings(model: str | None, layers: int | None, batch: int | None, s
         _positive_int(value, option)
     if warmup is not None and warmup < 0:
         raise LlmplanError(f"--warmup must be zero or more, got {warmup}")
-    if budget_seconds is not None and not budget_seconds > 0:
-        raise LlmplanError(f"--budget-seconds must be greater than zero, got {budget_seconds:g}")
+    check_budget_seconds(budget_seconds)
     if layers is not None and model is None:
         raise LlmplanError("--layers needs --model: it sets how many layers of that model to build")
+    if model:
+        from llmplan.files import check_model_text
+
+        check_model_text(model)
     spec = resolve_model(model) if model else None
     if spec is not None and spec.arch != "decoder":
         raise LlmplanError(f"the bench trains decoder-only models; {spec.name} is {spec.arch}")
@@ -140,12 +154,15 @@ def run_bench(settings: BenchSettings, on_event: Callable[[str, dict], None] | N
     else:
         runs, ext = run_model(dev, settings.base, settings.layers, on_event=on_event)
         fit, fit_note, notes = None, "no fit: one model's shape was measured (run without --model for a ladder)", []
+        measured = [r for r in runs if r.status == "ok"]
         stopped = "interrupted (Ctrl-C)" if ext.interrupted else f"failed: {ext.failure}" if ext.failure else \
-            "every depth was measured"
+            "every depth was measured" if len(measured) == len(runs) and runs else \
+            f"memory: {len(runs) - len(measured)} of {len(runs)} depths did not fit at batch {settings.base.batch}"
         interrupted = ext.interrupted
         extrapolation = ext
-    if stopped.startswith("failed") and not any(r.status == "ok" for r in runs):
-        raise RunError(f"the bench could not run on {dev.name}: {stopped}")
+    if not any(r.status == "ok" for r in runs) and not interrupted:  # nothing measured is a failed run
+        raise RunError(f"the bench measured nothing on {dev.name}: {stopped}" + (
+            "; lower --batch or --seq, or give fewer --layers" if stopped.startswith("memory") else ""))
     run_dicts = [r.as_dict() for r in runs]
     value, method = overhead(run_dicts, context)
     notes += sorted({n for r in runs for n in r.notes})

@@ -23,6 +23,20 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _sigterm_interrupts() -> None:
+    """SIGTERM (kill, a job scheduler, torchrun stopping its workers) is handled as Ctrl-C: a bench keeps and
+    prints what it measured instead of dying mid-write."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 # Each command lives in its own module, imported only when that command runs (or for the full --help), so that a
 # planner command pays for its own imports alone.
 COMMANDS = {
@@ -58,6 +72,7 @@ class LlmplanGroup(TyperGroup):
         return self.commands[name]
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        _sigterm_interrupts()
         try:
             code = super().main(args=args, prog_name=prog_name or "llmplan", complete_var=complete_var,
                                 standalone_mode=False, **extra)

@@ -66,6 +66,9 @@ class BenchProgress:
 def _check_path(path: Optional[Path], option: str, suffixes: tuple[str, ...] | None = None) -> Optional[Path]:
     if path is None:
         return None
+    from llmplan.files import check_writable_target
+
+    check_writable_target(path, option)  # a regular file or a new path, checked before anything is measured
     p = path.expanduser()
     if p.is_dir():
         raise LlmplanError(f"{option} {p} is a folder; give a file path")

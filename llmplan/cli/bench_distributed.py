@@ -69,8 +69,9 @@ def run_distributed(options: dict, strategy: str | None, nproc: int | None, out:
     if nproc is not None:
         if env is not None:
             raise LlmplanError("--nproc starts torchrun itself; under torchrun leave --nproc out")
-        if nproc < 1:
-            raise LlmplanError(f"--nproc must be at least 1, got {nproc}")
+        if not 1 <= nproc <= 1024:
+            shown = nproc if abs(nproc) < 10**12 else f"a number of {len(str(abs(nproc)))} digits"
+            raise LlmplanError(f"--nproc must be from 1 to 1024 (processes on this machine), got {shown}")
         _check_gpus(cfg, nproc)
         from llmplan.bench.launch import launch, strip_option
 

@@ -84,8 +84,9 @@ def run_scaling(quick: bool, budget_seconds: float | None, data: str | None, dev
     n_budgets, per_budget = budgets or mode["budgets"], sizes or mode["sizes"]
     if n_budgets < 2 or per_budget < 2:
         raise LlmplanError("a scaling sweep needs at least 2 budgets and 2 sizes per budget")
-    if budget_seconds is not None and budget_seconds <= 0:
-        raise LlmplanError(f"--budget-seconds must be greater than zero, got {budget_seconds}")
+    from llmplan.bench.settings import check_budget_seconds
+
+    check_budget_seconds(budget_seconds)
     if max_flops is not None and max_flops <= 0:
         raise LlmplanError(f"--max-flops must be greater than zero, got {max_flops}")
     out = out.expanduser() if out else scaling_io.default_output_dir()

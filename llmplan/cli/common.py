@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from llmplan.errors import LlmplanError
+from llmplan.files import check_model_text
 from llmplan.models import ModelSpec, resolve_model, spec_from_params
 from llmplan.units import parse_count
 
@@ -25,7 +26,7 @@ def model_from_options(model: Optional[str], params: Optional[str], arch: str = 
     if model and params:
         raise LlmplanError("give either --model or --params, not both")
     if model:
-        return resolve_model(model)
+        return resolve_model(check_model_text(model))
     if params:
         return spec_from_params(parse_count(params, "--params"), arch)
     if required:

@@ -15,7 +15,7 @@ from llmplan.estimate import timecost as tc
 from llmplan.estimate.flops import PRETRAIN_SEQ_CAP, RECOMPUTE, train_flops_per_token, training_flops
 from llmplan.hardware import GPU, match_gpu, parse_gpu
 from llmplan.models import count_params
-from llmplan.units import format_bytes, format_count, parse_count, parse_dtype, parse_int_count
+from llmplan.units import format_bytes, format_count, parse_count, parse_dtype, parse_int_count, parse_seq
 
 
 class Mode(str, Enum):
@@ -23,12 +23,15 @@ class Mode(str, Enum):
     infer = "infer"
 
 
-def _positive(value: Optional[float], option: str, minimum: float = 0.0, strict: bool = True) -> Optional[float]:
+def _positive(value: Optional[float], option: str, minimum: float = 0.0, strict: bool = True,
+              maximum: float = float("inf")) -> Optional[float]:
     if value is None:
         return None
     if value != value or value in (float("inf"), float("-inf")) or value < minimum or (strict and value == minimum):
         bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
         raise LlmplanError(f"{option} must be {bound}, got {value:g}")
+    if value > maximum:  # beyond it the answer leaves floating point or means nothing
+        raise LlmplanError(f"{option} must be at most {maximum:g}, got {value:g}")
     return value
 
 
@@ -104,7 +107,7 @@ def _seq(text: Optional[str], spec, notes: HeldNotes) -> int:
                       "the end); pass --seq to choose")
             return PRETRAIN_SEQ_CAP
         return spec.context
-    s = parse_int_count(text, "--seq")
+    s = parse_seq(text, "--seq")  # 32k = 32,768 tokens
     if s > spec.context:
         notes.add(f"--seq {s:,} is longer than {spec.name}'s context of {spec.context:,} tokens")
     return s
@@ -186,9 +189,10 @@ def compute(
         raise LlmplanError(f"unknown --recompute {recompute!r}; accepted: {', '.join(RECOMPUTE)}")
     if mfu is not None:
         tc.check_mfu(mfu)
-    _positive(price, "--price", 0.0, strict=False)
-    _positive(pue, "--pue", 1.0, strict=False)
-    _positive(days, "--days")
+        _positive(mfu, "--mfu", 1e-4, strict=False)  # below 0.01% a plan's time is beyond any run
+    _positive(price, "--price", 0.0, strict=False, maximum=1e6)  # a million per GPU-hour
+    _positive(pue, "--pue", 1.0, strict=False, maximum=10.0)  # real facilities: 1.1 to 2
+    _positive(days, "--days", maximum=36_525.0)  # a century
     n_gpus = parse_int_count(gpus, "--gpus") if gpus is not None else 1
     gpu = _gpu(gpu_name, profile)
     notes = HeldNotes()

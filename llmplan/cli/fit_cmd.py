@@ -11,15 +11,41 @@ import typer
 from llmplan.cli.app import command_app
 from llmplan.cli.common import JSON_OPTION
 from llmplan.errors import LlmplanError
+from llmplan.files import check_writable_target
 from llmplan.report.output import emit_json, kv_table, stdout_console, table
 from llmplan.units import format_count, format_flops, parse_count
+
+
+MAX_BOOTSTRAP = 100_000  # resamples; each is one L-BFGS refit (~10-50 ms), so 10^5 take about an hour at most
+
+
+def _shorten(n: int) -> str:
+    text = str(n)
+    return text if len(text) <= 24 else f"a number of {len(text.lstrip('-'))} digits"
 
 
 def _interval(fit, key: str, digits: int = 4) -> str:
     if not fit.intervals:
         return "-"
     lo, hi = fit.intervals[key]
+    if hi - lo <= 1e-12 * max(abs(lo), abs(hi), 1e-300):
+        return f"{lo:.{digits}g} in every resample (degenerate)"
     return f"[{lo:.{digits}g}, {hi:.{digits}g}]"
+
+
+def degenerate(fit) -> tuple[str, ...]:
+    """Constants not determined by the runs: on the edge of the search box, or with a zero-width interval."""
+    out = list(getattr(fit, "at_bounds", ()))
+    for key, (lo, hi) in (fit.intervals or {}).items():
+        if key in ("E", "A", "B", "alpha", "beta") and key not in out and \
+                hi - lo <= 1e-12 * max(abs(lo), abs(hi), 1e-300):
+            out.append(key)
+    return tuple(out)
+
+
+def _value(fit, key: str) -> str:
+    text = f"{getattr(fit, key):.4g}"
+    return f"{text} (undetermined)" if key in degenerate(fit) else text
 
 
 def _payload(runs, fit, at_flops: float, envelope, approach2) -> dict:
@@ -41,7 +67,7 @@ def _payload(runs, fit, at_flops: float, envelope, approach2) -> dict:
         "interval_level": fit.interval_level, "bootstrap_samples": fit.bootstrap_samples,
         "n_runs": fit.n_runs, "dropped": runs.dropped, "residual_rms": fit.residual_rms,
         "max_abs_residual": fit.max_abs_residual, "objective": fit.objective, "delta": fit.delta,
-        "starts": fit.starts, "grid_points": fit.grid_points,
+        "starts": fit.starts, "grid_points": fit.grid_points, "undetermined": list(degenerate(fit)),
         "at_flops": {"flops": at_flops, "params": n_opt, "tokens": d_opt, "tokens_per_param": d_opt / n_opt,
                      "loss": fit.loss(n_opt, d_opt)},
         "envelope": env, "approach2": a2, "source": runs.source, "tokens_from_flops": runs.tokens_from_flops,
@@ -53,7 +79,7 @@ def _render(runs, fit, at_flops: float, envelope, approach2) -> None:
     console = stdout_console()
     level = f"{fit.interval_level:.0%} bootstrap ({fit.bootstrap_samples} resamples)" if fit.intervals else \
         "no intervals (--bootstrap 0)"
-    rows = [[k, f"{getattr(fit, k):.4g}", _interval(fit, k)] for k in ("E", "A", "B", "alpha", "beta", "a", "b")]
+    rows = [[k, _value(fit, k), _interval(fit, k)] for k in ("E", "A", "B", "alpha", "beta", "a", "b")]
     console.print(table(f"L(N, D) = E + A/N^alpha + B/D^beta from {fit.n_runs} runs; a = beta/(alpha+beta), "
                         f"b = alpha/(alpha+beta)", ["constant", "value", level], rows))
     n_opt, d_opt = fit.optimal(at_flops)
@@ -131,11 +157,15 @@ def fit(
     budget = parse_count(at_flops, "--at-flops")
     if not (delta > 0 and delta < float("inf")):
         raise LlmplanError(f"--delta must be a finite number greater than zero, got {delta}")
-    if bootstrap < 0 or bootstrap == 1:
-        raise LlmplanError(f"--bootstrap must be 0 (no intervals) or at least 2, got {bootstrap}")
+    if bootstrap < 0 or bootstrap == 1 or bootstrap > MAX_BOOTSTRAP:
+        raise LlmplanError(f"--bootstrap must be 0 (no intervals) or 2 to {MAX_BOOTSTRAP:,} resamples (Besiroglu "
+                           f"et al. 2024 use 4,000), got {_shorten(bootstrap)}")
+    if not 0 <= seed < 2**63:
+        raise LlmplanError(f"--seed must be a whole number from 0 to 2^63 - 1, got {_shorten(seed)}")
     if not (isoflop_tol >= 0 and isoflop_tol < 10):
         raise LlmplanError(f"--isoflop-tol must be between 0 and 10 (a fraction of the budget), got {isoflop_tol}")
     if save is not None:
+        check_writable_target(save, "--save")  # a regular file or a new path, never a device node or FIFO
         if save.is_dir() or not os.path.isdir(os.path.dirname(os.path.abspath(save))):
             raise LlmplanError(f"--save {save}: give a file path in an existing folder")
     if plot is not None:
@@ -155,6 +185,11 @@ def fit(
         from llmplan.report.plot_fit import plot_fit
 
         plot_fit(str(plot), runs, law, envelope, approach2)
+    if degenerate(law):
+        from llmplan.report.output import warn
+
+        warn(f"the runs do not determine {', '.join(degenerate(law))} (on the edge of the search range or the same "
+             "in every resample): the law below is not a result to plan with")
     if as_json:
         emit_json(_payload(runs, law, budget, envelope, approach2))
     else:
@@ -167,6 +202,18 @@ def _bootstrap(bootstrap_chinchilla, runs, law, samples: int, seed: int):
 
     from llmplan.report.output import stderr_console
 
+    import time
+
+    # Say how long it will take before starting: time two refits first (a small cost against the whole).
+    t0 = time.perf_counter()
+    bootstrap_chinchilla(runs.params, runs.tokens, runs.losses, law, samples=2, seed=seed)
+    predicted = (time.perf_counter() - t0) / 2 * samples
+    if predicted > 10:
+        from llmplan.report.output import warn
+        from llmplan.units import format_seconds
+
+        warn(f"bootstrap: {samples:,} refits of {len(runs)} runs will take about {format_seconds(predicted)} "
+             "(Ctrl-C stops it; fewer --bootstrap resamples give rougher intervals sooner)")
     columns = (TextColumn("bootstrap"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=stderr_console(), transient=True) as bar:
         task = bar.add_task("bootstrap", total=samples)

@@ -16,7 +16,7 @@ from llmplan.estimate.memory import (DEFAULT_HEADROOM, DEFAULT_LORA_RANK, DTYPES
                                      MemoryConfig, estimate_memory, validate)
 from llmplan.estimate.shapes import LINEAR_MODULES
 from llmplan.report.output import emit_json, kv_table, note, stdout_console, warn
-from llmplan.units import format_bytes, format_count, parse_bytes, parse_dtype, parse_int_count
+from llmplan.units import format_bytes, format_count, parse_bytes, parse_dtype, parse_int_count, parse_seq
 
 _LORA_GROUPS = {"all": LINEAR_MODULES, "all-linear": LINEAR_MODULES, "attention": ("q", "k", "v", "o"),
                 "mlp": ("gate", "up", "down")}
@@ -88,7 +88,7 @@ def memory(
                               "the base weights' format (int4/int8 with their scales)."),
     batch: str = typer.Option("1", "--batch", "-b", help="Micro-batch per GPU (sequences)."),
     seq: Optional[str] = typer.Option(None, "--seq", "-s", help="Sequence length (inference: prompt + generated "
-                                      "tokens). Default: the model's context."),
+                                      "tokens); 32k is 32,768. Default: the model's context."),
     optimizer: str = typer.Option("adamw", "--optimizer", help="adamw | adam8bit | sgd | sgd-momentum | adafactor "
                                   "| lion."),
     recompute: str = typer.Option("none", "--recompute", help="Activation recomputation: none | selective | full."),
@@ -155,7 +155,7 @@ def memory(
     cfg = MemoryConfig(
         spec=spec, mode=_choice(mode, "--mode", ("train", "finetune", "lora", "qlora", "infer")),
         dtype=parse_dtype(dtype, DTYPES), batch=parse_int_count(batch, "--batch"),
-        seq=parse_int_count(seq, "--seq") if seq is not None else None,
+        seq=parse_seq(seq, "--seq") if seq is not None else None,
         optimizer=_choice(optimizer, "--optimizer", ("adamw", "adam8bit", "sgd", "sgd-momentum", "adafactor", "lion")),
         recompute=_choice(recompute, "--recompute", ("none", "selective", "full")),
         attention=_choice(attention, "--attention", ("flash", "eager")),
@@ -187,9 +187,6 @@ def memory(
         note("--sp has no effect without --tp")
     if cfg.zero and cfg.dp == 1:
         note(f"--zero {cfg.zero} with --dp 1 shards nothing; give --dp N (the data-parallel GPUs)")
-    if seq is not None and re.fullmatch(r"\s*\d+\s*[kK]\s*", seq):  # "32k" context usually means 32,768
-        note(f"--seq {seq.strip()} read as {cfg.seq:,} tokens (counts are decimal); for {cfg.seq // 1000} x 1024 "
-             f"write {cfg.seq // 1000 * 1024}")
     payload = _payload(spec.name, cfg, est, gpu_obj, fit, frac, room_bytes, profile_path)
     if as_json:
         emit_json(payload)

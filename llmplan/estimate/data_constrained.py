@@ -71,7 +71,7 @@ def point(law: ParametricLaw, params: float, tokens: float, unique_tokens: float
     """The data-constrained loss of training N parameters on D tokens drawn from U unique ones."""
     d_eff = effective_tokens(tokens, unique_tokens)
     n_eff = effective_params(law, params, unique_tokens, tokens)
-    loss = law.E + law.A / n_eff ** law.alpha + law.B / d_eff ** law.beta  # eq. 7
+    loss = law.loss(n_eff, d_eff)  # eq. 7: E + A/N'^alpha + B/D'^beta, in logs (no overflow)
     return DataConstrainedPoint(law.name, params, tokens, unique_tokens, tokens / unique_tokens,
                                 FLOPS_PER_PARAM_TOKEN * params * tokens, tokens / params, d_eff, n_eff, loss,
                                 law.loss(params, tokens))

@@ -45,15 +45,20 @@ class InferenceAwareResult:
 
 def tokens_for_loss(law: ParametricLaw, params: float, target_loss: float) -> float:
     """The D with L(N, D) = target: D = (B / (L - E - A/N^alpha))^(1/beta); inf where N alone cannot reach it."""
-    room = target_loss - law.E - law.A / params ** law.alpha
+    room = target_loss - law.E - law.params_term(params)
     if room <= 0:
         return math.inf
-    return (law.B / room) ** (1.0 / law.beta)
+    log_d = (math.log(law.B) - math.log(room)) / law.beta  # in logs: (B/room)^(1/beta) can pass 1e308
+    return math.exp(log_d) if log_d < 700 else math.inf
 
 
 def min_params_for_loss(law: ParametricLaw, target_loss: float) -> float:
     """The N below which no amount of data reaches the target: A/N^alpha = L - E."""
-    return (law.A / (target_loss - law.E)) ** (1.0 / law.alpha)
+    log_n = (math.log(law.A) - math.log(target_loss - law.E)) / law.alpha
+    if not -700 < log_n < 700:
+        raise LlmplanError(f"the {law.name} law reaches loss {target_loss:g} only at N = e^{log_n:.4g}, beyond any "
+                           "model: choose another target loss or law")
+    return math.exp(log_n)
 
 
 def compute_optimal_for_loss(law: ParametricLaw, target_loss: float) -> tuple[float, float]:

@@ -7,7 +7,6 @@ Every law uses C = 6 N D training FLOPs (Kaplan et al. 2020, section 2.1; Hoffma
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -108,9 +107,24 @@ class ParametricLaw(Law):
     beta: float = 0.0
 
     @property
+    def log_G(self) -> float:
+        # G = (alpha A / (beta B))^(1/(alpha+beta)) (Hoffmann et al. 2022, eq. 4), in logs: no overflow
+        return (math.log(self.alpha) + math.log(self.A) - math.log(self.beta) - math.log(self.B)) / (
+            self.alpha + self.beta)
+
+    @property
     def G(self) -> float:
-        # G = (alpha A / (beta B))^(1/(alpha+beta)) (Hoffmann et al. 2022, eq. 4)
-        return (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / (self.alpha + self.beta))
+        return self._exp(self.log_G, "G")
+
+    def _exp(self, log_value: float, what: str, may_vanish: bool = False) -> float:
+        """exp of a log-space result; beyond floating point is an error naming the law, not inf or 0."""
+        if may_vanish and log_value <= -700:
+            return 0.0
+        if not -700 < log_value < 700:
+            raise LlmplanError(f"the law {self.name} gives {what} = e^{log_value:.4g}, beyond any model or budget: "
+                               f"its constants (A {self.A:.3g}, B {self.B:.3g}, alpha {self.alpha:.3g}, beta "
+                               f"{self.beta:.3g}) are far from a real law")
+        return math.exp(log_value)
 
     @property
     def a(self) -> float:
@@ -123,23 +137,31 @@ class ParametricLaw(Law):
     def optimal(self, flops: float) -> tuple[float, float]:
         flops = _check_flops(flops)
         # N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b (Hoffmann et al. 2022, eq. 4); N_opt D_opt = C/6 exactly.
-        x = flops / FLOPS_PER_PARAM_TOKEN
-        n = self.G * x ** self.a
-        return n, x / n
+        log_x = math.log(flops / FLOPS_PER_PARAM_TOKEN)
+        log_n = self.log_G + self.a * log_x
+        return self._exp(log_n, "N_opt"), self._exp(log_x - log_n, "D_opt")
 
     def flops_for_params(self, params: float) -> float:
         params = _check_count(params, "a parameter count")
-        return FLOPS_PER_PARAM_TOKEN * (params / self.G) ** (1.0 / self.a)
+        log_x = (math.log(params) - self.log_G) / self.a
+        return FLOPS_PER_PARAM_TOKEN * self._exp(log_x, "C/6")
 
     def optimal_params_for_tokens(self, tokens: float) -> float:
         """The compute-optimal N for D training tokens: N = G (G D)^(beta/alpha) (inverse of eq. 4)."""
         tokens = _check_count(tokens, "a token count")
-        return self.G * (self.G * tokens) ** (self.beta / self.alpha)
+        return self._exp(self.log_G + (self.log_G + math.log(tokens)) * self.beta / self.alpha, "N_opt")
 
     def loss(self, params: float, tokens: float) -> float | None:
         params = _check_count(params, "a parameter count")
         tokens = _check_count(tokens, "a token count")
-        return self.E + self.A / params ** self.alpha + self.B / tokens ** self.beta
+        return self.E + self.params_term(params) + self.tokens_term(tokens)
+
+    def params_term(self, params: float) -> float:
+        # A/N^alpha as exp(log A - alpha log N): it underflows to 0 rather than overflowing N^alpha
+        return self._exp(math.log(self.A) - self.alpha * math.log(params), "A/N^alpha", True)
+
+    def tokens_term(self, tokens: float) -> float:
+        return self._exp(math.log(self.B) - self.beta * math.log(tokens), "B/D^beta", True)  # B/D^beta
 
     @property
     def has_loss(self) -> bool:
@@ -198,6 +220,12 @@ PUBLISHED: dict[str, Law] = {law.name: law for law in (RULE20, HOFFMANN, EPOCH, 
 COMPARED = ("rule20", "hoffmann", "epoch", "kaplan")  # shown side by side by default
 
 
+# What a law file may hold. Loss is in nats per token: E at most 20 (a uniform guess over 10^8 tokens is 18.4);
+# A and B from 1e-30 to 1e90 (llmplan fit's search box spans e^-50 to e^200 ~ 7e86); exponents from 0.01 (the loss
+# barely moves with scale) to 20 (fit's search bound). Beyond these, losses and frontiers leave floating point.
+LAW_BOUNDS = {"E": (0.0, 20.0), "A": (1e-30, 1e90), "B": (1e-30, 1e90), "alpha": (0.01, 20.0), "beta": (0.01, 20.0)}
+
+
 def law_names() -> tuple[str, ...]:
     return tuple(PUBLISHED)
 
@@ -207,8 +235,11 @@ def get_law(name_or_path: str | os.PathLike) -> Law:
     key = str(name_or_path).strip()
     if key.lower() in PUBLISHED:
         return PUBLISHED[key.lower()]
+    from llmplan.files import check_path_text
+
+    check_path_text(key, "--law")
     path = Path(key).expanduser()
-    if path.is_file():
+    if path.exists():
         return load_law_file(path)
     if key.lower().endswith(".json") or os.sep in key or "/" in key:
         raise LlmplanError(f"no law file at {str(path)!r}; write one with `llmplan fit --save` or `llmplan bench "
@@ -219,14 +250,10 @@ def get_law(name_or_path: str | os.PathLike) -> Law:
 
 def load_law_file(path: str | os.PathLike) -> ParametricLaw:
     """Read and validate a law.json: kind llmplan.law, form E + A/N^alpha + B/D^beta, finite constants."""
+    from llmplan.files import read_json
+
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LlmplanError(f"cannot read law file {str(path)!r}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise LlmplanError(f"law file {str(path)!r} is not JSON ({exc.msg}, line {exc.lineno}); expected the "
-                           "output of `llmplan fit --save`") from None
+    data = read_json(path, "law file")  # a regular file of bounded size and nesting
     if not isinstance(data, dict) or data.get("kind") != LAW_KIND:
         kind = data.get("kind") if isinstance(data, dict) else type(data).__name__
         raise LlmplanError(f"{str(path)!r} is not a law file (kind {kind!r}); expected kind {LAW_KIND!r} as "
@@ -242,10 +269,11 @@ def load_law_file(path: str | os.PathLike) -> ParametricLaw:
         raw = data.get(key)
         if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
             raise LlmplanError(f"law file {str(path)!r}: {key} must be a finite number, got {raw!r}")
-        lowest_ok = 0.0 if key == "E" else None
-        if (lowest_ok is not None and raw < 0) or (lowest_ok is None and raw <= 0):
-            bound = "zero or more" if key == "E" else "greater than zero"
-            raise LlmplanError(f"law file {str(path)!r}: {key} must be {bound}, got {raw!r}")
+        lo, hi = LAW_BOUNDS[key]
+        if not lo <= raw <= hi:
+            raise LlmplanError(f"law file {str(path)!r}: {key} = {raw:.6g} is outside {lo:g} to {hi:g}, the range "
+                               "in which a law describes language models (published fits: E 1.7-1.9, A and B "
+                               "400-2100, alpha and beta 0.28-0.37)")
         values[key] = float(raw)
     name = str(data.get("name") or path.stem)
     source = str(data.get("source") or f"fitted law from {path}")

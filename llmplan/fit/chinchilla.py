@@ -110,6 +110,7 @@ def objective_over_grid(grid, log_n, log_d, log_loss, delta: float = DEFAULT_DEL
     import numpy as np
 
     out = np.empty(len(grid))
+    chunk = max(1, min(chunk, 2**21 // max(1, len(log_n))))  # at most ~2 M values (16 MiB) per temporary array
     for i in range(0, len(grid), chunk):
         a, b, e, alpha, beta = (grid[i:i + chunk, j:j + 1] for j in range(5))
         lse = np.logaddexp(np.logaddexp(a - alpha * log_n, b - beta * log_d), e)
@@ -138,6 +139,7 @@ class ChinchillaFit:
     interval_level: float | None = None
     bootstrap_samples: int = 0
     assumptions: tuple[str, ...] = field(default_factory=tuple)
+    at_bounds: tuple[str, ...] = ()  # constants on the edge of the search box: undetermined by the runs
 
     @property
     def law(self):
@@ -198,14 +200,31 @@ def _logs(params, tokens, losses):
     return np.log(n), np.log(d), np.log(loss)
 
 
+# The box L-BFGS-B searches, (a, b, e, alpha, beta) with a = log A, b = log B, e = log E: every constant stays a
+# finite float (exp(200) ~ 7e86), far wider than any published fit (Hoffmann: a 6.0, b 6.0, e 0.53, alpha 0.34,
+# beta 0.28). An optimum on its edge means the runs do not determine that constant; the fit says so.
+BOUNDS = ((-50.0, 200.0), (-50.0, 200.0), (-50.0, math.log(20.0)), (0.0, 20.0), (0.0, 20.0))  # laws.LAW_BOUNDS
+THETA_NAMES = ("A", "B", "E", "alpha", "beta")
+MIN_EXPONENT = 1e-3  # a fitted exponent below this is the box's lower edge (0), not a law
+
+
 def _lbfgs(x0, logs, delta: float, tight: bool = False):
+    import numpy as np
     from scipy.optimize import minimize
 
     # The summed Huber objective is ~1e-3 near the optimum, with gradients far below scipy's default gtol (1e-5):
     # default tolerances stop L-BFGS early (Besiroglu et al. 2024, section 3), so both are set far tighter.
     options = {"ftol": 1e-15, "gtol": 1e-13, "maxiter": 5000} if tight else {"ftol": 1e-12, "gtol": 1e-10,
                                                                              "maxiter": 1000}
-    return minimize(objective_and_gradient, x0, args=(*logs, delta), jac=True, method="L-BFGS-B", options=options)
+    x0 = np.clip(np.asarray(x0, dtype=float), [lo for lo, _ in BOUNDS], [hi for _, hi in BOUNDS])
+    return minimize(objective_and_gradient, x0, args=(*logs, delta), jac=True, method="L-BFGS-B", bounds=BOUNDS,
+                    options=options)
+
+
+def at_bounds(theta) -> tuple[str, ...]:
+    """The constants whose fitted value sits on the edge of the search box (undetermined by the runs)."""
+    return tuple(name for name, x, (lo, hi) in zip(THETA_NAMES, theta, BOUNDS)
+                 if min(abs(x - lo), abs(x - hi)) < 1e-6 * max(1.0, abs(x)))
 
 
 def _result(theta, logs, delta: float, fun: float, starts: int, grid_points: int, converged: bool) -> ChinchillaFit:
@@ -219,10 +238,15 @@ def _result(theta, logs, delta: float, fun: float, starts: int, grid_points: int
                    f"of {grid_points} grid starts (Hoffmann et al. 2022, App. D.2)"]
     if alpha <= 0 or beta <= 0:
         assumptions.append("an exponent came out non-positive: the runs do not pin down the law")
+    edge = at_bounds(theta)
+    if edge:
+        assumptions.append(f"{', '.join(edge)} ended on the edge of the search range: the runs do not determine "
+                           f"{'it' if len(edge) == 1 else 'them'}, and the law is not a result to plan with; give "
+                           "runs that span more model sizes and token counts")
     return ChinchillaFit(**_theta_to_constants(theta), n_runs=len(log_n), delta=delta, objective=float(fun),
                          residual_rms=float(np.sqrt(np.mean(res ** 2))), max_abs_residual=float(np.abs(res).max()),
                          starts=starts, grid_points=grid_points, converged=converged,
-                         assumptions=tuple(assumptions))
+                         assumptions=tuple(assumptions), at_bounds=edge)
 
 
 def fit_chinchilla(params, tokens, losses, delta: float = DEFAULT_DELTA, starts: int = 32,
@@ -254,7 +278,7 @@ def fit_chinchilla(params, tokens, losses, delta: float = DEFAULT_DELTA, starts:
         raise LlmplanError("the fit failed from every starting point: check that the losses are final losses in "
                            "nats per token and that the runs span several sizes and token counts")
     alpha, beta = best.x[3], best.x[4]
-    if not (alpha > 0 and beta > 0):
+    if not (alpha > MIN_EXPONENT and beta > MIN_EXPONENT):  # on the box's edge at 0: loss flat in N or D
         raise LlmplanError(f"the runs do not determine E + A/N^alpha + B/D^beta: the best fit has alpha = "
                            f"{alpha:.3g}, beta = {beta:.3g} (both must be positive); give runs that span more model "
                            "sizes and token counts")
@@ -309,7 +333,12 @@ def law_document(fit: ChinchillaFit, name: str, source: str) -> dict:
 
 
 def write_law(path, fit: ChinchillaFit, name: str, source: str) -> None:
-    """Write law.json atomically (llmplan.report.files); the folder must exist."""
-    from llmplan.report.files import write_json
+    """Write law.json atomically (llmplan.files); the folder must exist."""
+    from llmplan.estimate.laws import LAW_BOUNDS
+    from llmplan.files import write_json
 
+    outside = [f"{k} = {v:.4g}" for k, v in fit.constants().items() if not LAW_BOUNDS[k][0] <= v <= LAW_BOUNDS[k][1]]
+    if outside:
+        raise LlmplanError(f"the fitted law is not saved: {', '.join(outside)} lies outside the range a law file "
+                           "may hold (the runs do not determine the law)")
     write_json(path, law_document(fit, name, source), create_folder=False)

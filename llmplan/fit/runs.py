@@ -7,6 +7,7 @@ Columns (header names are case-insensitive): `params` (N), `tokens` (D) or `flop
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ COLUMNS = {
     "flops": ("flops", "c", "compute", "training_flops"),
     "loss": ("loss", "l", "final_loss", "eval_loss"),
 }
+MAX_RUNS = 10_000  # the fit evaluates 4,500 starts over every run: 10^4 runs take seconds, 10^6 would take hours
+MAX_CSV_BYTES = 64 * 2**20
 ACCEPTED = "params, loss, and tokens or flops (D = C / (6 N))"
 
 
@@ -65,17 +68,20 @@ def _loss(text: str, where: str) -> float:
 
 def read_runs(path: str | os.PathLike, min_runs: int = 6) -> Runs:
     """Read and validate a runs CSV; LlmplanError says which row and column is wrong and what is accepted."""
+    from llmplan.files import read_text
+
     name = os.fspath(path)
+    text = read_text(name, "runs file", MAX_CSV_BYTES)  # a regular file of bounded size (no FIFO, no /dev/zero)
+    rows = []
     try:
-        with open(name, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.reader(fh))
-    except FileNotFoundError:
-        raise LlmplanError(f"no such runs file: {name}") from None
-    except IsADirectoryError:
-        raise LlmplanError(f"{name} is a folder: give a CSV file of runs") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        for r in csv.reader(io.StringIO(text, newline="")):
+            if any(cell.strip() for cell in r):
+                rows.append(r)
+                if len(rows) > MAX_RUNS + 1:
+                    raise LlmplanError(f"{name} holds more than {MAX_RUNS:,} runs; fit reads at most {MAX_RUNS:,} "
+                                       "(published fits use a few hundred): keep a subset of the rows")
+    except csv.Error as exc:
         raise LlmplanError(f"cannot read runs file {name}: {exc}") from None
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
     if not rows:
         raise LlmplanError(f"{name} is empty: give a CSV with a header row ({ACCEPTED})")
     header, body = rows[0], rows[1:]

@@ -15,6 +15,9 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 def check_plot_path(path: str) -> str:
     """Validate --plot before any work: a known image suffix and an existing folder."""
+    from llmplan.files import check_writable_target
+
+    check_writable_target(path, "--plot")  # a regular file or a new path; names within the file system's limits
     target = os.path.abspath(path)
     suffix = os.path.splitext(target)[1].lower()
     if suffix not in PLOT_SUFFIXES:
