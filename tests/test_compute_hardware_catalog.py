@@ -13,13 +13,24 @@ SPARSE_DATASHEET = {
     "H100-PCIe": {"bf16": 1513, "fp16": 1513, "tf32": 756, "fp8": 3026, "int8": 3026},
     "H100-NVL": {"bf16": 1671, "fp16": 1671, "tf32": 835, "fp8": 3341},
     "H200": {"bf16": 1979, "fp16": 1979, "tf32": 989, "fp8": 3958, "int8": 3958},
-    "B200": {"bf16": 4500, "fp16": 4500, "tf32": 2200, "fp8": 9000, "int8": 9000},
     "L4": {"bf16": 242, "fp16": 242, "tf32": 120, "fp8": 485, "int8": 485},
     "A10": {"bf16": 250, "fp16": 250, "tf32": 125, "int8": 500},
     "A10G": {"bf16": 140, "fp16": 140, "int8": 280},
     "RTX-3090": {"bf16": 142, "fp16": 142},
     "RTX-4090": {"bf16": 330.4, "fp16": 330.4, "fp8": 660.6, "int8": 1321.2},
     "MI300X": {"bf16": 2614.9, "fp16": 2614.9, "fp8": 5229.8},
+    "MI325X": {"bf16": 2614.9, "fp8": 5229.8},
+    "H800": {"bf16": 1979, "fp8": 3958},
+    # HGX B300 and B200 datasheets, per GPU (fp4 144 PFLOPS sparse over 8 GPUs). Blackwell Ultra's dense fp4 is
+    # 105/144 of its sparse figure, not half, so B300 and GB300 fp4 are checked against the dense figure instead.
+    "B200": {"bf16": 4500, "fp16": 4500, "tf32": 2200, "fp8": 9000, "int8": 9000, "fp4": 18000},
+    "B300": {"bf16": 4500, "fp8": 9000},
+    # GB200 / GB300 NVL72 datasheets, per GPU: rack figures with sparsity over 72 GPUs
+    "GB200-NVL72": {"bf16": 5000, "fp8": 10000, "fp4": 20000},
+    "GB300-NVL72": {"bf16": 5000, "fp8": 10000},
+    "MI355X": {"bf16": 5033.2, "fp8": 10066.4},
+    "Trainium2": {"bf16": 2563, "fp8": 2563},
+    "RTX-5090": {"bf16": 838, "fp4": 3352},
 }
 
 
@@ -38,6 +49,16 @@ DENSE = [
     ("H200", "bf16", 989.4), ("MI300X", "bf16", 1307.4), ("B200", "bf16", 2250), ("L4", "bf16", 121),
     ("A10", "bf16", 125), ("A10G", "bf16", 70), ("TPU-v4", "bf16", 275), ("TPU-v5e", "bf16", 197),
     ("TPU-v5p", "bf16", 459),
+    # new devices, each the dense figure its source states (or its sparse figure halved, as stated there)
+    ("H800", "bf16", 989.4), ("H20", "bf16", 148), ("H20", "fp8", 296), ("GH200-96GB", "fp8", 1978.9),
+    ("B200", "fp4", 9000),  # HGX B200: 72 PFLOPS dense fp4 over 8 GPUs
+    ("B300", "fp4", 13125),  # HGX B300: 105 PFLOPS dense fp4 over 8 GPUs
+    ("GB200-NVL72", "bf16", 2500), ("GB200-NVL72", "fp4", 10000),  # 360 and 1,440 PFLOPS sparse over 72
+    ("GB300-NVL72", "fp4", 15000),  # 1,080 PFLOPS dense fp4 over 72
+    ("MI325X", "fp8", 2614.9), ("MI355X", "fp8", 5033.2), ("MI355X", "fp4", 10066.3),
+    ("Gaudi-3", "bf16", 1835), ("Gaudi-3", "fp8", 1835), ("TPU-v6e", "bf16", 918), ("TPU-v7", "bf16", 2307),
+    ("TPU-v7", "fp8", 4614), ("Trainium2", "bf16", 667), ("Trainium2", "fp8", 1299), ("RTX-5090", "bf16", 209.5),
+    ("RTX-5090", "fp4", 1676),
 ]
 
 

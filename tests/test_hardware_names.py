@@ -21,8 +21,21 @@ def test_loose_names(text, name):
 
 
 def test_a_longer_name_is_not_taken_for_a_shorter_one():
-    # GH200 is not an H200 (96 or 144 GB, another power envelope): no match rather than a wrong one.
-    assert match_gpu("NVIDIA GH200 480GB") is None
+    # GH200 is not an H200 (96 or 144 GB, another power envelope). nvidia-smi names the 96 GB HBM3 part after the
+    # Grace CPU's 480 GB of LPDDR5X; it is its own entry now, never the H200.
+    assert match_gpu("NVIDIA GH200 480GB").name == "GH200-96GB"
+    assert match_gpu("NVIDIA GH200 144G HBM3e").name == "GH200-144GB"
+    assert match_gpu("NVIDIA H200").name == "H200" and match_gpu("gh200").name != "H200"
+
+
+@pytest.mark.parametrize("text,name", [
+    ("h800", "H800"), ("NVIDIA H20", "H20"), ("b300", "B300"), ("gb200", "GB200-NVL72"), ("GB300", "GB300-NVL72"),
+    ("AMD Instinct MI325X", "MI325X"), ("mi355x", "MI355X"), ("Intel Gaudi 3", "Gaudi-3"), ("gaudi3", "Gaudi-3"),
+    ("v6e", "TPU-v6e"), ("trillium", "TPU-v6e"), ("tpu7x", "TPU-v7"), ("ironwood", "TPU-v7"), ("trn2", "Trainium2"),
+    ("NVIDIA GeForce RTX 5090", "RTX-5090"),
+])
+def test_new_devices_by_the_names_people_use(text, name):
+    assert get_gpu(text).name == name
 
 
 def test_48gb_cards_from_their_datasheets():

@@ -52,6 +52,22 @@ NETWORK = [
     ("TPU-v5e", 256, 200, 3.125, None),
     # TPU v5p doc: bidirectional ICI 1200 GBps per chip, largest slice 6144 chips, DCN 50 Gbps per chip
     ("TPU-v5p", 6144, 600, 6.25, None),
+    # H800 datasheet: NVLink 400 GB/s; DeepSeek-V3 report: IB 50 GB/s per GPU
+    ("H800", 8, 200, 50, 64),
+    # GB200 NVL72: 130 TB/s NVLink over 72 GPUs, one 400 Gb/s ConnectX-7 per GPU
+    ("GB200-NVL72", 72, 900, 50, None),
+    # GB300 NVL72: 130 TB/s over 72 GPUs, 72 ConnectX-8 at 800 Gb/s; HGX B300: networking 1.6 TB/s over 8 GPUs
+    ("GB300-NVL72", 72, 900, 100, None), ("B300", 8, 900, 100, None),
+    # MI355X platform: 7 links of 153.6 GB/s bidirectional, full mesh of 8
+    ("MI355X", 8, 537.6, None, 64),
+    # Gaudi 3: 21 of 24 200 GbE ports to the 7 peers, 3 to scale-out; PCIe Gen5 x16 128 GB/s bidirectional
+    ("Gaudi-3", 8, 525, 75, 64),
+    # TPU v6e doc: ICI 800 GBps bidirectional, 256-chip pod, DCN 100 Gbps per chip; TPU7x: ICI 1200, 9216 chips
+    ("TPU-v6e", 256, 400, 12.5, None), ("TPU-v7", 9216, 600, 12.5, None),
+    # Trn2 doc: 16 chips per instance, NeuronLink-v3 1,024 GB/s per device (halved), EFA 3,200 Gbps per 16 chips
+    ("Trainium2", 16, 512, 25, None),
+    # GH200: one superchip per server, no scale-up domain until an NVLink-switch system joins them
+    ("GH200-96GB", 1, None, None, None),
 ]
 
 

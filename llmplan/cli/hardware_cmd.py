@@ -34,16 +34,19 @@ def gpu_summary(g: GPU) -> dict:
     }
 
 
-def _rate(v: float | None, bits: bool = False) -> str:
+def _rate(v: float | None, bits: bool = False, missing: str = "not given (see network)") -> str:
     if not v:
-        return "not published"
+        return missing
     text = f"{v / 1e9:.4g} GB/s per GPU, each way"
     return f"{text} ({v * 8 / 1e9:.4g} Gb/s)" if bits else text
 
 
 def _tf(g: GPU, dtype: str, digits: int = 6) -> str:
     v = g.peak_flops.get(dtype)
-    return f"{v / 1e12:.{digits}g}" if v else "-"
+    if not v:
+        return "-"
+    t = v / 1e12
+    return f"{t:.0f}" if t >= 10**digits else f"{t:.{digits}g}"  # 13125, not 1.312e+04
 
 
 app = command_app()
@@ -86,7 +89,8 @@ def hardware(
         rows += [("HBM bandwidth", f"{g.bandwidth_bytes_per_s / 1e12:g} TB/s" if g.bandwidth_bytes_per_s
                   else "not published"),
                  ("scale-up domain", f"{g.nvlink_domain_gpus} GPUs" if g.nvlink_domain_gpus > 1 else "none (1 GPU)"),
-                 ("scale-up bandwidth", _rate(g.scaleup_bandwidth_bytes_per_s)),
+                 ("scale-up bandwidth", _rate(g.scaleup_bandwidth_bytes_per_s, missing="none" if
+                                              g.nvlink_domain_gpus == 1 else "not given (see network)")),
                  ("scale-out (NIC)", _rate(g.scaleout_bandwidth_bytes_per_s, bits=True)),
                  ("host link (PCIe)", _rate(g.pcie_bandwidth_bytes_per_s)),
                  ("power", f"{g.power_watts:g} W" if g.power_watts else "not published")]
