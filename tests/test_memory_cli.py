@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-KEYS = {"weights", "gradients", "optimizer", "activations", "kv_cache", "overhead"}
+KEYS = {"weights", "gradients", "optimizer", "activations", "kv_cache", "state", "overhead"}
 
 
 def test_json_keys_and_integers(cli):

@@ -83,9 +83,11 @@ def memory(
     params: Optional[str] = PARAMS_OPTION,
     arch: str = ARCH_OPTION,
     mode: str = typer.Option("train", "--mode", help="train | finetune (full) | lora | qlora | infer."),
-    dtype: str = typer.Option("bf16", "--dtype", help="fp32 | fp16 | bf16 | int8 | int4 | fp8. Training: fp32 is "
-                              "pure fp32, fp16/bf16/fp8 mixed precision with fp32 master weights. LoRA/inference: "
-                              "the base weights' format (int4/int8 with their scales)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32 | fp16 | bf16 | int8 | int4 | fp8 (default "
+                                        "bf16). Training: fp32 is pure fp32, fp16/bf16/fp8 mixed precision with "
+                                        "fp32 master weights. LoRA/inference: the base weights' format (int4/int8 "
+                                        "with their scales); inference defaults to the checkpoint's stored format "
+                                        "where the model has one (DeepSeek-V3 fp8, gpt-oss MXFP4 experts)."),
     batch: str = typer.Option("1", "--batch", "-b", help="Micro-batch per GPU (sequences)."),
     seq: Optional[str] = typer.Option(None, "--seq", "-s", help="Sequence length (inference: prompt + generated "
                                       "tokens); 32k is 32,768. Default: the model's context."),
@@ -99,6 +101,8 @@ def memory(
     fsdp: bool = typer.Option(False, "--fsdp", help="FSDP full sharding (= --zero 3)."),
     tp: str = typer.Option("1", "--tp", help="Tensor-parallel GPUs (must divide the attention heads)."),
     pp: str = typer.Option("1", "--pp", help="Pipeline stages (must divide the layers)."),
+    ep: str = typer.Option("1", "--ep", help="Expert parallelism: routed experts split over N GPUs (must divide "
+                           "the experts; training: drawn from --dp, which must be a multiple of N)."),
     sp: bool = typer.Option(False, "--sp", help="Sequence parallelism with --tp (Korthikanti et al. 2022)."),
     offload: str = typer.Option("none", "--offload", help="none | optimizer | params: what moves to CPU memory."),
     lora_rank: str = typer.Option(str(DEFAULT_LORA_RANK), "--lora-rank", help="LoRA rank r."),
@@ -144,6 +148,8 @@ def memory(
       llmplan memory --model llama-2-7b --mode qlora --lora-rank 64 --seq 2048 --gpu rtx4090
 
       llmplan memory --model mistral-7b --mode infer --seq 32k --batch 8 --kv-dtype fp8 --json
+
+      llmplan memory --model mixtral-8x7b --dp 8 --ep 8 --zero 1 --seq 4096 --gpu h100
     """
     spec = model_from_options(model, params, arch)
     zero_stage = _zero(zero)
@@ -154,19 +160,21 @@ def memory(
     frac, room_bytes = parse_headroom(headroom)
     cfg = MemoryConfig(
         spec=spec, mode=_choice(mode, "--mode", ("train", "finetune", "lora", "qlora", "infer")),
-        dtype=parse_dtype(dtype, DTYPES), batch=parse_int_count(batch, "--batch"),
+        dtype=parse_dtype(dtype, DTYPES) if dtype else "bf16", batch=parse_int_count(batch, "--batch"),
         seq=parse_seq(seq, "--seq") if seq is not None else None,
         optimizer=_choice(optimizer, "--optimizer", ("adamw", "adam8bit", "sgd", "sgd-momentum", "adafactor", "lion")),
         recompute=_choice(recompute, "--recompute", ("none", "selective", "full")),
         attention=_choice(attention, "--attention", ("flash", "eager")),
         dp=parse_int_count(dp, "--dp"), zero=zero_stage, tp=parse_int_count(tp, "--tp"),
-        pp=parse_int_count(pp, "--pp"), sp=sp, offload=_choice(offload, "--offload", ("none", "optimizer", "params")),
+        pp=parse_int_count(pp, "--pp"), ep=parse_int_count(ep, "--ep"), sp=sp,
+        offload=_choice(offload, "--offload", ("none", "optimizer", "params")),
         lora_rank=parse_int_count(lora_rank, "--lora-rank"), lora_targets=parse_targets(lora_targets),
         adapter_dtype=_choice(adapter_dtype, "--adapter-dtype", ("fp32", "bf16", "fp16")),
         kv_dtype=parse_dtype(kv_dtype, KV_DTYPES) if kv_dtype else None, beams=parse_int_count(beams, "--beams"),
         grad_dtype=_choice(grad_dtype, "--grad-dtype", ("auto", "fp32", "bf16", "fp16")), amp=amp, dropout=dropout,
         impl=_choice(impl, "--impl", ("fused", "pytorch", "pytorch-cuda")),
         quant_group=parse_int_count(quant_group, "--quant-group") if quant_group else None,
+        stored_weights=dtype is None,
     )
     gpu_obj = gpu_or_size(gpu) if gpu else None
     profile_path = None
@@ -204,12 +212,15 @@ def _payload(name, cfg, est, gpu, fit, frac, room_bytes, profile_path) -> dict:
         "rule_of_thumb": {"bytes": est.rule_of_thumb_bytes, "rule": est.rule_of_thumb},
         "config": {"mode": cfg.mode, "dtype": cfg.dtype, "batch": cfg.batch, "seq": est.seq,
                    "optimizer": cfg.optimizer, "recompute": cfg.recompute, "attention": cfg.attention, "dp": cfg.dp,
-                   "zero": cfg.zero, "tp": cfg.tp, "pp": cfg.pp, "sp": cfg.sp, "offload": cfg.offload,
+                   "zero": cfg.zero, "tp": cfg.tp, "pp": cfg.pp, "ep": cfg.ep, "sp": cfg.sp, "offload": cfg.offload,
                    "lora_rank": cfg.lora_rank if cfg.mode in ("lora", "qlora") else None,
                    "lora_targets": list(cfg.lora_targets) if cfg.mode in ("lora", "qlora") else None,
                    "adapter_dtype": cfg.adapter_dtype if cfg.mode in ("lora", "qlora") else None,
                    "kv_dtype": cfg.kv_dtype, "beams": cfg.beams, "grad_dtype": cfg.grad_dtype, "amp": cfg.amp,
                    "dropout": cfg.dropout, "impl": cfg.impl},
+        "layer_kinds": est.layer_kinds,
+        "weight_format": (cfg.spec.weight_format.label if cfg.stored_weights and cfg.mode == "infer"
+                          and cfg.spec.weight_format else cfg.dtype),
         "profile": profile_path,
         "assumptions": list(est.assumptions),
     }
@@ -232,9 +243,19 @@ def _render(name, cfg, est, gpu, fit, decimal: bool, headroom: str = "") -> None
         return format_bytes(n, decimal=decimal)
 
     labels = {"weights": "weights", "gradients": "gradients", "optimizer": "optimizer states",
-              "activations": "activations", "kv_cache": "KV cache", "overhead": "runtime overhead"}
+              "activations": "activations", "kv_cache": "KV cache", "state": "recurrent state",
+              "overhead": "runtime overhead"}
+    kinds = est.layer_kinds
+    attn = {k: n for k, n in kinds.items() if k not in ("mamba2", "gated_deltanet")}
+    rec = {k: n for k, n in kinds.items() if k in ("mamba2", "gated_deltanet")}
+    if attn:
+        labels["kv_cache"] = f"KV cache ({_kinds_text(attn)})"
+    if rec:
+        labels["state"] = f"recurrent state ({_kinds_text(rec)})"
     rows = []
     for k, v in est.breakdown.items():
+        if k == "state" and not v and not rec:
+            continue
         rows.append((labels[k], fb(v)))
         if k == "activations" and v:
             rows += _activation_rows(cfg, est, fb)
@@ -267,6 +288,12 @@ def _render(name, cfg, est, gpu, fit, decimal: bool, headroom: str = "") -> None
             console.print(lead + fit.suggestion)
     for a in est.assumptions:
         console.print(f"[dim]assumption:[/dim] {a}")
+
+
+def _kinds_text(kinds: dict[str, int]) -> str:
+    """'21 sliding + 21 full layers', '61 MLA layers'."""
+    names = {"mla": "MLA", "mamba2": "Mamba-2", "gated_deltanet": "DeltaNet"}
+    return " + ".join(f"{n} {names.get(k, k)}" for k, n in kinds.items()) + " layers"
 
 
 def _activation_rows(cfg, est, fb) -> list[tuple[str, str]]:

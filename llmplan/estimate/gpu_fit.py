@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from llmplan.estimate.memory import DEFAULT_HEADROOM, MemoryConfig, estimate_memory, validate
+from llmplan.estimate.shapes import tp_options
 from llmplan.models.spec import ModelSpec
 
 
@@ -27,21 +28,23 @@ def _fits(cfg: MemoryConfig, usable: int) -> bool:
 
 
 def _smallest_dp(cfg: MemoryConfig, usable: int, limit: int = 1 << 20) -> int | None:
-    if not _fits(replace(cfg, dp=limit), usable):
+    """The fewest data-parallel GPUs that fit; with expert parallelism in training, a multiple of --ep (the
+    expert-parallel group is drawn from the data-parallel ranks)."""
+    step = cfg.ep if cfg.mode != "infer" else 1
+    if not _fits(replace(cfg, dp=limit // step * step), usable):
         return None
-    lo, hi = 1, limit
+    lo, hi = 1, limit // step
     while lo < hi:
         mid = (lo + hi) // 2
-        if _fits(replace(cfg, dp=mid), usable):
+        if _fits(replace(cfg, dp=mid * step), usable):
             hi = mid
         else:
             lo = mid + 1
-    return lo
+    return lo * step
 
 
 def _tp_options(spec: ModelSpec) -> list[int]:
-    return [t for t in range(1, spec.heads + 1) if spec.heads % t == 0 and spec.ffn % t == 0
-            and (spec.n_kv_heads % t == 0 or t % spec.n_kv_heads == 0)]
+    return tp_options(spec)
 
 
 def fit_on_gpu(cfg: MemoryConfig, memory_bytes: int, headroom: float = DEFAULT_HEADROOM,

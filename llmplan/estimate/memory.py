@@ -14,9 +14,9 @@ from llmplan.errors import LlmplanError
 from llmplan.estimate.activations import ActivationConfig, activation_memory, inference_activation_bytes
 from llmplan.estimate.optimizers import (OPTIMIZERS, TRAIN_DTYPES, adafactor_state_bytes, adapter_adafactor_bytes,
                                          adapter_state_bytes, check_optimizer, state_bytes)
-from llmplan.estimate.quantization import raw_weight_bytes, weight_storage
+from llmplan.estimate.quantization import raw_weight_bytes, stored_weight_bytes, weight_storage
 from llmplan.estimate.kvcache import cache_bytes
-from llmplan.estimate.shapes import LINEAR_MODULES, block_linears, kv_heads_per_gpu, stage_params
+from llmplan.estimate.shapes import LINEAR_MODULES, block_linears, check_ep, stage_params, tp_problem
 from llmplan.models.params import count_params
 from llmplan.models.spec import ModelSpec
 from llmplan.units import DTYPE_BYTES, GiB
@@ -50,6 +50,7 @@ class MemoryConfig:
     zero: int = 0                       # 3 = FSDP full sharding
     tp: int = 1
     pp: int = 1
+    ep: int = 1                         # expert parallelism: routed experts / ep on each GPU
     sp: bool = False
     offload: str = "none"
     lora_rank: int = DEFAULT_LORA_RANK
@@ -65,6 +66,7 @@ class MemoryConfig:
     quant_group: int | None = None      # int4 group size (default 128)
     measured_overhead_bytes: int | None = None  # from a calibration profile
     overhead_source: str = ""
+    stored_weights: bool = False        # inference: weights in the checkpoint's stored format (spec.weight_format)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class MemoryEstimate:
     params: int
     trainable_params: int
     breakdown: dict[str, int] = field(hash=False)   # bytes per GPU: weights, gradients, optimizer, activations,
-                                                    # kv_cache, overhead
+                                                    # kv_cache, state (recurrent layers), overhead
     total_bytes: int                                # their sum
     cpu_bytes: int                                  # host memory per GPU for offloaded states
     stage: str                                      # the pipeline stage reported: "only", "first" or "last"
@@ -83,6 +85,7 @@ class MemoryEstimate:
     rule_of_thumb_bytes: int | None
     rule_of_thumb: str
     assumptions: tuple[str, ...]
+    layer_kinds: dict[str, int] = field(default_factory=dict, hash=False)  # cache layers of each kind (inference)
 
     @property
     def model_states_bytes(self) -> int:
@@ -115,7 +118,7 @@ def validate(cfg: MemoryConfig) -> MemoryConfig:
     check_optimizer(cfg.optimizer)
     if cfg.amp and (cfg.mode not in ("train", "finetune") or cfg.dtype not in ("fp16", "bf16")):
         raise _bad("--amp (PyTorch autocast) applies to --mode train/finetune with --dtype fp16 or bf16")
-    for name in ("batch", "dp", "tp", "pp", "beams"):
+    for name in ("batch", "dp", "tp", "pp", "ep", "beams"):
         value = getattr(cfg, name)
         if not isinstance(value, int) or value < 1:
             raise _bad(f"--{name} must be a whole number of at least 1, got {value!r}")
@@ -126,13 +129,10 @@ def validate(cfg: MemoryConfig) -> MemoryConfig:
         raise _bad(f"--zero must be 0, 1, 2 or 3 (3 is FSDP full sharding), got {cfg.zero!r}")
     if cfg.offload not in OFFLOADS:
         raise _bad(f"unknown offload {cfg.offload!r}; accepted: {', '.join(OFFLOADS)}")
-    if spec.heads % cfg.tp:
-        raise _bad(f"--tp {cfg.tp} does not divide the {spec.heads} attention heads of {spec.name}; "
-                   f"use a divisor of {spec.heads}")
-    if spec.ffn % cfg.tp:
-        raise _bad(f"--tp {cfg.tp} does not divide the feed-forward size {spec.ffn} of {spec.name}")
-    if spec.n_kv_heads % cfg.tp and cfg.tp % spec.n_kv_heads:
-        raise _bad(f"--tp {cfg.tp} neither divides nor is a multiple of the {spec.n_kv_heads} key/value heads")
+    problem = tp_problem(spec, cfg.tp)
+    if problem:
+        raise _bad(problem)
+    check_ep(spec, cfg.ep, cfg.dp if cfg.mode != "infer" else None)
     if spec.total_layers % cfg.pp:
         raise _bad(f"--pp {cfg.pp} does not divide the {spec.total_layers} layers of {spec.name}")
     if cfg.mode == "infer":
@@ -174,11 +174,11 @@ def default_dropout(spec: ModelSpec) -> bool:
 def adapter_params(spec: ModelSpec, rank: int, targets: tuple[str, ...]) -> float:
     """LoRA (Hu et al. 2021): A (r x d_in) and B (d_out x r) per targeted matrix: r (d_in + d_out) parameters."""
     mats = block_linears(spec)
-    return sum(rank * (m.d_in + m.d_out) * m.count for k, m in mats.items() if k in targets)
+    return sum(rank * (m.d_in + m.d_out) * m.count for m in mats if m.targeted(targets))
 
 
 def kv_cache_bytes(spec: ModelSpec, tokens: int, batch: int, kv_dtype: str = "bf16", beams: int = 1,
-                   tp: int = 1, pp: int = 1, encoder_tokens: int | None = None) -> int:
+                   tp: int = 1, pp: int = 1, encoder_tokens: int | None = None) -> int:  # KV + recurrent state
     """KV cache and recurrent state on one GPU, x beams (llmplan.estimate.kvcache: per layer kind; tp splits heads,
     pp splits layers). Encoder-decoder decoders also cache the cross-attention K/V of the encoder output."""
     return cache_bytes(spec, tokens, batch * beams, kv_dtype, tp=tp, pp=pp, encoder_tokens=encoder_tokens).total_bytes
@@ -208,7 +208,7 @@ def _stage_states(cfg: MemoryConfig, params_on_gpu: float, trainable_on_gpu: flo
             ada = None
             if cfg.optimizer == "adafactor":
                 mats = block_linears(spec)
-                m = next(iter(mats.values()))
+                m = mats[0]
                 ada = adapter_adafactor_bytes(m.d_in, m.d_out, cfg.lora_rank)
             sb = adapter_state_bytes(cfg.optimizer, ada, cfg.adapter_dtype)
             weights += trainable_on_gpu * sb.weights
@@ -233,22 +233,40 @@ def estimate_memory(cfg: MemoryConfig) -> MemoryEstimate:
     notes: list[str] = list(spec.assumptions)
     total_params = count_params(spec).total
     p = 4.0 if cfg.dtype == "fp32" else 2.0
-    stages = stage_params(spec, cfg.tp, cfg.pp)
+    stages = stage_params(spec, cfg.tp, cfg.pp, cfg.ep)
+    stored = cfg.stored_weights and cfg.mode == "infer" and spec.weight_format is not None
     lora = cfg.mode in ("lora", "qlora")
     adapters = adapter_params(spec, cfg.lora_rank, cfg.lora_targets) if lora else 0.0
     trainable_total = adapters if lora else (0.0 if cfg.mode == "infer" else float(total_params))
     adapters_gpu = adapters / cfg.tp / cfg.pp  # adapters sit on the block linears: split like them
 
-    def states(params_stage: float) -> tuple[float, float, float]:
-        trainable = adapters_gpu if lora else (0.0 if cfg.mode == "infer" else params_stage)
-        return _stage_states(cfg, params_stage, trainable, spec)
+    def states(k: int) -> tuple[float, float, float]:
+        """Weights, gradients, optimizer states of stage k; routed experts shard over the expert-data-parallel
+        ranks dp / ep under ZeRO (Megatron-Core's expert data parallel group)."""
+        params_stage, expert = stages.stages[k], stages.expert_stages[k]
+        if stored:
+            w = stored_weight_bytes(spec, params_stage - expert, expert, spec.weight_format)
+            return (w / cfg.dp if cfg.zero == 3 else w), 0.0, 0.0
+        expert_dp = cfg.dp // cfg.ep if cfg.mode != "infer" else cfg.dp
+        out = (0.0, 0.0, 0.0)
+        for part, dp in ((params_stage - expert, cfg.dp), (expert, expert_dp)):
+            if part <= 0:
+                continue
+            trainable = adapters_gpu * part / params_stage if lora else (0.0 if cfg.mode == "infer" else part)
+            parts = _stage_states(replace(cfg, dp=dp), part, trainable, spec)
+            out = tuple(x + y for x, y in zip(out, parts))
+        return out
 
     results = []
     if cfg.mode == "infer":
         act = inference_activation_bytes(spec, seq, cfg.batch, p, cfg.attention, cfg.tp)
-        kv = kv_cache_bytes(spec, seq, cfg.batch, cfg.kv_dtype, cfg.beams, cfg.tp, cfg.pp)
-        w, g, o = states(stages.most)
-        results.append(("only" if cfg.pp == 1 else "largest", w, g, o, act, kv, {"prefill_working_set": act}))
+        cache = cache_bytes(spec, seq, cfg.batch * cfg.beams, cfg.kv_dtype, tp=cfg.tp, pp=cfg.pp)
+        kv, state = cache.kv_cache_bytes, cache.state_bytes
+        layer_kinds = dict(cache.layers)
+        k_most = max(range(cfg.pp), key=lambda k: stages.stages[k])
+        w, g, o = states(k_most)
+        results.append(("only" if cfg.pp == 1 else "largest", w, g, o, act, (kv, state),
+                        {"prefill_working_set": act}))
         layer_terms_out: tuple[tuple[str, int], ...] = ()
     else:
         ac = ActivationConfig(seq=seq, batch=cfg.batch, bytes_per_value=p, attention=cfg.attention,
@@ -260,14 +278,14 @@ def estimate_memory(cfg: MemoryConfig) -> MemoryEstimate:
         detail = {"per_layer": a.layer_bytes, "embeddings": a.embedding_bytes, "output_and_loss": a.head_bytes,
                   "logits_transient": a.logits_transient_bytes, "recompute_transient": a.recompute_transient_bytes,
                   "microbatches_in_flight": a.microbatches_in_flight}
+        layer_kinds = {}
         if cfg.pp == 1:
-            w, g, o = states(stages.first)
-            results.append(("only", w, g, o, a.first_stage_bytes, 0, detail))
+            w, g, o = states(0)
+            results.append(("only", w, g, o, a.first_stage_bytes, (0, 0), detail))
         else:
-            for name, params_stage, act in (("first", stages.first, a.first_stage_bytes),
-                                            ("last", stages.last, a.last_stage_bytes)):
-                w, g, o = states(params_stage)
-                results.append((name, w, g, o, act, 0, detail))
+            for name, k, act in (("first", 0, a.first_stage_bytes), ("last", cfg.pp - 1, a.last_stage_bytes)):
+                w, g, o = states(k)
+                results.append((name, w, g, o, act, (0, 0), detail))
 
     # Offload moves states to host memory; ZeRO-3 gathers one layer at a time (plus the prefetched next).
     finals = []
@@ -283,24 +301,53 @@ def estimate_memory(cfg: MemoryConfig) -> MemoryEstimate:
             temp = 2 * weight_storage(spec, stages.largest_layer, dtype, cfg.quant_group).total_bytes
         elif cfg.mode == "infer" and cfg.offload == "params":  # layers streamed in from host memory
             temp = 2 * weight_storage(spec, stages.largest_layer, cfg.dtype, cfg.quant_group).total_bytes
-        tensors = w + g + o + act + kv + temp
+        tensors = w + g + o + act + sum(kv) + temp
         if cfg.measured_overhead_bytes is not None:
             overhead = cfg.measured_overhead_bytes + temp
         else:
             overhead = CONTEXT_BYTES + FRAGMENTATION * tensors + temp
         breakdown = {"weights": int(round(w)), "gradients": int(round(g)), "optimizer": int(round(o)),
-                     "activations": int(round(act)), "kv_cache": int(kv), "overhead": int(round(overhead))}
+                     "activations": int(round(act)), "kv_cache": int(kv[0]), "state": int(kv[1]),
+                     "overhead": int(round(overhead))}
         finals.append((sum(breakdown.values()), name, breakdown, int(round(cpu)), detail, temp))
     total, stage, breakdown, cpu, detail, temp = max(finals, key=lambda r: r[0])
 
-    notes += _assumptions(cfg, p, temp, stage)
+    notes += _assumptions(cfg, p, temp, stage, stored)
     by_dtype = {d: int(raw_weight_bytes(total_params, d)) for d in ("fp32", "bf16", "int8", "int4")}
     rule, text = _rule_of_thumb(cfg, total_params)
     return MemoryEstimate(
         params=total_params, trainable_params=int(round(trainable_total)), breakdown=breakdown, total_bytes=total,
         cpu_bytes=cpu, stage=stage, seq=seq, activation_detail={k: float(v) for k, v in detail.items()},
         activation_terms=layer_terms_out, weights_by_dtype=by_dtype, rule_of_thumb_bytes=rule, rule_of_thumb=text,
-        assumptions=tuple(notes))
+        assumptions=tuple(notes), layer_kinds=layer_kinds)
+
+
+def cache_notes(spec: ModelSpec, seq: int) -> list[str]:
+    """How the cache was sized per layer kind (only where a layer kind other than full attention is present)."""
+    from llmplan.estimate.kvcache import layer_kind
+
+    out = []
+    for g in spec.layer_groups:
+        m, kind = g.mixer, layer_kind(g.mixer)
+        if kind in ("sliding", "chunked"):
+            what = "window" if kind == "sliding" else "chunk"
+            out.append(f"{g.count} {kind} layers hold at most their {what} of {m.window:,} tokens "
+                       f"({m.tokens_held(seq):,} at this length)")
+        elif kind == "mla":
+            out.append(f"{g.count} MLA layers cache the latent: kv_lora_rank {m.kv_lora_rank} + qk_rope_head_dim "
+                       f"{m.qk_rope_head_dim} = {m.kv_values_per_token()} values per token (vLLM, SGLang), "
+                       "the same on every tensor-parallel GPU")
+        elif kind in ("mamba2", "gated_deltanet"):
+            out.append(f"{g.count} {kind} layers keep a fixed state of {g.state_values():,} values per sequence, "
+                       "whatever its length (breakdown: state)")
+    seen, notes = set(), []
+    for n in out:  # groups of one kind repeat (Gemma's 5:1 pattern): say each once, with the layers summed
+        key = n.split(" ", 1)[1]
+        if key not in seen:
+            seen.add(key)
+            total = sum(int(x.split(" ", 1)[0]) for x in out if x.split(" ", 1)[1] == key)
+            notes.append(f"{total} {key}")
+    return notes
 
 
 def _rule_of_thumb(cfg: MemoryConfig, n: int) -> tuple[int | None, str]:
@@ -312,8 +359,20 @@ def _rule_of_thumb(cfg: MemoryConfig, n: int) -> tuple[int | None, str]:
     return None, "no common rule of thumb for adapter training"
 
 
-def _assumptions(cfg: MemoryConfig, p: float, temp: float, stage: str) -> list[str]:
+def _assumptions(cfg: MemoryConfig, p: float, temp: float, stage: str, stored: bool = False) -> list[str]:
     out = []
+    spec = cfg.spec
+    if stored:
+        out.append(f"weights in the checkpoint's stored format {spec.weight_format.label}, the rest in bf16 "
+                   "(--dtype overrides)")
+    if cfg.ep > 1:
+        where = ("the expert-parallel group is drawn from the data-parallel ranks (Megatron-Core), so ZeRO shards "
+                 f"the experts' states over dp / ep = {cfg.dp // cfg.ep}") if cfg.mode != "infer" else \
+            "the other weights as under --tp"
+        out.append(f"expert parallelism --ep {cfg.ep}: each GPU holds 1/{cfg.ep} of the routed experts; {where}")
+    if spec.mtp_layers:
+        out.append(f"{spec.mtp_layers} multi-token-prediction module(s) not counted (transformers does not build "
+                   "them; DeepSeek-V3 trains with them)")
     if cfg.amp:
         out.append(f"PyTorch autocast ({cfg.dtype}): fp32 weights (the master copy), fp32 gradients, {cfg.optimizer} "
                    "states in fp32, a 16-bit copy of each matmul weight from forward to backward; fp32 residual "
@@ -340,6 +399,7 @@ def _assumptions(cfg: MemoryConfig, p: float, temp: float, stage: str) -> list[s
     else:
         out.append(f"KV cache in {cfg.kv_dtype} for {cfg.seq} tokens x batch {cfg.batch} x beams {cfg.beams}; "
                    "prefill in one chunk")
+        out += cache_notes(spec, cfg.seq)
     if cfg.zero:
         out.append(f"ZeRO stage {cfg.zero} over {cfg.dp} data-parallel GPUs")
     if temp:

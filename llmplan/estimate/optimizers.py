@@ -50,10 +50,10 @@ def adafactor_state_bytes(spec: ModelSpec) -> float:
     column vector per weight matrix (r + c values instead of r x c), full fp32 for vectors (norms, biases).
     Returns bytes per parameter averaged over the model."""
     b = count_params(spec)
-    mats = dict(block_linears(spec))
+    mats = block_linears(spec)
     e = spec.embed_dim or spec.hidden
-    factored = sum((m.d_in + m.d_out) * m.count for m in mats.values())
-    in_matrices = sum(matrix_params(m) for m in mats.values())
+    factored = sum((m.d_in + m.d_out) * m.count for m in mats)
+    in_matrices = sum(matrix_params(m) for m in mats)
     factored += spec.vocab + e  # token embedding
     in_matrices += spec.vocab * e
     if not spec.tied_embeddings:

@@ -19,6 +19,7 @@ from llmplan.errors import LlmplanError
 from llmplan.estimate.shapes import block_linears, matrix_params
 from llmplan.models.params import count_params
 from llmplan.models.spec import ModelSpec
+from llmplan.models.weight_format import WeightFormat
 from llmplan.units import DTYPE_BYTES
 
 QUANTIZED = ("int8", "int4", "nf4", "fp8")
@@ -50,11 +51,11 @@ def weight_storage(spec: ModelSpec, params: float, dtype: str, group: int | None
         return WeightStorage(raw_weight_bytes(params, dtype), 0.0, 0.0, 0.0, DTYPE_BYTES[dtype] * 8)
     total = count_params(spec).total
     mats = block_linears(spec)
-    quantizable = sum(matrix_params(m) for k, m in mats.items() if k != "router")
+    quantizable = sum(matrix_params(m) for m in mats if m.kind != "router")
     share = params / total if total else 0.0
     q_params = quantizable * share
     if dtype == "int8":
-        rows = sum(m.d_out * m.count for k, m in mats.items() if k != "router")
+        rows = sum(m.d_out * m.count for m in mats if m.kind != "router")
         scales = 4.0 * rows * share  # one fp32 absmax per output row
         bits = 8.0
     elif dtype == "int4":
@@ -67,9 +68,26 @@ def weight_storage(spec: ModelSpec, params: float, dtype: str, group: int | None
         scales = q_params * (NF4_BITS - 4) / 8
         bits = 4.0
     else:  # fp8
-        scales = 4.0 * sum(m.count for k, m in mats.items() if k != "router") * share
+        scales = 4.0 * sum(m.count for m in mats if m.kind != "router") * share
         bits = 8.0
     other = (params - q_params) * DTYPE_BYTES[other_dtype]
     values = q_params * bits / 8
     return WeightStorage(values + scales + other, q_params, scales, other, bits + 8 * scales / q_params if q_params
                          else bits)
+
+
+def stored_weight_bytes(spec: ModelSpec, dense_params: float, expert_params: float, fmt: WeightFormat,
+                        other_dtype: str = "bf16") -> float:
+    """Bytes of one GPU's weights in the checkpoint's stored format (its config's quantization_config):
+    `fmt.bytes_per_param` (values and the block scales) for what the format covers, `other_dtype` for the rest.
+    "experts": the routed experts only (gpt-oss's MXFP4); "linear": every block linear but the routers, in the
+    model's proportions (DeepSeek-V3's fp8 with a scale per 128 x 128 block; AWQ/GPTQ int4 groups)."""
+    other = DTYPE_BYTES[other_dtype]
+    if fmt.applies_to == "experts":
+        return expert_params * fmt.bytes_per_param + dense_params * other
+    mats = block_linears(spec)
+    experts = sum(matrix_params(m) for m in mats if m.kind == "expert")
+    covered = sum(matrix_params(m) for m in mats if m.kind not in ("router", "expert"))
+    non_expert = count_params(spec).total - experts
+    q = dense_params * (covered / non_expert if non_expert else 0.0) + expert_params
+    return q * fmt.bytes_per_param + (dense_params + expert_params - q) * other
