@@ -67,8 +67,12 @@ def test_mixtral_inference_with_fp8_kv_cache(cli):
 
 
 def test_gpu_given_as_a_memory_size(cli):
+    # "24GB" as on a card's name is what the catalog's 24GB cards hold (RTX-4090: 24 GiB)
     d = cli("memory", "--model", "llama-2-7b", "--mode", "infer", "--gpu", "24GB", "--json").json()
-    assert d["gpu_memory_bytes"] == 24 * 10**9 and "24GB" in d["gpu"]
+    from llmplan.hardware import get_gpu
+
+    assert d["gpu_memory_bytes"] == 24 * 2**30 == get_gpu("rtx4090").memory_bytes and "24 GB" in d["gpu"]
+    assert cli("memory", "--model", "llama-2-7b", "--gpu", "24GiB", "--json").json()["gpu_memory_bytes"] == 24 * 2**30
     r = cli("memory", "--model", "llama-2-7b", "--gpu", "24 parsecs")
     assert r.code == 2 and r.stdout == "" and "memory size such as 48GiB" in r.stderr
 

@@ -55,9 +55,29 @@ def command_app() -> typer.Typer:
     return typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode="rich")
 
 
+def _no_bool_metavar(command) -> None:
+    """A flag takes no value: no "<bool>" beside it (or beside --help) in the help text."""
+    for param in command.params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    original = command.get_help_option
+
+    def get_help_option(ctx):
+        option = original(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = get_help_option
+
+
 class LlmplanGroup(TyperGroup):
     """Loads commands on demand, runs one, and maps every expected failure to one stderr line: 2 for bad input,
     1 for a failed run."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _no_bool_metavar(self)
 
     def list_commands(self, ctx) -> list[str]:
         return list(COMMANDS)
@@ -68,6 +88,7 @@ class LlmplanGroup(TyperGroup):
         if name not in self.commands:
             command = typer.main.get_command(importlib.import_module(COMMANDS[name]).app)
             command.name = name
+            _no_bool_metavar(command)
             self.commands[name] = command
         return self.commands[name]
 

@@ -107,6 +107,9 @@ def chinchilla(
                                         "(default bf16; fp16 on GPUs without bf16)."),
     params: Optional[str] = typer.Option(None, "--params", "-p", help="Model size (70B): alone, the compute-optimal "
                                          "tokens; with --tokens, a diagnosis of that run."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="A model instead of --params (preset, "
+                                        "config.json or folder, as in the other commands): its exact parameter "
+                                        "count."),
     tokens: Optional[str] = typer.Option(None, "--tokens", "-t", help="Training tokens of the run given by --params."),
     law: Optional[str] = typer.Option(None, "--law", help="rule20 (default), hoffmann, epoch, kaplan, muennighoff, "
                                       "or a law.json from `llmplan fit --save` / `llmplan bench --scaling`."),
@@ -132,6 +135,8 @@ def chinchilla(
 
       llmplan chinchilla --params 175B --tokens 300B
 
+      llmplan chinchilla --model llama-2-7b --tokens 2T
+
       llmplan chinchilla --flops 1e19..1e26 --plot frontier.png
 
       llmplan chinchilla --params 7B --inference-tokens 2T --law hoffmann
@@ -141,6 +146,13 @@ def chinchilla(
       llmplan chinchilla --flops 1e22 --law ./law.json --json
     """
     # Validate every input before computing or writing anything.
+    if model is not None:
+        if params is not None:
+            raise LlmplanError("give either --model or --params, not both")
+        from llmplan.cli.common import model_from_options
+        from llmplan.models import count_params
+
+        params = str(count_params(model_from_options(model, None)).total)  # every parameter, as the laws count
     if tokens is not None and params is None:
         raise LlmplanError("--tokens needs --params (the run's model size), e.g. --params 175B --tokens 300B")
     if loss is not None and inference_tokens is None:
@@ -158,6 +170,9 @@ def chinchilla(
             raise LlmplanError("--plot draws a frontier: give a budget range, e.g. --flops 1e19..1e26")
         if not plot.lower().endswith(PLOT_SUFFIXES):
             raise LlmplanError(f"--plot {plot!r}: the file name must end in {', '.join(PLOT_SUFFIXES)}")
+        from llmplan.files import check_writable_target
+
+        check_writable_target(plot, "--plot")  # a regular file or a new path, before any work
     if frontier_range is not None and (params is not None or inference_tokens is not None or unique_tokens):
         raise LlmplanError("a budget range (--flops LOW..HIGH) draws a frontier; it does not combine with --params, "
                            "--inference-tokens or --unique-tokens")

@@ -57,10 +57,13 @@ def dc_point_json(p: DataConstrainedPoint) -> dict:
 
 # ---- tables ----
 
+LOSS_UNIT = "loss in nats per token"
+
+
 def sizing_table(title: str, rows: dict[str, Sizing]):
-    return table(title, ["law", "params", "tokens", "tokens/param", "training FLOPs", "loss (nats/token)"],
+    return table(title, ["law", "params", "tokens", "tokens/param", "training FLOPs", "loss"],
                  [[name, format_count(s.params), format_count(s.tokens), ratio_text(s.tokens_per_param),
-                   format_flops(s.flops), loss_text(s.loss)] for name, s in rows.items()])
+                   format_flops(s.flops), loss_text(s.loss)] for name, s in rows.items()], caption=LOSS_UNIT)
 
 
 def diagnosis_table(title: str, rows: dict[str, Diagnosis]):
@@ -70,8 +73,10 @@ def diagnosis_table(title: str, rows: dict[str, Diagnosis]):
         body.append([name, ratio_text(d.tokens_per_param), ratio_text(d.optimal_tokens_per_param), d.verdict,
                      loss_text(d.loss), f"{format_count(best.params)} / {format_count(best.tokens)}",
                      loss_text(best.loss)])
-    columns = ["law", "D/N", "optimal D/N", "verdict", "loss (nats/token)", "optimal N / D", "its loss"]
-    return table(title, columns, body, right_align_from=1)
+    columns = ["law", "D/N", "opt. D/N", "verdict", "loss", "opt. N / D", "opt. loss"]
+    return table(title, columns, body, right_align_from=1,
+                 caption=f"D/N: tokens per parameter; {LOSS_UNIT}; opt.: the law's compute-optimal model for the "
+                         "same FLOPs")
 
 
 def frontier_table(title: str, series: dict[str, list[Sizing]], chosen: str):
@@ -86,8 +91,8 @@ def frontier_table(title: str, series: dict[str, list[Sizing]], chosen: str):
         body.append(row)
     columns = ["FLOPs", *[f"{n} N / D" for n in names]]
     if with_loss:
-        columns.append(f"loss ({chosen}), nats/token")
-    return table(title, columns, body)
+        columns.append(f"loss ({chosen})")
+    return table(title, columns, body, caption=LOSS_UNIT if with_loss else "")
 
 
 def inference_table(title: str, rows: dict[str, InferenceAwareResult]):
@@ -97,12 +102,14 @@ def inference_table(title: str, rows: dict[str, InferenceAwareResult]):
         body.append([name, f"{r.target_loss:.4f}", f"{format_count(b.params)} / {format_count(b.tokens)}",
                      format_flops(b.total_flops), f"{format_count(c.params)} / {format_count(c.tokens)}",
                      format_flops(c.total_flops), f"{format_flops(r.saved_flops)} ({r.saved_fraction:.1%})"])
-    return table(title, ["law", "target loss (nats/token)", "best N / D", "total FLOPs", "optimal N / D", "its total",
-                         "saved"], body)
+    return table(title, ["law", "target loss", "best N / D", "total FLOPs", "optimal N / D", "its total",
+                         "saved"], body, caption=f"{LOSS_UNIT}; total FLOPs: training + inference")
 
 
 def data_constrained_table(title: str, rows: dict[str, DataConstrainedPoint]):
-    return table(title, ["", "N", "D", "epochs", "effective D", "effective N", "loss (nats/token)", "fresh-data loss"],
+    return table(title, ["", "N", "D", "epochs", "eff. D", "eff. N", "loss", "fresh loss"],
                  [[name, format_count(p.params), format_count(p.tokens), f"{p.epochs:.3g}",
                    format_count(p.effective_tokens), format_count(p.effective_params), loss_text(p.loss),
-                   loss_text(p.loss_fresh_data)] for name, p in rows.items()])
+                   loss_text(p.loss_fresh_data)] for name, p in rows.items()],
+                 caption=f"{LOSS_UNIT}; eff.: the effective tokens and parameters of repeated data (Muennighoff et "
+                         "al. 2023, eq. 5-6); fresh loss: the same N and D of unique data")

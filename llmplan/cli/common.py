@@ -38,3 +38,21 @@ def check_positive_int(value: int, option: str, minimum: int = 1) -> int:
     if value < minimum:
         raise LlmplanError(f"{option} must be at least {minimum}, got {value}")
     return value
+
+
+def gpus_from_options(gpus: Optional[str], dp: Optional[str], model_parallel: int = 1) -> int:
+    """Total GPUs from --gpus (all of them) and --dp (data-parallel degree; times tensor x pipeline degree
+    `model_parallel`); given both, they must agree. Default: one data-parallel replica."""
+    from llmplan.units import parse_int_count
+
+    total = parse_int_count(gpus, "--gpus") if gpus is not None else None
+    replicas = parse_int_count(dp, "--dp") if dp is not None else None
+    if total is not None and replicas is not None and total != replicas * model_parallel:
+        mp = f" x {model_parallel} (tp x pp)" if model_parallel > 1 else ""
+        raise LlmplanError(f"--gpus {total} and --dp {replicas}{mp} disagree: give one of them, or --gpus = --dp x "
+                           "--tp x --pp")
+    if total is not None:
+        if total % model_parallel:
+            raise LlmplanError(f"--gpus {total} is not a multiple of --tp x --pp = {model_parallel}")
+        return total
+    return (replicas or 1) * model_parallel

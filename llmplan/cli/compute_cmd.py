@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from llmplan.cli.app import command_app
-from llmplan.cli.common import ARCH_OPTION, JSON_OPTION, MODEL_OPTION, PARAMS_OPTION, model_from_options
+from llmplan.cli.common import (ARCH_OPTION, JSON_OPTION, MODEL_OPTION, PARAMS_OPTION, gpus_from_options,
+                                model_from_options)
 from llmplan.cli.held_notes import HeldNotes
 from llmplan.errors import LlmplanError
 from llmplan.estimate import timecost as tc
@@ -142,7 +143,9 @@ def compute(
     recompute: str = typer.Option("none", "--recompute", help="Activation recomputation: none, selective (attention "
                                   "core) or full (one extra forward). Changes hardware FLOPs, not model FLOPs."),
     gpu_name: Optional[str] = typer.Option(None, "--gpu", "-g", help="Accelerator (see `llmplan hardware`)."),
-    gpus: Optional[str] = typer.Option(None, "--gpus", "-n", help="Number of GPUs (default 1)."),
+    gpus: Optional[str] = typer.Option(None, "--gpus", "-n", help="Number of GPUs in all (default 1)."),
+    dp: Optional[str] = typer.Option(None, "--dp", help="Data-parallel GPUs; the same as --gpus for FLOPs and time "
+                                     "(as in `llmplan memory`)."),
     mfu: Optional[float] = typer.Option(None, "--mfu", help="Model FLOPs utilisation, a fraction (default 0.40, or "
                                         "the measured value from --profile)."),
     profile: Optional[str] = typer.Option(None, "--profile", help="A `llmplan bench` profile: PATH, or 'auto' for "
@@ -193,7 +196,7 @@ def compute(
     _positive(price, "--price", 0.0, strict=False, maximum=1e6)  # a million per GPU-hour
     _positive(pue, "--pue", 1.0, strict=False, maximum=10.0)  # real facilities: 1.1 to 2
     _positive(days, "--days", maximum=36_525.0)  # a century
-    n_gpus = parse_int_count(gpus, "--gpus") if gpus is not None else 1
+    n_gpus = gpus_from_options(gpus, dp)
     gpu = _gpu(gpu_name, profile)
     notes = HeldNotes()
     dt = _dtype(dtype, gpu, notes)
@@ -273,7 +276,7 @@ def compute(
     if gpu is not None:
         used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes, dt)
         run = tc.training_run(flops.detailed, flops.hardware, gpu, n_gpus, used_mfu, dt, source, price, pue)
-    elif any(v is not None for v in (gpus, price, pue, mfu, profile)):
+    elif any(v is not None for v in (gpus, dp, price, pue, mfu, profile)):
         notes.add("--gpus, --mfu, --price and --pue need --gpu NAME to turn FLOPs into time, cost and energy")
     notes.flush()
     views.show_training(spec, flops, run, as_json)

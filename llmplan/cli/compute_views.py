@@ -88,7 +88,8 @@ def show_training(spec: ModelSpec, f: TrainingFlops, run: tc.TrainingRun | None,
         rrows = _run_rows(run) + [("wall-clock", f"{format_seconds(run.wall_seconds)}  ({timed} at the MFU)")]
         rrows += _gpu_time_rows(run)
         if run.effective_mfu < run.mfu:
-            rrows.append(("effective MFU (with recompute)", f"{run.effective_mfu:.3g}"))
+            rrows.append(("effective MFU (with recompute)", f"{run.effective_mfu:.3g}  (model FLOPs / (time x "
+                          f"peak): MFU x model / executed FLOPs, the recomputed forward not counted)"))
         console.print(kv_table("Time, cost and energy", rrows))
         console.print(f"[dim]energy counts: {escape(run.energy_counted)}[/dim]")
     _print_equivalents(console, pf)
@@ -140,7 +141,8 @@ def show_budget(s: tc.BudgetSizing, run: tc.TrainingRun, spec: ModelSpec | None,
 
 def show_serving(spec: ModelSpec, e: ServingEstimate, as_json: bool) -> None:
     if as_json:
-        payload = {"mode": "infer", "model": spec.name, **{k: v for k, v in e.__dict__.items()}}
+        payload = {"mode": "infer", "model": spec.name,
+                   **{("gpus" if k == "n_gpus" else k): v for k, v in e.__dict__.items()}}  # `gpus` as elsewhere
         payload["flops"] = e.prefill_flops + e.decode_flops
         emit_json(payload)
         return

@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from llmplan.cli.app import command_app
-from llmplan.cli.common import ARCH_OPTION, JSON_OPTION, MODEL_OPTION, PARAMS_OPTION, model_from_options
+from llmplan.cli.common import (ARCH_OPTION, JSON_OPTION, MODEL_OPTION, PARAMS_OPTION, gpus_from_options,
+                                model_from_options)
 from llmplan.errors import LlmplanError
 from llmplan.estimate.gpu_fit import fit_on_gpu
 from llmplan.estimate.memory import (DEFAULT_HEADROOM, DEFAULT_LORA_RANK, DTYPES, KV_DTYPES,
@@ -41,9 +42,19 @@ def parse_headroom(text: str) -> tuple[float, int]:
 
 def gpu_or_size(text: str):
     """A catalog GPU, a bare memory size ('48GiB', '24GB'), or a device described as custom:memory=...,..."""
+    import dataclasses
+
     from llmplan.hardware import parse_gpu
 
-    return parse_gpu(text)
+    gpu = parse_gpu(text)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgtp])b\s*", str(text), re.IGNORECASE)
+    if m and gpu.source.startswith("memory size"):
+        # A card's "48GB" is 48 GiB, as the catalog's cards (A40, L40S: 48 GiB) and nvidia-smi count it; a
+        # decimal size is meant only where it says so in binary terms (48GiB) or in bytes.
+        size = int(float(m.group(1)) * 2 ** (10 * "kmgtp".index(m.group(2).lower()) + 10))
+        gpu = dataclasses.replace(gpu, name=f"a {m.group(1)} {m.group(2).upper()}B card ({format_bytes(size)})",
+                                  memory_bytes=size, source=f"{gpu.source}; GB as on GPU cards = GiB")
+    return gpu
 
 
 def parse_targets(text: str) -> tuple[str, ...]:
@@ -95,7 +106,8 @@ def memory(
                                   "| lion."),
     recompute: str = typer.Option("none", "--recompute", help="Activation recomputation: none | selective | full."),
     attention: str = typer.Option("flash", "--attention", help="flash (no s x s scores kept) | eager."),
-    dp: str = typer.Option("1", "--dp", help="Data-parallel GPUs."),
+    dp: Optional[str] = typer.Option(None, "--dp", help="Data-parallel GPUs (default 1)."),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="GPUs in all: --dp x --tp x --pp (give this or --dp)."),
     zero: str = typer.Option("0", "--zero", help="ZeRO stage 0 | 1 | 2 | 3 (shards optimizer, +gradients, "
                              "+parameters over --dp)."),
     fsdp: bool = typer.Option(False, "--fsdp", help="FSDP full sharding (= --zero 3)."),
@@ -158,6 +170,7 @@ def memory(
             raise LlmplanError(f"--fsdp is full sharding (ZeRO stage 3); it conflicts with --zero {zero_stage}")
         zero_stage = 3
     frac, room_bytes = parse_headroom(headroom)
+    tp_pp = parse_int_count(tp, "--tp") * parse_int_count(pp, "--pp")
     cfg = MemoryConfig(
         spec=spec, mode=_choice(mode, "--mode", ("train", "finetune", "lora", "qlora", "infer")),
         dtype=parse_dtype(dtype, DTYPES) if dtype else "bf16", batch=parse_int_count(batch, "--batch"),
@@ -165,7 +178,7 @@ def memory(
         optimizer=_choice(optimizer, "--optimizer", ("adamw", "adam8bit", "sgd", "sgd-momentum", "adafactor", "lion")),
         recompute=_choice(recompute, "--recompute", ("none", "selective", "full")),
         attention=_choice(attention, "--attention", ("flash", "eager")),
-        dp=parse_int_count(dp, "--dp"), zero=zero_stage, tp=parse_int_count(tp, "--tp"),
+        dp=gpus_from_options(gpus, dp, tp_pp) // tp_pp, zero=zero_stage, tp=parse_int_count(tp, "--tp"),
         pp=parse_int_count(pp, "--pp"), ep=parse_int_count(ep, "--ep"), sp=sp,
         offload=_choice(offload, "--offload", ("none", "optimizer", "params")),
         lora_rank=parse_int_count(lora_rank, "--lora-rank"), lora_targets=parse_targets(lora_targets),
@@ -212,6 +225,7 @@ def _payload(name, cfg, est, gpu, fit, frac, room_bytes, profile_path) -> dict:
         "rule_of_thumb": {"bytes": est.rule_of_thumb_bytes, "rule": est.rule_of_thumb},
         "config": {"mode": cfg.mode, "dtype": cfg.dtype, "batch": cfg.batch, "seq": est.seq,
                    "optimizer": cfg.optimizer, "recompute": cfg.recompute, "attention": cfg.attention, "dp": cfg.dp,
+                   "gpus": cfg.dp * cfg.tp * cfg.pp,
                    "zero": cfg.zero, "tp": cfg.tp, "pp": cfg.pp, "ep": cfg.ep, "sp": cfg.sp, "offload": cfg.offload,
                    "lora_rank": cfg.lora_rank if cfg.mode in ("lora", "qlora") else None,
                    "lora_targets": list(cfg.lora_targets) if cfg.mode in ("lora", "qlora") else None,
@@ -263,8 +277,9 @@ def _render(name, cfg, est, gpu, fit, decimal: bool, headroom: str = "") -> None
     if est.cpu_bytes:
         rows.append(("CPU memory (offload, per GPU)", fb(est.cpu_bytes)))
     stage = "" if est.stage == "only" else f", {est.stage} pipeline stage"
+    dtype = f"NF4 weights, {cfg.dtype} compute" if cfg.mode == "qlora" else cfg.dtype  # QLoRA: 4-bit NormalFloat
     console.print(f"[bold]{name}[/bold]: {cfg.mode}, {format_count(est.params)} params "
-                  f"({format_count(est.trainable_params)} trainable), {cfg.dtype}, micro-batch {cfg.batch} x "
+                  f"({format_count(est.trainable_params)} trainable), {dtype}, micro-batch {cfg.batch} x "
                   f"seq {est.seq}{stage}")
     console.print(kv_table("Memory per GPU", rows))
     w = est.weights_by_dtype

@@ -83,7 +83,9 @@ def models(
              ("active per token", f"{summary['params_active']:,}")]
     if spec.published_params:
         rows.append(("published", format_count(spec.published_params)))
-    console.print(kv_table("Parameters (exact)", rows))
+    exact = spec.param_count is None  # a bare --params: the total is as stated, its parts from an inferred shape
+    console.print(kv_table("Parameters (exact)" if exact else "Parameters (inferred: the stated total, split as "
+                           "the inferred shape splits it)", rows))
     if spec.source:
         console.print(f"[dim]source: {spec.source}[/dim]")
     for a in spec.assumptions:

@@ -65,20 +65,61 @@ def kv_table(title: str, rows: list[tuple[str, str]], headers: tuple[str, str] =
     from rich.table import Table
 
     table = Table(title=_plain(title), show_header=any(headers), title_justify="left")
-    table.add_column(headers[0], style="bold")
-    table.add_column(headers[1], justify="right")
+    table.add_column(headers[0], style="bold", overflow="fold")  # wrap, never cut a value to "…"
+    table.add_column(headers[1], justify="right", overflow="fold")
     for key, value in rows:
         table.add_row(_plain(key), _plain(value))
     return table
 
 
-def table(title: str, columns: list[str], rows: list[list[str]], right_align_from: int = 1):
-    """A table with header; columns from `right_align_from` on are right-aligned (numbers)."""
+def _words(cell) -> list[str]:
+    """What a cell may not be broken inside: words, with a number and its unit ('101 B', '3.5 GiB') as one."""
+    import re
+
+    return re.findall(r"\S+(?: (?:[kMGTP]i?B|[kMBTP]|B|s|ms|h|min|days|years)(?=\s|$))?", str(cell))
+
+
+def _wrap(text: str, width: int) -> str:
+    """Greedy wrap at the boundaries of _words; a line is longer than `width` only where one word is."""
+    lines: list[str] = []
+    for word in _words(text):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "\n".join(lines)
+
+
+def _column_widths(columns: list[str], rows: list[list[str]], width: int) -> list[int] | None:
+    """Widths that fit `width` without cutting a word (or a number from its unit); None where the table fits as
+    it is, or cannot fit even one word per line (then rich folds)."""
+    cells = [[str(c), *(str(r[i]) for r in rows if i < len(r))] for i, c in enumerate(columns)]
+    natural = [max(len(c) for c in col) for col in cells]
+    least = [max((len(w) for c in col for w in _words(c)), default=1) for col in cells]
+    room = width - 3 * len(columns) - 1  # a border and two spaces of padding per column
+    if sum(natural) <= room or sum(least) > room:
+        return None
+    widths = list(least)
+    while sum(widths) < room:  # a character at a time to the column furthest from its natural width
+        i = max(range(len(widths)), key=lambda j: (natural[j] - widths[j]) / natural[j])
+        if widths[i] >= natural[i]:
+            break
+        widths[i] += 1
+    return widths
+
+
+def table(title: str, columns: list[str], rows: list[list[str]], right_align_from: int = 1, caption: str = ""):
+    """A table with header; columns from `right_align_from` on are right-aligned (numbers). On a narrow terminal
+    cells wrap between words, never inside a number or a verdict, and nothing is cut to "…"; a caption (units,
+    a legend for short headers) goes below."""
     from rich.table import Table
 
-    t = Table(title=_plain(title), title_justify="left")
+    widths = _column_widths(columns, rows, stdout_console().width)
+    fit = (lambda i, text: _wrap(text, widths[i])) if widths else (lambda i, text: str(text))
+    t = Table(title=_plain(title), title_justify="left", caption=_plain(caption) or None, caption_justify="left")
     for i, col in enumerate(columns):
-        t.add_column(_plain(col), justify="right" if i >= right_align_from else "left")
+        t.add_column(_plain(fit(i, col)), justify="right" if i >= right_align_from else "left", overflow="fold",
+                     width=widths[i] if widths else None)
     for row in rows:
-        t.add_row(*(_plain(cell) for cell in row))
+        t.add_row(*(_plain(fit(i, cell)) for i, cell in enumerate(row)))
     return t
