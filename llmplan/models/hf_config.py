@@ -2,9 +2,11 @@
 
 One reader per model_type. Each maps the config keys onto the shapes that transformers allocates for that model, so
 that count_params(spec) equals the number of parameters transformers instantiates: AutoModelForCausalLM for the
-decoders (a tied output head counted once), T5ForConditionalGeneration for t5, BertModel / RobertaModel (AutoModel,
-pooler included) for bert and roberta. tests/test_models_hf_config.py checks this against counts established with
-transformers (benchmarks/establish_hf_counts.py).
+decoders (a tied output head counted once), the text model of a multimodal wrapper (its `text_config`, with the
+wrapper's output head), T5ForConditionalGeneration for t5, BertModel / RobertaModel (AutoModel, pooler included) for
+bert and roberta. tests/test_models_hf_config.py checks this against counts established with transformers
+(benchmarks/establish_hf_counts.py). The readers live in hf_classic (one repeated block), hf_dense, hf_moe and
+hf_hybrid (per-layer descriptions); hf_common holds the checked key access and transformers' class defaults.
 """
 
 from __future__ import annotations
@@ -13,178 +15,92 @@ import json
 from pathlib import Path
 
 from llmplan.errors import LlmplanError
+from llmplan.models import hf_classic, hf_dense, hf_hybrid, hf_moe
+from llmplan.models.hf_common import Cfg, check_common_keys, hf_defaults
 from llmplan.models.spec import ModelSpec
 
 SOURCE = "Hugging Face config.json"
+MAX_CONFIG_BYTES = 8 << 20  # a config.json is a few kB; refuse to read anything huge (or endless: /dev/zero)
 
-
-def _get(c: dict, *keys: str, default=KeyError):
-    """The first of `keys` present (configs name the same field differently: n_embd, hidden_size, ...)."""
-    for key in keys:
-        if key in c and c[key] is not None:
-            return c[key]
-    if default is KeyError:
-        raise KeyError(" or ".join(keys))
-    return default
-
-
-def _rotary_gated(c: dict, name: str, *, tied_default: bool, qkv_bias=None, norms_per_layer: int = 2,
-                  activation: str = "silu") -> ModelSpec:
-    """LLaMA-style decoders: gated MLP, RMSNorm, rotary positions, no biases unless the config says so."""
-    attention_bias = bool(c.get("attention_bias", False))
-    experts = c.get("num_local_experts") or 1
-    return ModelSpec(
-        name=name, arch="decoder", layers=c["num_hidden_layers"], hidden=c["hidden_size"],
-        heads=c["num_attention_heads"], kv_heads=c.get("num_key_value_heads") or 0,
-        head_dim=c.get("head_dim") or 0, ffn=c["intermediate_size"], vocab=c["vocab_size"],
-        context=c.get("max_position_embeddings") or 2048, mlp="gated",
-        activation=_get(c, "hidden_activation", "hidden_act", default=activation), position="rotary",
-        tied_embeddings=bool(c.get("tie_word_embeddings", tied_default)), norm="rmsnorm",
-        qkv_bias=attention_bias if qkv_bias is None else qkv_bias, out_bias=attention_bias,
-        mlp_bias=bool(c.get("mlp_bias", False)), norms_per_layer=norms_per_layer,
-        experts=experts, experts_per_token=(c.get("num_experts_per_tok") or 1) if experts > 1 else 1, source=SOURCE,
-    )
-
-
-def _llama(c: dict, name: str) -> ModelSpec:
-    return _rotary_gated(c, name, tied_default=False)
-
-
-def _qwen2(c: dict, name: str) -> ModelSpec:
-    return _rotary_gated(c, name, tied_default=False, qkv_bias=True)  # Qwen2: bias on Q, K, V; none on O
-
-
-def _gemma(c: dict, name: str) -> ModelSpec:
-    return _rotary_gated(c, name, tied_default=True, activation="gelu")
-
-
-def _gemma2(c: dict, name: str) -> ModelSpec:
-    # Gemma 2 wraps both attention and MLP in a pre- and a post-norm: four RMSNorms per layer
-    return _rotary_gated(c, name, tied_default=True, activation="gelu", norms_per_layer=4)
-
-
-def _gpt2(c: dict, name: str) -> ModelSpec:
-    h = _get(c, "n_embd", "hidden_size")
-    return ModelSpec(
-        name=name, arch="decoder", layers=_get(c, "n_layer", "num_hidden_layers"), hidden=h,
-        heads=_get(c, "n_head", "num_attention_heads"), ffn=c.get("n_inner") or 4 * h, vocab=c["vocab_size"],
-        context=_get(c, "n_positions", "max_position_embeddings", default=1024), position="learned",
-        activation=c.get("activation_function", "gelu_new"), tied_embeddings=bool(c.get("tie_word_embeddings", True)),
-        qkv_bias=True, out_bias=True, mlp_bias=True, source=SOURCE,
-    )
-
-
-def _gpt_neox(c: dict, name: str) -> ModelSpec:
-    attention_bias = bool(c.get("attention_bias", True))
-    return ModelSpec(
-        name=name, arch="decoder", layers=c["num_hidden_layers"], hidden=c["hidden_size"],
-        heads=c["num_attention_heads"], ffn=c["intermediate_size"], vocab=c["vocab_size"],
-        context=c.get("max_position_embeddings") or 2048, position="rotary", activation=c.get("hidden_act", "gelu"),
-        tied_embeddings=bool(c.get("tie_word_embeddings", False)), qkv_bias=attention_bias,
-        out_bias=attention_bias, mlp_bias=True, parallel_layers=bool(c.get("use_parallel_residual", True)),
-        source=SOURCE,
-    )
-
-
-def _opt(c: dict, name: str) -> ModelSpec:
-    if c.get("layer_norm_elementwise_affine") is False:
-        raise LlmplanError(f"{name}: OPT without LayerNorm weights (layer_norm_elementwise_affine false) is not "
-                           "supported")
-    h = c["hidden_size"]
-    proj = c.get("word_embed_proj_dim") or h
-    bias = bool(c.get("enable_bias", True))
-    pre_norm = bool(c.get("do_layer_norm_before", True))
-    return ModelSpec(
-        name=name, arch="decoder", layers=c["num_hidden_layers"], hidden=h, heads=c["num_attention_heads"],
-        ffn=c["ffn_dim"], vocab=c["vocab_size"], context=c.get("max_position_embeddings") or 2048,
-        position="learned", position_offset=2,  # OPTLearnedPositionalEmbedding keeps 2 extra rows
-        embed_dim=proj if proj != h else 0, activation=c.get("activation_function", "relu"),
-        tied_embeddings=bool(c.get("tie_word_embeddings", True)), qkv_bias=bias, out_bias=bias, mlp_bias=bias,
-        # the post-norm OPT-350m has no final LayerNorm
-        final_norm=pre_norm and not c.get("_remove_final_layer_norm", False), source=SOURCE,
-    )
-
-
-def _bloom(c: dict, name: str) -> ModelSpec:
-    h = _get(c, "hidden_size", "n_embed")
-    return ModelSpec(
-        name=name, arch="decoder", layers=_get(c, "n_layer", "num_hidden_layers"), hidden=h,
-        heads=_get(c, "n_head", "num_attention_heads"), ffn=4 * h,  # BloomMLP is always 4h, whatever n_inner says
-        vocab=c["vocab_size"], context=c.get("seq_length") or 2048, position="alibi", activation="gelu",
-        tied_embeddings=bool(c.get("tie_word_embeddings", True)), qkv_bias=True, out_bias=True, mlp_bias=True,
-        embedding_norm=True, source=SOURCE,
-    )
-
-
-def _falcon(c: dict, name: str) -> ModelSpec:
-    """Falcon, both layouts: the 7B one (multi-query, one LayerNorm per parallel layer) and the
-    new_decoder_architecture of 40B/180B (grouped KV, ln_attn and ln_mlp). Old RefinedWeb keys are accepted."""
-    h = c["hidden_size"]
-    heads = _get(c, "num_attention_heads", "n_head")
-    new = bool(c.get("new_decoder_architecture", c.get("model_type") == "RefinedWeb"))
-    multi_query = bool(c.get("multi_query", True))
-    parallel = bool(c.get("parallel_attn", True))
-    kv = _get(c, "num_kv_heads", "n_head_kv", default=heads)
-    if not new and multi_query:
-        kv = 1
-    n_ln = c.get("num_ln_in_parallel_attn") or 2
-    norms = 2 if new and n_ln == 2 else 1 + (0 if parallel else 1)
-    bias = bool(c.get("bias", False))
-    return ModelSpec(
-        name=name, arch="decoder", layers=_get(c, "num_hidden_layers", "n_layer"), hidden=h, heads=heads,
-        kv_heads=kv, ffn=c.get("ffn_hidden_size") or 4 * h, vocab=c["vocab_size"],
-        context=c.get("max_position_embeddings") or 2048, position="alibi" if c.get("alibi") else "rotary",
-        activation=c.get("activation", "gelu"), tied_embeddings=bool(c.get("tie_word_embeddings", True)),
-        qkv_bias=bias, out_bias=bias, mlp_bias=bias, norms_per_layer=norms, parallel_layers=parallel or new,
-        source=SOURCE,
-    )
-
-
-def _t5(c: dict, name: str) -> ModelSpec:
-    """T5 (ReLU, tied) and T5 v1.1 / FLAN-T5 (feed_forward_proj "gated-gelu", untied head). RMSNorm without bias;
-    no biases anywhere; attention width is num_heads x d_kv, which need not equal d_model."""
-    proj = c.get("feed_forward_proj", "relu")
-    gated = proj.startswith("gated-")
-    layers = c["num_layers"]
-    return ModelSpec(
-        name=name, arch="encoder-decoder", layers=c.get("num_decoder_layers") or layers, encoder_layers=layers,
-        hidden=c["d_model"], heads=c["num_heads"], head_dim=c["d_kv"], ffn=c["d_ff"], vocab=c["vocab_size"],
-        context=c.get("n_positions") or 512, mlp="gated" if gated else "standard",
-        activation=proj.removeprefix("gated-"), position="relative",
-        relative_buckets=c.get("relative_attention_num_buckets") or 32,
-        tied_embeddings=bool(c.get("tie_word_embeddings", True)), norm="rmsnorm", source=SOURCE,
-    )
-
-
-def _bert_like(c: dict, name: str, position_offset: int) -> ModelSpec:
-    kind = c.get("position_embedding_type", "absolute")
-    if kind != "absolute":
-        raise LlmplanError(f"{name}: position_embedding_type {kind!r} is not supported; accepted: absolute")
-    rows = c["max_position_embeddings"]
-    return ModelSpec(
-        name=name, arch="encoder", layers=c["num_hidden_layers"], hidden=c["hidden_size"],
-        heads=c["num_attention_heads"], ffn=c["intermediate_size"], vocab=c["vocab_size"],
-        context=rows - position_offset, position_offset=position_offset, position="learned",
-        type_vocab=c.get("type_vocab_size", 2), activation=c.get("hidden_act", "gelu"), qkv_bias=True,
-        out_bias=True, mlp_bias=True, embedding_norm=True, final_norm=False, pooler=True, source=SOURCE,
-    )
-
-
-def _bert(c: dict, name: str) -> ModelSpec:
-    return _bert_like(c, name, position_offset=0)
-
-
-def _roberta(c: dict, name: str) -> ModelSpec:
-    # RoBERTa numbers positions from padding_idx + 1: max_position_embeddings (514) already holds those rows
-    return _bert_like(c, name, position_offset=(c.get("pad_token_id", 1) or 0) + 1)
-
-
-READERS = {
-    "llama": _llama, "mistral": _llama, "mixtral": _llama, "phi3": _llama, "qwen2": _qwen2,
-    "gemma": _gemma, "gemma2": _gemma2, "gpt2": _gpt2, "gpt_neox": _gpt_neox, "opt": _opt, "bloom": _bloom,
-    "falcon": _falcon, "RefinedWebModel": _falcon, "RefinedWeb": _falcon, "t5": _t5, "bert": _bert,
-    "roberta": _roberta,
+# model_type -> reader(Cfg, name) for the per-layer readers
+_CFG_READERS = {
+    "llama": hf_dense.llama, "mistral": hf_dense.mistral, "mixtral": None, "phi3": hf_dense.phi3,
+    "qwen2": hf_dense.qwen2, "gemma": hf_dense.gemma, "gemma2": hf_dense.gemma2, "gemma3_text": hf_dense.gemma3_text,
+    "qwen3": hf_dense.qwen3, "olmo2": hf_dense.olmo2, "olmo3": hf_dense.olmo3, "exaone4": hf_dense.exaone4,
+    "starcoder2": hf_dense.starcoder2, "cohere": hf_dense.cohere,
+    "qwen2_moe": hf_moe.qwen2_moe, "qwen3_moe": hf_moe.qwen3_moe, "olmoe": hf_moe.olmoe, "phimoe": hf_moe.phimoe,
+    "granitemoe": hf_moe.granitemoe, "minimax_m2": hf_moe.minimax_m2, "gpt_oss": hf_moe.gpt_oss,
+    "llama4_text": hf_moe.llama4_text, "deepseek_v2": hf_moe.deepseek_v2, "deepseek_v3": hf_moe.deepseek_v3,
+    "deepseek_v32": hf_moe.deepseek_v32, "glm4_moe": hf_moe.glm4_moe, "glm4_moe_lite": hf_moe.glm4_moe_lite,
+    "glm_moe_dsa": hf_moe.glm_moe_dsa, "kimi_k2": hf_moe.deepseek_v3,
+    "nemotron_h": hf_hybrid.nemotron_h, "qwen3_next": hf_hybrid.qwen3_next,
+    "qwen3_5_text": hf_hybrid.qwen3_5_text, "qwen3_5_moe_text": hf_hybrid.qwen3_5_moe_text,
 }
+
+
+def _mixtral(c: Cfg, name: str) -> ModelSpec:  # modeling_mixtral.py: Mistral attention, routed experts only
+    from llmplan.models.hf_build import experts_count
+    from llmplan.models.layers import MoE
+
+    h, n = c.int("hidden_size"), c.int("num_hidden_layers")
+    moe = MoE(experts_count(c, "num_local_experts"), c.int("num_experts_per_tok"), c.int("intermediate_size"))
+    return hf_moe._all_moe(c, name, hf_dense.standard_attention(c, h), moe, sliding=True)
+
+
+_CFG_READERS["mixtral"] = _mixtral
+
+# multimodal wrappers: model_type -> (what it wraps, reader of its text_config by the text model_type)
+_TEXT_READERS = {
+    "gemma3_text": hf_dense.gemma3_text, "llama4_text": hf_moe.llama4_text, "mistral": hf_dense.mistral,
+    "qwen3_vl_text": hf_dense.qwen3, "qwen3_vl_moe_text": hf_moe.qwen3_moe, "qwen3_5_text": hf_hybrid.qwen3_5_text,
+    "qwen3_5_moe_text": hf_hybrid.qwen3_5_moe_text,
+}
+_WRAPPERS = {"gemma3": "Gemma 3", "llama4": "Llama 4", "mistral3": "Mistral 3", "qwen3_vl": "Qwen3-VL",
+             "qwen3_vl_moe": "Qwen3-VL-MoE", "qwen3_5": "Qwen3.5", "qwen3_5_moe": "Qwen3.5-MoE"}
+
+_CLASSIC = {
+    "gpt2": hf_classic._gpt2, "gpt_neox": hf_classic._gpt_neox, "opt": hf_classic._opt, "bloom": hf_classic._bloom,
+    "falcon": hf_classic._falcon, "RefinedWebModel": hf_classic._falcon, "RefinedWeb": hf_classic._falcon,
+    "t5": hf_classic._t5, "bert": hf_classic._bert, "roberta": hf_classic._roberta,
+}
+
+
+def _reader(model_type: str):
+    if model_type in _CLASSIC:
+        return _CLASSIC[model_type]
+    if model_type in _WRAPPERS:
+        return lambda config, name: _read_wrapper(config, name, model_type)
+    defaults_of = _DEFAULTS_OF.get(model_type, model_type)
+    return lambda config, name: _CFG_READERS[model_type](Cfg(config, defaults_of, name), name)
+
+
+_DEFAULTS_OF = {"kimi_k2": "deepseek_v3"}  # Kimi K2 ships DeepSeek-V3's architecture under its own model_type
+
+
+# readers written but not yet checked against a real config counted with transformers: not offered
+_UNCHECKED = {"gemma3_text", "exaone4", "olmo2", "olmo3", "starcoder2", "cohere", "qwen2_moe", "olmoe", "phimoe",
+              "granitemoe", "glm4_moe", "glm4_moe_lite", "mistral3"}
+_TEXT_ONLY = {"llama4_text", "qwen3_5_text", "qwen3_5_moe_text"}  # read inside their multimodal wrappers
+READERS = {t: _reader(t) for t in [*_CLASSIC, *_CFG_READERS, *_WRAPPERS] if t not in _UNCHECKED | _TEXT_ONLY}
+
+
+def _read_wrapper(config: dict, name: str, model_type: str) -> ModelSpec:
+    """A multimodal wrapper: plan its text model (text_config; keys it omits take the text config class's
+    defaults); the vision (and audio) towers and projectors are not counted, as the spec's assumptions say."""
+    top = Cfg(config, model_type, name)
+    text_raw = config.get("text_config")
+    if not isinstance(text_raw, dict):
+        raise LlmplanError(f"{name}: a {model_type} config needs its text_config (an object)")
+    default_type = hf_defaults()["types"].get(model_type, {}).get("text_config")
+    text_type = text_raw.get("model_type") or default_type
+    reader = _TEXT_READERS.get(text_type) if isinstance(text_type, str) else None
+    if reader is None:
+        raise LlmplanError(f"{name}: {model_type} text_config of model_type {text_type!r} is not supported; "
+                           f"supported: {', '.join(sorted(_TEXT_READERS))}")
+    text = Cfg(text_raw, text_type, name, prefix="text_config.")
+    note = (f"{_WRAPPERS[model_type]} multimodal wrapper ({model_type}): the text model ({text_type}, from "
+            "text_config) is planned; the vision tower and projector are not counted")
+    return reader(text, name, top=top, assumptions=(note,))
 
 
 def spec_from_hf_config(config: dict, name: str = "config.json") -> ModelSpec:
@@ -193,6 +109,7 @@ def spec_from_hf_config(config: dict, name: str = "config.json") -> ModelSpec:
     if reader is None:
         found = "no model_type" if model_type is None else f"unsupported model_type {model_type!r}"
         raise LlmplanError(f"{found} in {name}; supported: {', '.join(sorted(READERS, key=str.lower))}")
+    check_common_keys(config, name)
     try:
         return reader(config, name)
     except KeyError as exc:
@@ -202,15 +119,22 @@ def spec_from_hf_config(config: dict, name: str = "config.json") -> ModelSpec:
 
 
 def read_hf_config(path: Path) -> ModelSpec:
+    path = Path(path)
     try:
-        config = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise LlmplanError(f"no such file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        if not path.is_file():
+            raise LlmplanError(f"no such file: {path}" if not path.exists() else f"{path} is not a regular file")
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise LlmplanError(f"{path} is over {MAX_CONFIG_BYTES >> 20} MiB: not a config.json")
+        config = json.loads(path.read_text())
+    except OSError as exc:
+        raise LlmplanError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
         raise LlmplanError(f"cannot read {path}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise LlmplanError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except RecursionError:
+        raise LlmplanError(f"{path} nests too deeply to be a config.json") from None
     if not isinstance(config, dict):
         raise LlmplanError(f"{path} is not a config.json: expected a JSON object")
-    name = config.get("_name_or_path") or Path(path).parent.name or str(path)
+    name = config.get("_name_or_path") or path.parent.name or str(path)
     return spec_from_hf_config(config, str(name))

@@ -50,6 +50,8 @@ class Attention:
     qk_norm: str = ""          # "head": RMSNorm over each head (Qwen3, Gemma 3); "proj": over the whole q and k
                                # projections (OLMo 2); see QK_NORMS
     sinks: bool = False        # one learned sink logit per head (gpt-oss)
+    output_gate: bool = False  # q_proj also yields a sigmoid gate on the attention output, doubling its width
+                               # (Qwen3-Next / Qwen3.5 attn_output_gate: Qwen3NextAttention q_proj)
     # Multi-head latent attention: kv_lora_rank > 0 turns it on (DeepSeek-V2 eq. 9-11, Kimi K2, GLM-5)
     q_lora_rank: int = 0       # 0: q is a plain hidden -> heads x head_dim projection
     kv_lora_rank: int = 0      # width of the compressed KV latent c_KV
@@ -103,7 +105,8 @@ class Attention:
             total = q + kv + linear(self.heads * self.d_v, h, self.out_bias)
         else:
             kv_width = self.kv_heads * (self.head_dim + self.d_v)
-            total = (linear(h, self.q_dim, self.qkv_bias) + h * kv_width + (kv_width if self.qkv_bias else 0)
+            q_width = self.q_dim * (2 if self.output_gate else 1)
+            total = (linear(h, q_width, self.qkv_bias) + h * kv_width + (kv_width if self.qkv_bias else 0)
                      + linear(self.heads * self.d_v, h, self.out_bias))
         if self.qk_norm == "head":
             total += 2 * self.head_dim
@@ -236,15 +239,21 @@ class MoE:
     router_bias: bool = False  # the router linear has a bias (gpt-oss)
     shared_ffn: int = 0        # total inner width of the shared expert(s); 0: none
     shared_gate: bool = False  # Qwen2-MoE: a sigmoid gate (hidden -> 1) on the shared expert
+    latent: int = 0            # routed experts work in a latent width, between two projections hidden <-> latent
+                               # (Nemotron 3 Super moe_latent_size: NemotronHMoE fc1/fc2_latent_proj); 0: none
 
     def __post_init__(self) -> None:
         _check_ints(self, ("experts", "top_k", "expert_ffn"), 1)
-        _check_ints(self, ("shared_ffn",), 0)
+        _check_ints(self, ("shared_ffn", "latent"), 0)
         if self.top_k > self.experts:
             raise LlmplanError(f"top_k ({self.top_k}) exceeds the {self.experts} experts")
 
     def expert_params(self, hidden: int) -> int:
-        return Dense(self.expert_ffn, self.gated, self.bias).params(hidden)
+        return Dense(self.expert_ffn, self.gated, self.bias).params(self.latent or hidden)
+
+    def latent_params(self, hidden: int) -> int:
+        """The hidden -> latent and latent -> hidden projections (biased like the experts); always active."""
+        return linear(hidden, self.latent, self.bias) + linear(self.latent, hidden, self.bias) if self.latent else 0
 
     def shared_params(self, hidden: int) -> int:
         if not self.shared_ffn:
@@ -256,7 +265,8 @@ class MoE:
         return linear(hidden, self.experts, self.router_bias)
 
     def params(self, hidden: int) -> int:
-        return self.experts * self.expert_params(hidden) + self.shared_params(hidden) + self.router_params(hidden)
+        return (self.experts * self.expert_params(hidden) + self.shared_params(hidden) + self.router_params(hidden)
+                + self.latent_params(hidden))
 
     def active_params(self, hidden: int) -> int:
         """Parameters one token uses: its top_k experts, the shared expert and the router."""

@@ -1,0 +1,109 @@
+"""Readers of hybrid decoders: Mamba-2 with attention (Nemotron-H) and Gated DeltaNet with attention (Qwen3-Next,
+Qwen3.5), whose recurrent layers keep a fixed state per sequence instead of a growing KV cache."""
+
+from __future__ import annotations
+
+from llmplan.errors import LlmplanError
+from llmplan.models.hf_build import Layer, decoder_spec, experts_count
+from llmplan.models.hf_common import Cfg, layer_kinds, standard_attention
+from llmplan.models.hf_moe import qwen_sparse_layers
+from llmplan.models.layers import Dense, GatedDeltaNet, Mamba2, MoE
+from llmplan.models.spec import ModelSpec
+
+NEMOTRON_PATTERN = {"M": "linear_attention", "E": "moe", "*": "full_attention", "-": "mlp"}
+
+
+def nemotron_h(c: Cfg, name: str) -> ModelSpec:
+    """modeling_nemotron_h.py: each layer is one RMSNorm and one mixer: Mamba-2 (M), attention without biases or
+    positional encoding (*), a squared-ReLU MLP (-), or a MoE of squared-ReLU experts with shared experts (E).
+    The make-up is hybrid_override_pattern (older configs) or layers_block_type / layer_types."""
+    h = c.int("hidden_size")
+    pattern = c.value("hybrid_override_pattern", None)
+    if pattern is not None:
+        if not isinstance(pattern, str) or not pattern or set(pattern) - set(NEMOTRON_PATTERN):
+            raise c.bad("hybrid_override_pattern", "a string of M, E, * and -", pattern)
+        types = [NEMOTRON_PATTERN[ch] for ch in pattern]
+        key = "hybrid_override_pattern"
+    else:
+        key = "layers_block_type"
+        types = c.str_list(key)
+        if types is None:
+            raise LlmplanError(f"{c.name}: a nemotron_h config needs hybrid_override_pattern or layers_block_type")
+        legacy = {"mamba": "linear_attention", "attention": "full_attention"}  # remap_legacy_layer_types
+        types = [legacy.get(t, t) for t in types]
+        unknown = sorted(set(types) - set(NEMOTRON_PATTERN.values()))
+        if unknown:
+            raise c.bad(key, "a list of linear_attention, full_attention, mlp and moe", unknown)
+    if c.has("num_hidden_layers") and c.int("num_hidden_layers") != len(types):
+        raise LlmplanError(f"{c.name}: {c.key(key)} describes {len(types)} layers, but num_hidden_layers is "
+                           f"{c.int('num_hidden_layers')}")
+    mamba = Mamba2(heads=c.int("mamba_num_heads"), head_dim=c.int("mamba_head_dim"), state=c.int("ssm_state_size"),
+                   groups=c.int("n_groups"), conv_kernel=c.int("conv_kernel"), bias=c.bool("use_bias"),
+                   conv_bias=c.bool("use_conv_bias"))
+    attn = standard_attention(c, h, qkv_bias=False, out_bias=False, rope=False)
+    mlp_bias = c.bool("mlp_bias", default=False)
+    parts = {"linear_attention": (mamba, None), "full_attention": (attn, None)}
+    if "mlp" in types:
+        parts["mlp"] = (None, Dense(c.int("intermediate_size"), gated=False, bias=mlp_bias))
+    if "moe" in types:
+        # NemotronHMoE: one shared NemotronHMLP of moe_shared_expert_intermediate_size (n_shared_experts is not
+        # read by transformers); routed experts in moe_latent_size when set
+        moe = MoE(experts_count(c, "n_routed_experts"), c.int("num_experts_per_tok"), c.int("moe_intermediate_size"),
+                  gated=False, bias=mlp_bias, shared_ffn=c.int("moe_shared_expert_intermediate_size", minimum=0),
+                  latent=c.int("moe_latent_size", null=0))
+        parts["moe"] = (None, moe)
+    layers: list[Layer] = [(*parts[t], 1) for t in types]
+    return decoder_spec(c, name, layers, hidden=h, activation_key="mlp_hidden_act")
+
+
+def _gated_deltanet(c: Cfg) -> GatedDeltaNet:
+    return GatedDeltaNet(k_heads=c.int("linear_num_key_heads"), v_heads=c.int("linear_num_value_heads"),
+                         k_head_dim=c.int("linear_key_head_dim"), v_head_dim=c.int("linear_value_head_dim"),
+                         conv_kernel=c.int("linear_conv_kernel_dim"))
+
+
+def _linear_pattern(c: Cfg, n: int) -> list[str]:
+    """layer_types (full_attention / linear_attention), else every full_attention_interval-th layer full
+    (Qwen3NextConfig.__post_init__, default 4)."""
+    kinds = layer_kinds(c, n, {"full_attention": "full", "linear_attention": "linear"})
+    if kinds is None:
+        every = c.int("full_attention_interval", default=4)
+        kinds = ["linear" if (i + 1) % every else "full" for i in range(n)]
+    return kinds
+
+
+def _qwen_hybrid(c: Cfg, name: str, ffns: list, top: Cfg | None, assumptions) -> ModelSpec:
+    h, n = c.int("hidden_size"), c.int("num_hidden_layers")
+    attn = standard_attention(c, h, qk_norm="head", output_gate=True)  # Qwen3NextAttention: gated q_proj
+    delta = _gated_deltanet(c)
+    kinds = _linear_pattern(c, n)
+    layers: list[Layer] = [(attn if k == "full" else delta, f, 2) for k, f in zip(kinds, ffns)]
+    notes = list(assumptions)
+    if c.int("mtp_num_hidden_layers", default=0, minimum=0):
+        notes.append("its multi-token-prediction layers (mtp_num_hidden_layers) are not built by transformers and "
+                     "not counted")
+    return decoder_spec(c, name, layers, hidden=h, top=top, assumptions=tuple(notes))
+
+
+def _qwen_moe(c: Cfg) -> MoE:
+    return MoE(experts_count(c, "num_experts"), c.int("num_experts_per_tok"), c.int("moe_intermediate_size"),
+               shared_ffn=c.int("shared_expert_intermediate_size", minimum=0), shared_gate=True)
+
+
+def qwen3_next(c: Cfg, name: str) -> ModelSpec:
+    # modeling_qwen3_next.py: Gated DeltaNet and gated full attention; MoE with a gated shared expert on every
+    # decoder_sparse_step-th layer not in mlp_only_layers, else a dense MLP of intermediate_size
+    n = c.int("num_hidden_layers")
+    moe, sparse = _qwen_moe(c), qwen_sparse_layers(c, n)
+    ffns = [moe if s else Dense(c.int("intermediate_size")) for s in sparse]
+    return _qwen_hybrid(c, name, ffns, None, ())
+
+
+def qwen3_5_text(c: Cfg, name: str, top: Cfg | None = None, assumptions=()) -> ModelSpec:
+    # modeling_qwen3_5.py: Qwen3-Next's mixers with a dense MLP on every layer
+    return _qwen_hybrid(c, name, [Dense(c.int("intermediate_size"))] * c.int("num_hidden_layers"), top, assumptions)
+
+
+def qwen3_5_moe_text(c: Cfg, name: str, top: Cfg | None = None, assumptions=()) -> ModelSpec:
+    # modeling_qwen3_5_moe.py: Qwen3-Next's mixers with the gated-shared-expert MoE on every layer
+    return _qwen_hybrid(c, name, [_qwen_moe(c)] * c.int("num_hidden_layers"), top, assumptions)
