@@ -251,3 +251,51 @@ def test_memory_command_ep_and_cache_kinds(cli):
     infer = cli("memory", "--model", "llama-2-7b", "--mode", "infer", "--seq", "4096", "--json").json()
     assert infer["layer_kinds"] == {"full": 32} and infer["breakdown"]["state"] == 0
     assert "KV cache (32 full layers)" in cli("memory", "--model", "llama-2-7b", "--mode", "infer").stdout
+
+
+# Activations -----------------------------------------------------------------------------------------------------
+
+def _terms(spec, group=None, **kw):
+    from llmplan.estimate.activations import ActivationConfig, layer_terms
+
+    c = ActivationConfig(**{"seq": 1024, "batch": 2, "bytes_per_value": 2, "dropout": False, **kw})
+    return {t.name: t.bytes for t in layer_terms(spec, c, group=group)}
+
+
+def test_moe_activations_route_top_k_tokens_and_the_shared_expert():
+    spec = deepseek_v3()
+    t = _terms(spec, group=spec.layer_groups[1])
+    n, h = 2048, 7168
+    assert t["mlp_expert_inputs"] == 8 * 2 * n * h
+    assert t["mlp_gate_up"] == 8 * 2 * 2 * n * 2048 and t["mlp_product"] == 8 * 2 * n * 2048
+    assert t["mlp_shared_gate_up"] == 2 * 2 * n * 2048 and t["mlp_shared_product"] == 2 * n * 2048
+    dense = _terms(spec, group=spec.layer_groups[0])
+    assert "mlp_expert_inputs" not in dense and dense["mlp_gate_up"] == 2 * 2 * n * 18432
+
+
+def test_mla_activations_keep_the_latents():
+    spec = deepseek_v3()
+    t = _terms(spec, group=spec.layer_groups[0])
+    n = 2048
+    assert t["mla_q_latent"] == t["mla_q_latent_normed"] == 2 * n * 1536
+    assert t["mla_kv_latent"] == 2 * n * 576 and t["mla_kv_latent_normed"] == 2 * n * 512
+    assert t["mla_q"] == t["mla_k"] == 2 * n * 128 * 192  # the core at qk head dim
+    assert t["mla_kv_up"] == 2 * n * 128 * 256 and t["attn_out_proj_input"] == 2 * n * 128 * 128
+    tp = _terms(spec, group=spec.layer_groups[0], tp=8)
+    assert tp["mla_kv_latent"] == t["mla_kv_latent"] and tp["mla_q"] == t["mla_q"] / 8  # latents replicated
+
+
+def test_recurrent_activations_and_pipeline_stages_follow_the_layers():
+    from llmplan.estimate.activations import ActivationConfig, activation_memory, layer_bytes
+
+    spec = nemotron_h_56b()
+    mamba = _terms(spec, group=spec.layer_groups[0])
+    n = 2048
+    assert mamba["mixer_in_proj_out"] == 2 * n * (2 * 16384 + 2 * 8 * 256 + 256)
+    assert mamba["mixer_conv_out"] == mamba["mixer_conv_act"] == 2 * n * (16384 + 2 * 8 * 256)
+    c = ActivationConfig(seq=1024, batch=2, bytes_per_value=2, dropout=False)
+    layers = [g for g in spec.layer_groups for _ in range(g.count)]
+    a = activation_memory(spec, c, pp=2)
+    first_layers = sum(layer_bytes(spec, c, group=g) for g in layers[:59])
+    assert a.first_stage_bytes == pytest.approx(2 * (a.embedding_bytes + first_layers))
+    assert {label for label, _, _ in a.layer_kinds} == {"Mamba-2", "MLP-only", "full attention"}

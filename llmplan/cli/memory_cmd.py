@@ -233,6 +233,8 @@ def _payload(name, cfg, est, gpu, fit, frac, room_bytes, profile_path) -> dict:
                    "kv_dtype": cfg.kv_dtype, "beams": cfg.beams, "grad_dtype": cfg.grad_dtype, "amp": cfg.amp,
                    "dropout": cfg.dropout, "impl": cfg.impl},
         "layer_kinds": est.layer_kinds,
+        "activation_layers": [{"layers": n, "make": label, "bytes_per_layer": b}
+                              for label, n, b in est.activation_layers],
         "weight_format": (cfg.spec.weight_format.label if cfg.stored_weights and cfg.mode == "infer"
                           and cfg.spec.weight_format else cfg.dtype),
         "profile": profile_path,
@@ -323,7 +325,11 @@ def _activation_rows(cfg, est, fb) -> list[tuple[str, str]]:
     else:
         first = last = ""
         layer_label = f"  one layer, one micro-batch (x {layers} layers)"
-    out = [(layer_label, fb(d["per_layer"])), ("  embeddings" + first, fb(d["embeddings"])),
+    if est.activation_layers:  # layers differ (Gemma's local/global, DeepSeek's dense first layers, hybrids)
+        rows = [(f"  {n} x {label}, one micro-batch", fb(b)) for label, n, b in est.activation_layers]
+    else:
+        rows = [(layer_label, fb(d["per_layer"]))]
+    out = rows + [("  embeddings" + first, fb(d["embeddings"])),
            ("  output layer and loss" + last, fb(d["output_and_loss"])),
            ("  logits during the loss (transient)" + last, fb(d["logits_transient"]))]
     if d.get("recompute_transient"):

@@ -24,7 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from llmplan.errors import LlmplanError
-from llmplan.estimate.shapes import ceil_div, kv_heads_per_gpu
+from llmplan.estimate.shapes import ceil_div, kv_heads_on_gpu
+from llmplan.models.layers import Attention, LayerGroup, Mamba2, MoE
 from llmplan.models.spec import ModelSpec
 
 ATTENTION = ("flash", "eager")
@@ -67,11 +68,21 @@ def _mask(c: ActivationConfig) -> float:
     return c.bytes_per_value if c.impl == "pytorch" else 1.0
 
 
-def _dims(spec: ModelSpec, c: ActivationConfig) -> dict:
+def _group(spec: ModelSpec, group: LayerGroup | None) -> LayerGroup:
+    return group if group is not None else spec.layer_groups[0]
+
+
+def _dims(spec: ModelSpec, c: ActivationConfig, g: LayerGroup) -> dict:
+    """Per-GPU widths of one layer's tensors (tp splits heads and inner widths; KV heads replicate below tp)."""
     t = c.tp
     n = c.seq * c.batch
-    return dict(n=n, nr=n / t if c.sp else n, h=spec.hidden, p=c.bytes_per_value, q=spec.q_dim / t,
-                kv=kv_heads_per_gpu(spec, t) * spec.d_head, a=spec.heads / t, f=spec.ffn / t)
+    d = dict(n=n, nr=n / t if c.sp else n, h=spec.hidden, p=c.bytes_per_value)
+    m = g.attention
+    if m is not None:
+        kv = kv_heads_on_gpu(m.kv_heads, t)
+        d.update(q=m.q_dim / t, k=kv * m.head_dim, v=kv * m.d_v, out=m.heads * m.d_v / t, a=m.heads / t)
+        d["kv"] = d["k"]  # plain attention: K and V the same width
+    return d
 
 
 def _norm(spec: ModelSpec, c: ActivationConfig, name: str, nr: float, shared_input: bool = False) -> list[Term]:
@@ -86,18 +97,24 @@ def _norm(spec: ModelSpec, c: ActivationConfig, name: str, nr: float, shared_inp
     return ([] if shared_input else [Term(name, r * nr * h)]) + [Term(name + "_stats", stats)]
 
 
-def _attention(spec: ModelSpec, c: ActivationConfig, d: dict, prefix: str, s_kv: int, n_kv: float,
-               causal: bool) -> list[Term]:
-    """Q/K/V, the attention core and the output projection's input (self- or cross-attention)."""
-    n, p, q, kv, a = d["n"], d["p"], d["q"], d["kv"], d["a"]
-    rope = spec.position == "rotary" and prefix == "attn"
-    grouped = spec.n_kv_heads < spec.heads
+def _inner_norm(c: ActivationConfig, name: str, n: float, width: float) -> list[Term]:
+    """An RMSNorm inside a mixer over `width` values per token (MLA's latent norms, QK-norm, a gated output norm):
+    its input (kept where no other op keeps it) and fp32 rstd; the CPU composite keeps fp32 copies instead."""
+    if c.impl == "pytorch":
+        return [Term(name, 2 * FP32 * n * width), Term(name + "_stats", FP32 * n)]
+    return [Term(name + "_stats", FP32 * n)]
+
+
+def _core(spec: ModelSpec, c: ActivationConfig, d: dict, prefix: str, s_kv: int, n_kv: float, causal: bool,
+          q: float, k: float, v: float, out: float, a: float, grouped: bool, rope: bool) -> list[Term]:
+    """The attention core softmax(Q K^T) V and the output projection's input, for query/key width q/k, value v."""
+    n, p = d["n"], d["p"]
     terms: list[Term] = []
     core_kept = c.recompute == "none"
     if c.attention == "eager" and core_kept:
-        kv_e = q if grouped else kv  # K and V repeated to every query head before the score matmul
-        terms += [Term(f"{prefix}_q", p * n * q), Term(f"{prefix}_k", p * n_kv * kv_e),
-                  Term(f"{prefix}_v", p * n_kv * kv_e)]
+        k_e, v_e = (q, out) if grouped else (k, v)  # K and V repeated to every query head before the matmuls
+        terms += [Term(f"{prefix}_q", p * n * q), Term(f"{prefix}_k", p * n_kv * k_e),
+                  Term(f"{prefix}_v", p * n_kv * v_e)]
         terms.append(Term(f"{prefix}_softmax", p * n * s_kv * a))  # 2 a s^2 b (Korthikanti)
         if c.residual_fp32:  # CUDA autocast runs softmax in fp32: its output, then a 16-bit copy for P V
             terms.append(Term(f"{prefix}_softmax_fp32", FP32 * n * s_kv * a))
@@ -106,92 +123,187 @@ def _attention(spec: ModelSpec, c: ActivationConfig, d: dict, prefix: str, s_kv:
                       Term(f"{prefix}_dropout_out", p * n * s_kv * a)]      # 2 a s^2 b
         if c.impl != "fused" and causal:
             terms.append(Term(f"{prefix}_causal_mask", 1.0 * c.seq * s_kv))  # bool
-        terms.append(Term(f"{prefix}_out_proj_input", p * n * q, consumer="o"))
-    else:
+        terms.append(Term(f"{prefix}_out_proj_input", p * n * out, consumer="o"))
+        return terms
+    terms.append(Term(f"{prefix}_out_proj_input", p * n * out, consumer="" if core_kept else "o"))
+    if core_kept:
+        terms.append(Term(f"{prefix}_softmax_lse", FP32 * n * a))
+        if c.impl == "pytorch" and rope:  # head-major output: transposed copy for the output projection
+            terms.append(Term(f"{prefix}_out_proj_copy", p * n * out, consumer="o"))
+    return terms
+
+
+def _attention(spec: ModelSpec, c: ActivationConfig, d: dict, prefix: str, s_kv: int, n_kv: float,
+               causal: bool, m: Attention) -> list[Term]:
+    """Q/K/V, the attention core and the output projection's input (self- or cross-attention)."""
+    if m.is_mla and prefix == "attn":
+        return _mla(spec, c, d, m, causal)
+    n, p, q, kv, a = d["n"], d["p"], d["q"], d["kv"], d["a"]
+    v = d["v"]
+    rope = spec.position == "rotary" and m.rope and prefix == "attn"
+    grouped = m.kv_heads < m.heads
+    terms: list[Term] = []
+    eager_kept = c.attention == "eager" and c.recompute == "none"
+    if not eager_kept:
         # Flash attention (Dao et al. 2022) keeps Q, K, V, its output and the fp32 logsumexp, and replays dropout
         # from the RNG state; selective recomputation keeps the core's inputs only. Q, K, V are views of one fused
         # projection, so that storage is kept whole.
         if prefix == "attn":
-            terms.append(Term("attn_qkv", p * n * (q + 2 * kv)))
+            terms.append(Term("attn_qkv", p * n * (q + kv + v)))
         else:
-            terms += [Term(f"{prefix}_q", p * n * q), Term(f"{prefix}_kv", p * n_kv * 2 * kv)]
+            terms += [Term(f"{prefix}_q", p * n * q), Term(f"{prefix}_kv", p * n_kv * (kv + v))]
         if rope:  # rotated Q and K are new tensors; V's view keeps the fused QKV storage alive
             terms.append(Term("attn_rotary_qk", p * n * (q + kv)))
-        terms.append(Term(f"{prefix}_out_proj_input", p * n * q, consumer="" if core_kept else "o"))
-        if core_kept:
-            terms.append(Term(f"{prefix}_softmax_lse", FP32 * n * a))
-            if c.impl == "pytorch" and rope:  # head-major output: transposed copy for the output projection
-                terms.append(Term(f"{prefix}_out_proj_copy", p * n * q, consumer="o"))
+        elif m.qk_norm and prefix == "attn":  # normalised Q and K are new tensors the core keeps
+            terms.append(Term("attn_normed_qk", p * n * (q + kv)))
+    if m.qk_norm and prefix == "attn":  # QK-norm (Qwen3, Gemma 3: per head; OLMo 2: whole projections)
+        terms += _inner_norm(c, "attn_qk_norm", n, q + kv)
+    terms += _core(spec, c, d, prefix, s_kv, n_kv, causal, q, kv, v, d["out"], a, grouped, rope)
     if c.impl != "fused" and rope and p != FP32:
-        terms.append(Term("attn_rotary_tables", 2 * c.seq * spec.d_head * p))  # cos/sin cast per call
+        terms.append(Term("attn_rotary_tables", 2 * c.seq * m.head_dim * p))  # cos/sin cast per call
     return terms
 
 
-def _mlp(spec: ModelSpec, c: ActivationConfig, d: dict) -> list[Term]:
-    n, nr, p, f, h = d["n"], d["nr"], d["p"], d["f"], d["h"]
-    k = spec.experts_per_token if spec.is_moe else 1
+def _mla(spec: ModelSpec, c: ActivationConfig, d: dict, m: Attention, causal: bool) -> list[Term]:
+    """Multi-head latent attention in training (DeepSeek-V2 section 2.1, not absorbed): an extension of
+    Korthikanti's accounting by the same rule (each op keeps the inputs its backward needs). q_a's output feeds its
+    norm, the normed latent q_b; kv_a's output (latent and shared rotary key) feeds kv_a_layernorm and the rotary
+    embedding, the normed latent kv_b; kv_b's output holds K's non-rotary part and V (V is a view: kept whole); the
+    core keeps the assembled Q and K (heads x (qk_nope + qk_rope)), V, its output and the logsumexp."""
+    n, p, t = d["n"], d["p"], c.tp
+    heads = m.heads / t
+    nope = m.head_dim - m.qk_rope_head_dim
+    terms: list[Term] = []
+    if m.q_lora_rank:
+        terms += [Term("mla_q_latent", p * n * m.q_lora_rank)] + _inner_norm(c, "mla_q_norm", n, m.q_lora_rank)
+        terms.append(Term("mla_q_latent_normed", p * n * m.q_lora_rank, consumer="q"))
+    terms += [Term("mla_kv_latent", p * n * (m.kv_lora_rank + m.qk_rope_head_dim))]
+    terms += _inner_norm(c, "mla_kv_norm", n, m.kv_lora_rank)
+    terms.append(Term("mla_kv_latent_normed", p * n * m.kv_lora_rank, consumer="kv"))
+    q = k = heads * m.head_dim
+    v = heads * m.d_v
+    if c.attention != "eager" or c.recompute != "none":
+        terms += [Term("mla_q", p * n * q), Term("mla_k", p * n * k),
+                  Term("mla_kv_up", p * n * heads * (nope + m.d_v))]  # V is a view of kv_b's output
+    rope = spec.position == "rotary" and m.rope
+    terms += _core(spec, c, d, "attn", c.seq, n, causal, q, k, v, v, heads, False, rope)
+    return terms
+
+
+def _recurrent(spec: ModelSpec, c: ActivationConfig, d: dict, m) -> list[Term]:
+    """Mamba-2 / Gated DeltaNet mixers, an extension where Korthikanti has no formula: the in_proj output (its
+    views z, x, B, C, dt or q, k, v, z, b, a keep it whole), the depthwise conv's output and the SiLU's output (the
+    scan's x, B, C or q, k, v: what mamba_ssm's mamba_chunk_scan_combined and fla's chunk_gated_delta_rule save;
+    chunk states are recomputed in their backward), the scan output and the gated RMSNorm's input, and the norm's
+    output (out_proj's input)."""
+    n, p, t = d["n"], d["p"], c.tp
+    if isinstance(m, Mamba2):
+        proj = (2 * m.inner + 2 * m.groups * m.state + m.heads) / t
+        conv, inner, heads = m.conv_dim / t, m.inner / t, m.heads / t
+        extra = []
+    else:
+        key, value = m.k_heads * m.k_head_dim / t, m.v_heads * m.v_head_dim / t
+        proj = (2 * key + 2 * value + 2 * m.v_heads / t)
+        conv, inner, heads = m.conv_dim / t, value, m.v_heads / t
+        extra = [Term("deltanet_qk_l2norm", p * n * 2 * key), Term("deltanet_gate_beta", 2 * FP32 * n * heads)]
+    return ([Term("mixer_in_proj_out", p * n * proj), Term("mixer_conv_out", p * n * conv),
+             Term("mixer_conv_act", p * n * conv)] + extra
+            + [Term("mixer_scan_out", p * n * inner)] + _inner_norm(c, "mixer_norm", n, inner)
+            + [Term("mixer_out_proj_input", p * n * inner, consumer="out_proj")])
+
+
+def _ffn_terms(c: ActivationConfig, d: dict, prefix: str, f: float, gated: bool, act: str, k: float) -> list[Term]:
+    """One MLP's inner tensors for k x n tokens: gate/up outputs, activation, product (Shazeer 2020)."""
+    n, p = d["n"] * k, d["p"]
+    if gated:  # act(x W_gate) * (x W_up), W_down
+        return [Term(f"{prefix}_gate_up", 2 * p * n * f),        # gate kept by act(), up by the product
+                Term(f"{prefix}_act_out", p * n * f),            # kept by the product
+                Term(f"{prefix}_product", p * n * f, consumer="down")]
+    if act == "relu":  # ReLU keeps its output, which is also the down projection's input
+        return [Term(f"{prefix}_act_out", p * n * f)]
+    if act == "relu2":  # squared ReLU: relu's output kept by the square, the square's output by down
+        return [Term(f"{prefix}_act_in", p * n * f), Term(f"{prefix}_act_out", p * n * f, consumer="down")]
+    # GELU/SiLU keep their input; the down projection keeps the activation's output (8 s b h each for 4h)
+    return [Term(f"{prefix}_act_in", p * n * f), Term(f"{prefix}_act_out", p * n * f, consumer="down")]
+
+
+def _mlp(spec: ModelSpec, c: ActivationConfig, d: dict, ffn) -> list[Term]:
+    n, nr, p, h, t = d["n"], d["nr"], d["p"], d["h"], c.tp
     act = spec.activation.lower()
     terms: list[Term] = []
-    if spec.is_moe:  # router: top-k ids and weights; each token's input gathered for each of its k experts
+    if isinstance(ffn, MoE):  # router: top-k ids and weights; each token's input gathered for each of its k experts
+        k = ffn.top_k
         terms += [Term("mlp_router", n * k * (INDEX + p)), Term("mlp_expert_inputs", k * p * n * h, consumer="up")]
-    if spec.mlp == "gated":  # act(x W_gate) * (x W_up), W_down (Shazeer 2020)
-        terms += [Term("mlp_gate_up", k * 2 * p * n * f),        # gate kept by act(), up by the product
-                  Term("mlp_act_out", k * p * n * f),            # kept by the product
-                  Term("mlp_product", k * p * n * f, consumer="down")]
-    elif act == "relu":  # ReLU keeps its output, which is also the down projection's input
-        terms.append(Term("mlp_act_out", k * p * n * f))
-    else:  # GELU/SiLU keep their input; the down projection keeps the activation's output (8 s b h each for 4h)
-        terms += [Term("mlp_act_in", k * p * n * f), Term("mlp_act_out", k * p * n * f, consumer="down")]
-    terms.insert(0, Term("mlp_input", p * nr * h, consumer="router" if spec.is_moe else "up"))
+        terms += _ffn_terms(c, d, "mlp", ffn.expert_ffn / t, ffn.gated, act, k)
+        if ffn.shared_ffn:  # the shared expert sees every token (DeepSeekMoE): a dense MLP beside the experts
+            terms += _ffn_terms(c, d, "mlp_shared", ffn.shared_ffn / t, ffn.gated, act, 1)
+    else:
+        terms += _ffn_terms(c, d, "mlp", ffn.ffn / t, ffn.gated, act, 1)
+    terms.insert(0, Term("mlp_input", p * nr * h, consumer="router" if isinstance(ffn, MoE) else "up"))
     return terms
 
 
-def layer_terms(spec: ModelSpec, c: ActivationConfig, cross: bool = False) -> list[Term]:
-    """Saved tensors of one transformer layer on one GPU, for one micro-batch (cross: a decoder layer with
-    cross-attention in an encoder-decoder model)."""
-    d = _dims(spec, c)
+def layer_terms(spec: ModelSpec, c: ActivationConfig, cross: bool = False,
+                group: LayerGroup | None = None) -> list[Term]:
+    """Saved tensors of one layer of `group` (default: the first) on one GPU, for one micro-batch (cross: a decoder
+    layer with cross-attention in an encoder-decoder model)."""
+    g = _group(spec, group)
+    d = _dims(spec, c, g)
     nr, p, h = d["nr"], d["p"], d["h"]
     if c.recompute == "full":  # only the layer input is kept; the layer is recomputed in the backward pass
         return [Term("layer_input", (FP32 if c.residual_fp32 else p) * nr * h)]
-    n_apps = 2 if spec.norms_per_layer in (1, 2) else spec.norms_per_layer
+    parts = (g.mixer is not None) + (g.ffn is not None)
+    n_apps = (parts if g.norms in (1, 2) else g.norms) if g.norms else 0
     terms: list[Term] = []
-    if n_apps:
-        terms += _norm(spec, c, "norm_attn", nr)
-    terms.append(Term("attn_input", p * nr * h, consumer="qkv"))
-    terms += _attention(spec, c, d, "attn", c.seq, d["n"], causal=spec.position not in ("alibi",)
-                        and not spec.relative_buckets)
-    if c.dropout:
-        terms.append(Term("attn_residual_dropout_mask", _mask(c) * nr * h))
-    if cross:
+    m = g.mixer
+    if m is not None:
+        if n_apps:
+            terms += _norm(spec, c, "norm_attn", nr)
+        terms.append(Term("attn_input", p * nr * h, consumer="qkv" if isinstance(m, Attention) else "in_proj"))
+        if isinstance(m, Attention):
+            terms += _attention(spec, c, d, "attn", c.seq, d["n"], spec.position not in ("alibi",)
+                                and not spec.relative_buckets and spec.arch != "encoder", m)
+        else:
+            terms += _recurrent(spec, c, d, m)
+        if c.dropout:
+            terms.append(Term("attn_residual_dropout_mask", _mask(c) * nr * h))
+    if cross and isinstance(m, Attention):
         enc = c.encoder_seq or c.seq
         terms += _norm(spec, c, "norm_cross", nr)
         terms.append(Term("cross_input", p * nr * h, consumer="q"))
-        terms += _attention(spec, c, d, "cross", enc, enc * c.batch, causal=False)
+        terms += _attention(spec, c, d, "cross", enc, enc * c.batch, False, m)
         if c.dropout:
             terms.append(Term("cross_residual_dropout_mask", _mask(c) * nr * h))
-    if n_apps:
-        terms += _norm(spec, c, "norm_mlp", nr, shared_input=spec.parallel_layers)
-    terms += _mlp(spec, c, d)
-    if c.dropout:
-        terms.append(Term("mlp_residual_dropout_mask", _mask(c) * nr * h))
-    for i in range(max(n_apps - 2, 0)):  # sandwich norms after the attention / MLP outputs
+    if g.ffn is not None:
+        if n_apps:
+            terms += _norm(spec, c, "norm_mlp", nr, shared_input=spec.parallel_layers)
+        terms += _mlp(spec, c, d, g.ffn)
+        if c.dropout:
+            terms.append(Term("mlp_residual_dropout_mask", _mask(c) * nr * h))
+    for i in range(max(n_apps - parts, 0)):  # sandwich norms after the attention / MLP outputs
         terms += _norm(spec, c, f"norm_post_{i}", nr)
     if c.lora_targets is not None:
-        terms = _lora(spec, c, d, terms, cross)
+        terms = _lora(spec, c, d, terms, cross, g)
     return terms
 
 
-def _lora(spec: ModelSpec, c: ActivationConfig, d: dict, terms: list[Term], cross: bool) -> list[Term]:
+def _lora(spec: ModelSpec, c: ActivationConfig, d: dict, terms: list[Term], cross: bool,
+          g: LayerGroup) -> list[Term]:
     """LoRA (Hu et al. 2021): a frozen linear without an adapter needs its input for no gradient, so autograd keeps
     it only if another op does; each adapter keeps its down-projection's output (r values per token)."""
+    from llmplan.estimate.shapes import group_linears
+
     targets = set(c.lora_targets or ())
-    needs = {"qkv": {"q", "k", "v"}, "q": {"q"}, "o": {"o"}, "up": {"gate", "up"}, "down": {"down"},
-             "router": {"router"}, "head": set()}
+    needs = {"qkv": {"q", "k", "v"}, "q": {"q"}, "kv": {"k", "v"}, "o": {"o"}, "up": {"gate", "up"},
+             "down": {"down"}, "router": {"router"}, "head": set(), "in_proj": {"in_proj"},
+             "out_proj": {"out_proj"}}
     kept = [t for t in terms if not t.consumer or needs.get(t.consumer, set()) & targets]
-    present = [m for m in ("q", "k", "v", "o", "up", "down") if m in targets]
-    if spec.mlp == "gated" and "gate" in targets:
-        present.append("gate")
-    n_mods = len(present) + (4 if cross and targets & {"q", "k", "v", "o"} else 0)
+    top_k = g.ffn.top_k if isinstance(g.ffn, MoE) else 1
+    n_mods = sum((top_k if m.kind == "expert" else 1) for m in group_linears(LayerGroup(1, g.mixer, g.ffn, g.norms),
+                                                                              spec.hidden)
+                 if m.kind != "router" and m.name != "indexer" and m.targeted(targets))
+    if cross and targets & {"q", "k", "v", "o"}:
+        n_mods += 4
     kept.append(Term("lora_intermediates", n_mods * d["p"] * d["n"] * c.lora_rank))
     return kept
 
@@ -208,10 +320,34 @@ class ActivationEstimate:
     last_stage_bytes: float
     microbatches_in_flight: int
     terms: tuple[Term, ...] = field(default=(), hash=False)  # one layer's terms, for the breakdown
+    layer_kinds: tuple[tuple[str, int, float], ...] = ()  # (group_label, layers, bytes per layer) when they differ
 
 
-def layer_bytes(spec: ModelSpec, c: ActivationConfig, cross: bool = False) -> float:
-    return sum(t.bytes for t in layer_terms(spec, c, cross))
+def layer_bytes(spec: ModelSpec, c: ActivationConfig, cross: bool = False, group: LayerGroup | None = None) -> float:
+    return sum(t.bytes for t in layer_terms(spec, c, cross, group))
+
+
+def group_label(g: LayerGroup) -> str:
+    """'sliding attention + MLP', 'MLA + MoE', 'Mamba-2', 'MLP-only': what a layer of the group is made of."""
+    m, f = g.mixer, g.ffn
+    if isinstance(m, Attention):
+        mixer = "MLA" if m.is_mla else f"{m.kind} attention"
+    else:
+        mixer = {Mamba2: "Mamba-2"}.get(type(m), "Gated DeltaNet" if m is not None else "")
+    ffn = "MoE" if isinstance(f, MoE) else ("MLP" if f is not None else "")
+    return " + ".join(x for x in (mixer, ffn) if x) if mixer else "MLP-only"
+
+
+def group_layer_bytes(spec: ModelSpec, c: ActivationConfig) -> list[tuple[LayerGroup, float]]:
+    """One layer's saved bytes for each layer group, in order."""
+    return [(g, layer_bytes(spec, c, group=g)) for g in spec.layer_groups]
+
+
+def _rope_dim(spec: ModelSpec) -> int:
+    m = next((g.attention for g in spec.layer_groups if g.attention is not None), None)
+    if m is None:
+        return 0
+    return m.qk_rope_head_dim if m.is_mla else m.head_dim
 
 
 def check_activation_config(spec: ModelSpec, c: ActivationConfig) -> None:
@@ -232,26 +368,37 @@ def activation_memory(spec: ModelSpec, c: ActivationConfig, pp: int = 1) -> Acti
     flight, each for its layers / pp layers, i.e. as much as all layers of one micro-batch (Korthikanti, section 4.2.3).
     """
     check_activation_config(spec, c)
-    d = _dims(spec, c)
-    n, nr, p, h = d["n"], d["nr"], d["p"], d["h"]
+    n, p, h = c.seq * c.batch, c.bytes_per_value, spec.hidden
+    nr = n / c.tp if c.sp else n
     terms = layer_terms(spec, c)
-    per_layer = sum(t.bytes for t in terms)
     encdec = spec.arch == "encoder-decoder"
     cross = layer_bytes(spec, c, cross=True) if encdec else 0.0
+    stage_layers = [0.0] * pp  # each stage's layers, one micro-batch (layers split evenly, in order)
     if encdec:
         enc = c.encoder_seq or c.seq
-        enc_cfg = replace(c, seq=enc)
-        enc_layer = layer_bytes(spec, enc_cfg)
+        enc_layer = layer_bytes(spec, replace(c, seq=enc))
         stack = spec.encoder_layers * enc_layer + spec.layers * cross + p * enc * c.batch * h  # encoder output
+        stage_layers = [stack / pp] * pp
+        per_layer = sum(t.bytes for t in terms)
+        kinds = ()
     else:
-        stack = spec.layers * per_layer
+        per_group = group_layer_bytes(spec, c)
+        flat = [b for g, b in per_group for _ in range(g.count)]
+        merged: dict[tuple[str, float], int] = {}
+        for g, b in per_group:
+            merged[(group_label(g), b)] = merged.get((group_label(g), b), 0) + g.count
+        kinds = tuple((label, n_layers, b) for (label, b), n_layers in merged.items()) if len(merged) > 1 else ()
+        stack = sum(flat)
+        per_layer = stack / len(flat)  # the mean layer (every layer when they are equal)
+        size = len(flat) // pp
+        stage_layers = [sum(flat[k * size:(k + 1) * size]) for k in range(pp)]
     embedding = INDEX * n * (2 if encdec else 1)
     if spec.position == "learned":
         embedding += INDEX * c.seq  # position ids
     if c.dropout:
         embedding += _mask(c) * nr * h * (2 if encdec else 1)
     if c.impl != "fused" and spec.position == "rotary" and p == FP32:
-        embedding += FP32 * c.seq * spec.d_head  # cos/sin tables, shared by every layer
+        embedding += FP32 * c.seq * (spec.d_head if encdec else _rope_dim(spec))  # cos/sin, shared by every layer
     vocab = ceil_div(spec.vocab, c.tp)  # the output layer is split over the vocabulary (Megatron)
     head = INDEX * n + (FP32 if c.loss_fp32 else p) * n * vocab  # targets; log-probabilities (4 s b v)
     if c.lora_targets is None:
@@ -259,23 +406,22 @@ def activation_memory(spec: ModelSpec, c: ActivationConfig, pp: int = 1) -> Acti
     if spec.final_norm:
         head += sum(t.bytes for t in _norm(spec, c, "final_norm", nr))
     logits = p * n * vocab + (FP32 * n * vocab if c.loss_fp32 and p != FP32 else 0.0)
-    if c.recompute == "full":
+    if c.recompute in ("full", "selective"):  # the largest layer rematerialised in the backward pass
         full = replace(c, recompute="none")
-        transient = layer_bytes(spec, full, cross=encdec)
-    elif c.recompute == "selective":
-        full = replace(c, recompute="none")
-        transient = layer_bytes(spec, full) - per_layer
+        groups = [None] if encdec else list(spec.layer_groups)
+        transient = max(layer_bytes(spec, full, cross=encdec and c.recompute == "full", group=g)
+                        - (0.0 if c.recompute == "full" else layer_bytes(spec, c, group=g)) for g in groups)
     else:
         transient = 0.0
-    layers_per_stage = stack / pp
-    first = pp * (embedding + layers_per_stage) + transient
-    last = layers_per_stage + head + logits + transient
+    # 1F1B (Narayanan et al. 2021): stage k holds pp - k micro-batches in flight; the first stage the most
+    first = pp * (embedding + stage_layers[0]) + transient
+    last = stage_layers[-1] + head + logits + transient
     if pp == 1:
         first = last = embedding + stack + head + logits + transient
     return ActivationEstimate(
         layer_bytes=per_layer, cross_layer_bytes=cross, embedding_bytes=embedding, head_bytes=head,
         logits_transient_bytes=logits, recompute_transient_bytes=transient, first_stage_bytes=first,
-        last_stage_bytes=last, microbatches_in_flight=pp, terms=tuple(terms))
+        last_stage_bytes=last, microbatches_in_flight=pp, terms=tuple(terms), layer_kinds=kinds)
 
 
 def saved_bytes(spec: ModelSpec, c: ActivationConfig) -> float:
@@ -288,11 +434,33 @@ def saved_bytes(spec: ModelSpec, c: ActivationConfig) -> float:
 def inference_activation_bytes(spec: ModelSpec, seq: int, batch: int, p: float, attention: str = "flash",
                                tp: int = 1) -> float:
     """Peak transient memory of a prefill of `seq` tokens in one chunk (no gradients: nothing is kept between
-    layers): the residual stream and norm output, then the larger of the attention phase (Q, K, V, output, and the
-    s x s scores with eager attention) and the MLP phase, plus fp32 logits of the last position of each sequence."""
+    layers): the residual stream and norm output, then the largest phase of any layer (attention: Q, K, V, output,
+    and the s x s scores with eager attention; MLA: its latents too; recurrent mixers: in_proj output, conv and scan
+    outputs; MLP: inner tensors, one expert's width per token for MoE), plus fp32 logits of the
+    last position of each sequence."""
     n = seq * batch
-    h, q, f = spec.hidden, spec.q_dim / tp, spec.ffn / tp
-    kv = kv_heads_per_gpu(spec, tp) * spec.d_head
-    attn = p * n * (q + 2 * kv + q) + (p * n * seq * spec.heads / tp if attention == "eager" else 0.0)
-    mlp = p * n * f * (3 if spec.mlp == "gated" else 2)
-    return p * n * 2 * h + max(attn, mlp) + FP32 * batch * spec.vocab
+    h = spec.hidden
+    phases = [0.0]
+    if spec.arch == "encoder-decoder":
+        q, f = spec.q_dim / tp, spec.ffn / tp
+        kv = kv_heads_on_gpu(spec.n_kv_heads, tp) * spec.d_head
+        phases += [p * n * (q + 2 * kv + q) + (p * n * seq * spec.heads / tp if attention == "eager" else 0.0),
+                   p * n * f * (3 if spec.mlp == "gated" else 2)]
+    for g in spec.layer_groups if spec.arch != "encoder-decoder" else ():
+        m, f = g.mixer, g.ffn
+        if isinstance(m, Attention):
+            kv = kv_heads_on_gpu(m.kv_heads, tp)
+            width = m.q_dim / tp + kv * (m.head_dim + m.d_v) + m.heads * m.d_v / tp
+            if m.is_mla:  # latents, then K and V expanded per head
+                width = (m.q_lora_rank + m.kv_lora_rank + m.qk_rope_head_dim
+                         + m.heads * (2 * m.head_dim + 2 * m.d_v) / tp)
+            phases.append(p * n * width + (p * n * seq * m.heads / tp if attention == "eager" else 0.0))
+        elif m is not None:
+            inner = m.inner if isinstance(m, Mamba2) else m.v_heads * m.v_head_dim
+            phases.append(p * n * (m.params(h) / h + 2 * m.conv_dim + 2 * inner) / tp)  # in_proj width ~ params/h
+        if isinstance(f, MoE):  # experts run one after another over their tokens (k n rows over E experts; fused
+            # kernels in chunks), the shared expert apart: about one expert's width per token at a time
+            phases.append(p * n * max(f.expert_ffn, f.shared_ffn) / tp * (3 if f.gated else 2))
+        elif f is not None:
+            phases.append(p * n * f.ffn / tp * (3 if f.gated else 2))
+    return p * n * 2 * h + max(phases) + FP32 * batch * spec.vocab

@@ -86,6 +86,7 @@ class MemoryEstimate:
     rule_of_thumb: str
     assumptions: tuple[str, ...]
     layer_kinds: dict[str, int] = field(default_factory=dict, hash=False)  # cache layers of each kind (inference)
+    activation_layers: tuple[tuple[str, int, int], ...] = ()  # (layer make, layers, bytes per layer) if they differ
 
     @property
     def model_states_bytes(self) -> int:
@@ -268,6 +269,7 @@ def estimate_memory(cfg: MemoryConfig) -> MemoryEstimate:
         results.append(("only" if cfg.pp == 1 else "largest", w, g, o, act, (kv, state),
                         {"prefill_working_set": act}))
         layer_terms_out: tuple[tuple[str, int], ...] = ()
+        act_layers = ()
     else:
         ac = ActivationConfig(seq=seq, batch=cfg.batch, bytes_per_value=p, attention=cfg.attention,
                               recompute=cfg.recompute, dropout=cfg.dropout, tp=cfg.tp, sp=cfg.sp, impl=cfg.impl,
@@ -275,6 +277,7 @@ def estimate_memory(cfg: MemoryConfig) -> MemoryEstimate:
                               residual_fp32=cfg.amp)
         a = activation_memory(spec, ac, cfg.pp)
         layer_terms_out = tuple((t.name, int(round(t.bytes))) for t in a.terms)
+        act_layers = tuple((label, n, int(round(b))) for label, n, b in a.layer_kinds)
         detail = {"per_layer": a.layer_bytes, "embeddings": a.embedding_bytes, "output_and_loss": a.head_bytes,
                   "logits_transient": a.logits_transient_bytes, "recompute_transient": a.recompute_transient_bytes,
                   "microbatches_in_flight": a.microbatches_in_flight}
@@ -319,7 +322,7 @@ def estimate_memory(cfg: MemoryConfig) -> MemoryEstimate:
         params=total_params, trainable_params=int(round(trainable_total)), breakdown=breakdown, total_bytes=total,
         cpu_bytes=cpu, stage=stage, seq=seq, activation_detail={k: float(v) for k, v in detail.items()},
         activation_terms=layer_terms_out, weights_by_dtype=by_dtype, rule_of_thumb_bytes=rule, rule_of_thumb=text,
-        assumptions=tuple(notes), layer_kinds=layer_kinds)
+        assumptions=tuple(notes), layer_kinds=layer_kinds, activation_layers=act_layers)
 
 
 def cache_notes(spec: ModelSpec, seq: int) -> list[str]:
