@@ -97,15 +97,13 @@ def test_profile_for_another_gpu_is_refused(cli, tmp_path):
     assert r.code == 2 and "not A100" in r.stderr
 
 
-def test_serving_json(cli):
+def test_infer_mode_is_retired_for_serve(cli):
     r = cli("compute", "--model", "llama-2-7b", "--mode", "infer", "--gpu", "h100", "--prompt-tokens", "1000",
-            "--new-tokens", "200", "--batch", "4", "--json")
-    assert r.code == 0, r.stderr
-    out = r.json()
-    for key in ("prefill_seconds", "decode_seconds", "tokens_per_s_per_sequence", "tokens_per_s_batch",
-                "first_step_bound", "last_step_bound", "max_batch", "mfu_source", "flops"):
-        assert key in out, key
-    assert out["tokens_per_s_batch"] == pytest.approx(4 * out["tokens_per_s_per_sequence"])
+            "--new-tokens", "200", "--batch", "4")
+    assert r.code == 2 and r.stdout == ""
+    message = " ".join(r.stderr.split())
+    assert "retired" in message and "llmplan serve --model llama-2-7b --gpu h100" in message
+    assert "--input-tokens 1000 --output-tokens 200 --concurrency 4" in message
 
 
 def test_v100_falls_back_to_fp16(cli):
@@ -126,17 +124,12 @@ def test_v100_falls_back_to_fp16(cli):
     (["--tokens", "1T"], "model"),
     (["--gpus", "8", "--days", "3"], "--gpu"),
     (["--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--days", "3"], "not both"),
-    (["--model", "bert-base", "--mode", "infer", "--gpu", "h100"], "decoder"),
-    (["--model", "llama-7b", "--mode", "infer"], "--gpu"),
-    (["--model", "llama-7b", "--mode", "infer", "--gpu", "h100", "--tokens", "1T"], "--mode train"),
     (["--model", "llama-7b", "--gpu", "v100"], "tokens"),  # the fp16 note is held back: one line only
     (["--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--profile", "/no/such/profile.json"], "profile"),
     (["--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--gpus", "1.5"], "whole number"),
-    (["--model", "llama-7b", "--mode", "infer", "--gpu", "h100", "--batch", "2.5"], "whole number"),
     (["--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--dtype", "int4"], "training format"),
     (["--gpu", "h100", "--days", "3", "--dtype", "int8"], "training format"),
     (["--model", "llama-7b", "--tokens", "1T", "--law", "hoffmann"], "--days"),
-    (["--model", "llama-7b", "--mode", "infer", "--gpu", "h100", "--law", "hoffmann"], "--mode train"),
     (["--gpu", "h100", "--days", "3", "--law", "nonsense"], "unknown law"),
 ])
 def test_bad_inputs_exit_2_with_one_line(cli, args, message):
@@ -183,17 +176,6 @@ def test_the_mfu_source_shows_in_the_table(cli, tmp_path):
     path = _write_cpu_profile(tmp_path / "cpu.json")
     measured = cli("compute", "--params", "10M", "--tokens", "1B", "--profile", str(path))
     assert "[profile" in measured.stdout
-
-
-def test_serving_needs_a_bandwidth_figure(cli, tmp_path):
-    path = _write_cpu_profile(tmp_path / "cpu.json")
-    r = cli("compute", "--model", "llama-7b", "--mode", "infer", "--profile", str(path))
-    assert r.code == 2 and "bandwidth" in r.stderr and r.stdout == ""
-
-
-def test_a_model_too_large_for_the_gpus_is_said(cli):
-    r = cli("compute", "--model", "llama-2-70b", "--mode", "infer", "--gpu", "h100", "--json")
-    assert r.code == 0 and "does not fit on 1 x H100-SXM even at batch 1" in " ".join(r.stderr.split())
 
 
 def test_budget_with_a_price_gives_cost_and_energy(cli):

@@ -27,7 +27,10 @@ def test_planner_commands_import_no_heavy_library():
                  ["chinchilla", "--params", "7B", "--inference-tokens", "2T", "--json"],
                  ["chinchilla", "--flops", "1e22", "--unique-tokens", "100B", "--json"],
                  ["compute", "--model", "llama-7b", "--tokens", "1T", "--gpu", "h100", "--gpus", "8", "--json"],
-                 ["compute", "--model", "llama-7b", "--mode", "infer", "--gpu", "h100", "--json"],
+                 ["serve", "--model", "llama-7b", "--gpu", "h100", "-i", "500", "-o", "100", "--concurrency", "8",
+                  "--json"],
+                 ["serve", "--model", "mixtral-8x7b", "--gpu", "h100", "--gpus", "8", "-i", "500", "-o", "100",
+                  "--max-throughput", "--slo-tpot", "50ms", "--json"],
                  ["compute", "--gpu", "h100", "--gpus", "8", "--days", "3", "--json"],
                  ["memory", "--model", "llama-7b", "--gpu", "h100", "--zero", "3", "--dp", "8", "--json"],
                  ["memory", "--model", "llama-7b", "--mode", "qlora", "--gpu", "h100"]):

@@ -1,4 +1,4 @@
-"""`llmplan compute`: training FLOPs, petaFLOP/s-days, GPU time, cost and energy; serving time; budget -> size."""
+"""`llmplan compute`: training FLOPs, petaFLOP/s-days, GPU time, cost and energy; budget -> size."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def compute(
     profile: Optional[str] = typer.Option(None, "--profile", help="A `llmplan bench` profile: PATH, or 'auto' for "
                                           "the one saved for --gpu. Supplies the measured MFU."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Which dense peak applies: bf16 (default), fp16, fp8, "
-                                        "tf32, fp32; with --mode infer, the weights' format (also int8, int4, nf4)."),
+                                        "tf32, fp32."),
     price: Optional[float] = typer.Option(None, "--price", help="Price per GPU-hour (any currency) -> cost."),
     pue: Optional[float] = typer.Option(None, "--pue", help="Facility power usage effectiveness (>= 1) to add "
                                         "cooling and power delivery to the energy."),
@@ -159,13 +159,14 @@ def compute(
                                          "this many days, and the compute-optimal model it buys."),
     law: Optional[str] = typer.Option(None, "--law", help="Scaling law for --days sizing: rule20 (default), "
                                       "hoffmann, epoch, kaplan or a law.json."),
-    mode: Mode = typer.Option(Mode.train, "--mode", help="train: training compute; infer: serving time."),
-    prompt_tokens: str = typer.Option("512", "--prompt-tokens", help="--mode infer: prompt length."),
-    new_tokens: str = typer.Option("256", "--new-tokens", help="--mode infer: tokens generated per sequence."),
-    batch: str = typer.Option("1", "--batch", help="--mode infer: sequences decoded together."),
+    mode: Mode = typer.Option(Mode.train, "--mode", help="train: training compute (infer is retired: use "
+                              "`llmplan serve`)."),
+    prompt_tokens: str = typer.Option("512", "--prompt-tokens", hidden=True),
+    new_tokens: str = typer.Option("256", "--new-tokens", hidden=True),
+    batch: str = typer.Option("1", "--batch", hidden=True),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Training FLOPs and PF/s-days, GPU time, cost and energy; serving time; what a GPU budget buys.
+    """Training FLOPs and PF/s-days, GPU time, cost and energy; what a GPU budget buys (serving: `llmplan serve`).
 
     Training FLOPs in the 6 N D convention (3 N D for encoder-decoder models) and counted in detail.
 
@@ -181,12 +182,15 @@ def compute(
 
       llmplan compute --gpu h100 --gpus 512 --days 30 --mfu 0.45
 
-      llmplan compute --model llama-2-7b --mode infer --gpu h100 --prompt-tokens 2000 --new-tokens 500 --batch 16
-
       llmplan compute --model llama-2-7b --tokens 1T --profile auto --gpu h100 --json
     """
     from llmplan.cli import compute_views as views
 
+    if mode is Mode.infer:
+        raise LlmplanError(
+            "`compute --mode infer` is retired: `llmplan serve` plans serving (continuous batching, KV pool, TP "
+            f"all-reduces, queueing); e.g. llmplan serve --model {model or params or 'M'} --gpu {gpu_name or 'GPU'} "
+            f"--tp {gpus or 1} --input-tokens {prompt_tokens} --output-tokens {new_tokens} --concurrency {batch}")
     # Validate every input before computing anything.
     if recompute not in RECOMPUTE:
         raise LlmplanError(f"unknown --recompute {recompute!r}; accepted: {', '.join(RECOMPUTE)}")
@@ -202,38 +206,11 @@ def compute(
     dt = _dtype(dtype, gpu, notes)
     if mode is Mode.train and dt not in TRAIN_DTYPES:
         raise LlmplanError(f"--dtype {dt} is not a training format; training runs in {', '.join(TRAIN_DTYPES)} "
-                           "(int8 and int4 are for --mode infer)")
+                           "(int8 and int4 weights are for `llmplan serve`)")
     if gpu is not None:
         tc.peak_for(gpu, dt)
     spec = model_from_options(model, params, arch, required=days is None)
     n_params = float(count_params(spec).total) if spec else None
-
-    if mode is Mode.infer:
-        if spec is None or gpu is None:
-            raise LlmplanError("--mode infer needs a model (--model or --params) and a --gpu")
-        if tokens is not None or days is not None or price is not None or law is not None:
-            raise LlmplanError("--tokens, --days, --law and --price are for --mode train; --mode infer takes "
-                               "--prompt-tokens, --new-tokens and --batch")
-        if not gpu.bandwidth_bytes_per_s:
-            raise LlmplanError(f"decoding is bound by memory bandwidth and {gpu.name} has no figure for it: add "
-                               "hbm=RATE to --gpu (e.g. hbm=3.35TB/s)")
-        from llmplan.estimate.serving import serving_estimate
-
-        P = parse_int_count(prompt_tokens, "--prompt-tokens", allow_zero=True)
-        G = parse_int_count(new_tokens, "--new-tokens")
-        B = parse_int_count(batch, "--batch")
-        used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes, dt)
-        est = serving_estimate(spec, gpu, P, G, batch=B, n_gpus=n_gpus, mfu=used_mfu, dtype=dt, mfu_source=source)
-        where = f"{n_gpus} x {gpu.name}"
-        if est.max_batch == 0:
-            notes.add(f"the model does not fit on {where} even at batch 1 ({format_bytes(est.weights_bytes_per_step)} "
-                      f"of {dt} weights): the times assume it did; add --gpus or a smaller --dtype", "warn")
-        elif est.max_batch is not None and B > est.max_batch:
-            notes.add(f"batch {B} does not fit: at most {est.max_batch} sequences of {P + G} tokens fit on {where}",
-                      "warn")
-        notes.flush()
-        views.show_serving(spec, est, as_json)
-        return
 
     if days is not None:
         if gpu is None:

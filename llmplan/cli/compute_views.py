@@ -6,7 +6,6 @@ from rich.markup import escape
 
 from llmplan.estimate import timecost as tc
 from llmplan.estimate.flops import TrainingFlops
-from llmplan.estimate.serving import ServingEstimate
 from llmplan.models import ModelSpec
 from llmplan.report.output import emit_json, kv_table, stdout_console, table
 from llmplan.units import format_bytes, format_count, format_flops, format_seconds
@@ -137,32 +136,3 @@ def show_budget(s: tc.BudgetSizing, run: tc.TrainingRun, spec: ModelSpec | None,
     console.print(kv_table("What the GPUs deliver", rows))
     if run.energy_kwh is not None:
         console.print(f"[dim]energy counts: {escape(run.energy_counted)}[/dim]")
-
-
-def show_serving(spec: ModelSpec, e: ServingEstimate, as_json: bool) -> None:
-    if as_json:
-        payload = {"mode": "infer", "model": spec.name,
-                   **{("gpus" if k == "n_gpus" else k): v for k, v in e.__dict__.items()}}  # `gpus` as elsewhere
-        payload["flops"] = e.prefill_flops + e.decode_flops
-        emit_json(payload)
-        return
-    console = stdout_console()
-    rows = [
-        ("model", f"{spec.name} on {e.n_gpus} x {e.gpu} ({e.dtype}, KV cache {e.kv_dtype})"),
-        ("batch x (prompt + new)", f"{e.batch} x ({e.prompt_tokens} + {e.new_tokens}) tokens"),
-        ("FLOPs per new token", f"{format_flops(e.flops_per_new_token)} (2N + attention over the context)"),
-        ("weights read per step", format_bytes(e.weights_bytes_per_step)),
-        ("KV cache per token", format_bytes(e.kv_bytes_per_token)),
-        ("prefill", f"{format_seconds(e.prefill_seconds)} ({e.prefill_bound}-bound)"),
-        ("first decode step", f"{e.first_step_seconds * 1e3:.3g} ms ({e.first_step_bound}-bound)"),
-        ("last decode step", f"{e.last_step_seconds * 1e3:.3g} ms ({e.last_step_bound}-bound)"),
-        ("decode", format_seconds(e.decode_seconds)),
-        ("tokens/s per sequence", f"{e.tokens_per_s_per_sequence:,.1f}"),
-        ("tokens/s for the batch", f"{e.tokens_per_s_batch:,.0f}"),
-        ("MFU (compute steps)", f"{e.mfu:.3g}  [{e.mfu_source}]"),
-    ]
-    if e.max_batch is not None:
-        rows.append((f"largest batch that fits ({e.n_gpus} GPU{'s' if e.n_gpus > 1 else ''})", str(e.max_batch)))
-    console.print(kv_table("Serving estimate (roofline)", rows))
-    for a in e.assumptions:
-        console.print(f"[yellow]assumption:[/yellow] {escape(a)}")

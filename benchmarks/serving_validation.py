@@ -1,0 +1,241 @@
+"""Predict every row of the published serving sample with `llmplan serve`'s model and report the errors.
+
+    python benchmarks/serving_validation.py                 # the table, per source and scenario
+    python benchmarks/serving_validation.py --rows          # every row: measured, predicted, ratio
+    python benchmarks/serving_validation.py --write docs/validation.md   # refresh the doc's section
+
+Data: /work/shared/reference/serving/published_serving.json (or $LLMPLAN_SERVING_ROWS, or the copy in
+benchmarks/data/). Each row is predicted from what it states (model, GPU, TP, EP, formats, lengths, load, engine)
+and nothing it measured. Error = predicted / measured - 1; the table gives the median of |error| and the median
+ratio per source, scenario and metric. Rows that cannot be predicted are counted with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.serving_models import model_for  # noqa: E402
+from llmplan.errors import LlmplanError  # noqa: E402
+from llmplan.estimate.serve_model import serve_estimate  # noqa: E402
+from llmplan.hardware import match_gpu  # noqa: E402
+
+DATA_CANDIDATES = (os.environ.get("LLMPLAN_SERVING_ROWS", ""),
+                   str(ROOT / "benchmarks" / "data" / "published_serving.json"),
+                   "/work/shared/reference/serving/published_serving.json")
+SECTION_START, SECTION_END = "<!-- section: serving -->\n", "\n<!-- end: serving -->"
+
+
+def load_rows() -> list[dict]:
+    for p in DATA_CANDIDATES:
+        if p and Path(p).is_file():
+            return json.loads(Path(p).read_text())
+    raise SystemExit("published_serving.json not found (set LLMPLAN_SERVING_ROWS)")
+
+
+def source_group(row: dict) -> str:
+    s, v, e = row["source"], str(row.get("engine_version") or ""), row["engine"]
+    if s.startswith("NVIDIA ai-dynamo/aiconfigurator"):
+        return f"AIConfigurator silicon, {e}"
+    if "perf-overview, Throughput Measurements" in s:
+        return "TRT-LLM 0.17 perf tables"
+    if "perf-overview (version with" in s:
+        return "TRT-LLM 1.0 perf tables"
+    if "Online Serving" in s:
+        return "TRT-LLM 0.14 online serving"
+    if s.startswith("LMDeploy"):
+        return "LMDeploy 0.1 (A100)"
+    if "issue #5929" in s:
+        return "TRT-LLM issue 5929"
+    if "DeepSeek-R1 in TensorRT LLM" in s:
+        return "TRT-LLM DeepSeek-R1 guide"
+    if "tuning guide" in s:
+        return "TRT-LLM tuning guide"
+    if s.startswith("MLPerf"):
+        return "MLPerf"
+    if "SGLang" in s or "LMSYS" in s:
+        return "SGLang blog"
+    if v.startswith(("0.5", "0.6", "0.7", "0.8")):
+        return "TRT-LLM 0.5-0.8 docs/blogs"
+    return e
+
+
+ENGINES = {"TensorRT-LLM": "trtllm", "vLLM": "vllm", "SGLang": "sglang"}
+
+
+def _dtype(text: str | None, spec) -> str | None:
+    if not text:
+        return None
+    t = text.lower()
+    if "fp4" in t:
+        # gpt-oss is published with MXFP4 experts and bf16 attention; its own format is the one the engines load
+        return None if spec.weight_format is not None else "nvfp4"
+    for name in ("fp8", "bf16", "fp16", "int8", "int4"):
+        if name in t:
+            return name
+    return None
+
+
+def _kv(text: str | None) -> str | None:
+    if not text:
+        return None
+    t = text.lower()
+    return next((n for n in ("fp8", "bf16", "fp16", "int8") if n in t), None)
+
+
+def predict(row: dict):
+    """(estimate, metrics {name: (measured, predicted)}) or (None, reason)."""
+    spec = model_for(row["model"])
+    if spec is None:
+        return None, f"model {row['model']!r} has no config here"
+    gpu = match_gpu(row["gpu"])
+    if gpu is None:
+        return None, f"GPU {row['gpu']} not in the catalog"
+    scen = row["scenario"]
+    if scen.startswith(("disaggregated", "mlperf", "min_latency_batch1_mtp", "trtllm_bench_case")):
+        return None, f"scenario {scen} not modelled (disaggregated, speculative, or lengths/concurrency not stated)"
+    tp = row.get("tp")
+    if not tp or not row.get("isl") or not row.get("osl"):
+        return None, "TP or lengths not stated"
+    gpus = row.get("gpu_count") or tp
+    ep = row.get("ep") or 1
+    if ep > tp:
+        return None, f"EP {ep} beyond TP {tp} (attention data parallelism) not modelled"
+    engine = ENGINES.get(row["engine"])
+    frac = 0.95 if source_group(row) == "TRT-LLM 0.17 perf tables" else None  # the table's stated setting
+    kwargs = dict(input_tokens=int(row["isl"]), output_tokens=int(row["osl"]), gpus=int(gpus), tp=int(tp),
+                  ep=int(ep), dtype=_dtype(row.get("weight_precision"), spec), kv_dtype=_kv(row.get("kv_precision")),
+                  engine=engine, memory_fraction=frac,
+                  check_context=False)  # synthetic benchmark lengths may pass the model's context
+    rate = row.get("request_rate")
+    if scen.startswith("static") or scen == "batch1_latency":
+        kwargs["static_batch"] = int(row.get("batch_size") or row.get("concurrency") or 1)
+    elif scen.startswith("max_throughput") and not row.get("concurrency"):
+        kwargs["max_throughput"] = True
+    elif row.get("concurrency"):
+        kwargs["concurrency"] = float(row["concurrency"])
+    elif rate == "inf":
+        kwargs["max_throughput"] = True
+    elif rate:
+        kwargs["rate"] = float(rate)
+    else:
+        return None, "no load stated"
+    try:
+        est = serve_estimate(spec, gpu, **kwargs)
+    except LlmplanError as exc:
+        return None, f"rejected: {exc}"
+    metrics = {}
+    tpot = row.get("tpot_ms") or row.get("itl_ms")
+    if tpot:
+        metrics["TPOT"] = (tpot / 1e3, est.tpot_seconds)
+    if row.get("ttft_ms") and math.isfinite(est.ttft_seconds):
+        metrics["TTFT"] = (row["ttft_ms"] / 1e3, est.ttft_seconds)
+    if row.get("output_tok_s_per_gpu"):
+        metrics["tok/s/GPU"] = (row["output_tok_s_per_gpu"], est.output_tokens_per_second_per_gpu)
+    return est, metrics
+
+
+def evaluate(rows: list[dict]):
+    results, skipped = [], {}
+    for row in rows:
+        est, m = predict(row)
+        if est is None:
+            skipped[m] = skipped.get(m, 0) + 1
+            continue
+        results.append((row, est, m))
+    return results, skipped
+
+
+def scenario_of(row: dict) -> str:
+    s = row["scenario"]
+    if s.startswith("max_throughput"):
+        return "max throughput"
+    if s.startswith("fixed_concurrency"):
+        return "fixed concurrency"
+    if s.startswith("static") or s == "batch1_latency":
+        return "static batch"
+    if s.startswith("online"):
+        return "request rate"
+    return s
+
+
+def table(results) -> list[tuple]:
+    groups: dict[tuple, list[float]] = {}
+    for row, _, metrics in results:
+        for name, (meas, pred) in metrics.items():
+            groups.setdefault((source_group(row), scenario_of(row), name), []).append(pred / meas)
+    out = []
+    for key in sorted(groups):
+        ratios = groups[key]
+        out.append((*key, len(ratios), statistics.median(abs(r - 1) for r in ratios), statistics.median(ratios)))
+    return out
+
+
+def overall(results) -> dict[str, tuple[int, float, float]]:
+    by: dict[str, list[float]] = {}
+    for _, _, metrics in results:
+        for name, (meas, pred) in metrics.items():
+            by.setdefault(name, []).append(pred / meas)
+    return {k: (len(v), statistics.median(abs(r - 1) for r in v), statistics.median(v)) for k, v in by.items()}
+
+
+TARGETS = {"TPOT": 0.15, "tok/s/GPU": 0.20, "TTFT": 0.30}
+
+
+def render(rows: list[dict] | None = None) -> str:
+    rows = load_rows() if rows is None else rows
+    results, skipped = evaluate(rows)
+    lines = [f"Predicted {len(results)} of {len(rows)} published rows "
+             f"(`python benchmarks/serving_validation.py`); error = predicted / measured - 1.", "",
+             "| metric | rows | median abs. error | median ratio | target |", "|---|---:|---:|---:|---:|"]
+    for name, (n, err, ratio) in sorted(overall(results).items()):
+        lines.append(f"| {name} | {n} | {err:.0%} | {ratio:.2f} | {TARGETS[name]:.0%} |")
+    lines += ["", "| source | scenario | metric | rows | median abs. error | median ratio |",
+              "|---|---|---|---:|---:|---:|"]
+    for src, scen, name, n, err, ratio in table(results):
+        lines.append(f"| {src} | {scen} | {name} | {n} | {err:.0%} | {ratio:.2f} |")
+    lines += ["", "Not predicted:", ""]
+    for reason, n in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"- {n} x {reason}")
+    return "\n".join(lines)
+
+
+def write(path: Path) -> None:
+    page = path.read_text()
+    if SECTION_START not in page:
+        page = page.rstrip("\n") + "\n\n## Serving (llmplan serve)\n\n" + SECTION_START + SECTION_END + "\n"
+    head, rest = page.split(SECTION_START, 1)
+    tail = rest.split(SECTION_END, 1)[1]
+    path.write_text(head + SECTION_START + render() + SECTION_END + tail)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", action="store_true", help="print every row")
+    ap.add_argument("--write", type=Path, help="refresh the serving section of this markdown file")
+    args = ap.parse_args(argv)
+    if args.write:
+        write(args.write)
+        return
+    if args.rows:
+        results, skipped = evaluate(load_rows())
+        for row, est, metrics in results:
+            cells = "  ".join(f"{k} {m:.4g}->{p:.4g} ({p / m:.2f})" for k, (m, p) in metrics.items())
+            print(f"{row['id'][:58]:58s} c={est.concurrency:7.1f} {cells}")
+        for reason, n in skipped.items():
+            print(f"skipped {n}: {reason}")
+        return
+    print(render())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Rendering for `llmplan serve`: one JSON object, or rich tables (stdout) with the assumptions."""
+
+from __future__ import annotations
+
+import math
+
+from llmplan.estimate.serve_engines import Engine
+from llmplan.estimate.serve_model import ServeEstimate
+from llmplan.estimate.serve_step import StepTime
+from llmplan.models import ModelSpec
+from llmplan.report.output import emit_json, kv_table, note, stdout_console, table
+from llmplan.units import format_bytes, format_seconds
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def _time(s: float) -> str:
+    if not math.isfinite(s):
+        return "unbounded"
+    return f"{s * 1e3:.3g} ms" if s < 1 else format_seconds(s)
+
+
+def _step_dict(st: StepTime) -> dict:
+    return {"seconds": st.seconds, "gemm_seconds": st.gemm_seconds, "attention_seconds": st.attention_seconds,
+            "comm_seconds": st.comm_seconds, "fixed_seconds": st.fixed_seconds,
+            "weight_bytes_read": st.weight_bytes, "kv_bytes_read": st.kv_bytes}
+
+
+def estimate_dict(est: ServeEstimate) -> dict:
+    m, s = est.memory, est.steady
+    return {
+        "model": est.model, "gpu": est.gpu, "gpus": est.gpus, "tp": est.tp, "ep": est.ep, "replicas": est.replicas,
+        "engine": est.engine, "weights": est.weights, "kv_dtype": est.kv_dtype, "compute_dtype": est.compute_dtype,
+        "input_tokens": est.input_tokens, "output_tokens": est.output_tokens, "load": est.load,
+        "concurrency": est.concurrency, "rate": est.rate,
+        "ttft_seconds": est.ttft_seconds, "tpot_seconds": est.tpot_seconds, "e2e_seconds": est.e2e_seconds,
+        "output_tokens_per_second": est.output_tokens_per_second,
+        "output_tokens_per_second_per_gpu": est.output_tokens_per_second_per_gpu,
+        "requests_per_second": est.requests_per_second, "max_concurrency": est.max_concurrency,
+        "overloaded": est.overloaded, "admission_wait_seconds": est.admission_wait_seconds,
+        "prefill_wait_steps": s.prefill_wait_steps,
+        "memory_per_gpu": {"memory_bytes": m.memory_bytes, "weights_bytes": m.weights_bytes,
+                           "activation_bytes": m.activation_bytes, "reserve_bytes": m.reserve_bytes,
+                           "kv_pool_bytes": m.kv_pool_bytes, "kv_bytes_per_request": m.kv_bytes_per_request,
+                           "block_tokens": m.block_tokens, "max_concurrency_per_replica": m.max_concurrency,
+                           "rule": m.rule},
+        "step": {"decode_tokens": s.decode_batch, "prefill_tokens_per_mixed_step": s.prefill_per_mixed_step,
+                 "mixed_steps_per_request": s.mixed_steps / s.concurrency if s.concurrency else 0.0,
+                 "steps_per_request": s.steps_per_request,
+                 "decode_only": _step_dict(s.decode_only), "mixed": _step_dict(s.mixed)},
+        "rates": {"hbm_bytes_per_s": est.rates.hbm_bytes_per_s, "gemm_flops_per_s": est.rates.gemm_flops_per_s,
+                  "attention_flops_per_s": est.rates.attention_flops_per_s,
+                  "bus_bytes_per_s": est.rates.bus_bytes_per_s, "source": est.rates.source},
+        "notes": list(est.notes),
+    }
+
+
+def show_estimate(spec: ModelSpec, est: ServeEstimate, as_json: bool) -> None:
+    if as_json:
+        emit_json({"command": "serve", **estimate_dict(est)})
+        return
+    from llmplan.estimate.serve_engines import get_engine
+
+    con = stdout_console()
+    m, s = est.memory, est.steady
+    layout = f"TP {est.tp}" + (f", EP {est.ep}" if est.ep > 1 else "") + f", {est.replicas} replica" + \
+        ("s" if est.replicas > 1 else "")
+    if est.load == "rate":
+        load = f"{est.rate:g} requests/s ({est.concurrency:,.1f} in flight)"
+    elif est.load == "max-throughput":
+        load = f"max throughput ({est.concurrency:,.0f} in flight)"
+    else:
+        load = f"{est.concurrency:g} requests in flight"
+    rows = [("load", load), ("TTFT (time to first token)", _time(est.ttft_seconds)),
+            ("TPOT (time per output token)", _time(est.tpot_seconds)),
+            ("end-to-end latency", _time(est.e2e_seconds)),
+            ("output tokens/s (all GPUs)", _num(est.output_tokens_per_second)),
+            ("output tokens/s per GPU", _num(est.output_tokens_per_second_per_gpu)),
+            ("requests/s", f"{est.requests_per_second:.3g}"),
+            ("max concurrency (KV cache, batch cap)", f"{est.max_concurrency:,}")]
+    con.print(kv_table(f"{est.model} on {est.gpus} x {est.gpu} ({layout}); {est.input_tokens:,} in, "
+                       f"{est.output_tokens:,} out", rows))
+    con.print(kv_table("Memory per GPU", [
+        ("GPU memory", format_bytes(m.memory_bytes)), (f"weights ({est.weights})", format_bytes(m.weights_bytes)),
+        ("activations (one step)", format_bytes(m.activation_bytes)),
+        ("runtime reserve", format_bytes(m.reserve_bytes)),
+        (f"KV pool ({est.kv_dtype}, pages of {m.block_tokens})", format_bytes(m.kv_pool_bytes)),
+        ("KV per request", format_bytes(m.kv_bytes_per_request)),
+    ]))
+    parts = [("GEMMs (weights)", "gemm_seconds"), ("attention (KV)", "attention_seconds"),
+             ("all-reduce", "comm_seconds"), ("fixed per layer", "fixed_seconds"), ("step", "seconds")]
+    con.print(table("Step time on one GPU",
+                    ["part", f"decode ({s.decode_batch:.3g} tok)", f"mixed (+{s.prefill_per_mixed_step:,.0f})"],
+                    [[label, _time(getattr(s.decode_only, key)), _time(getattr(s.mixed, key))]
+                     for label, key in parts]))
+    for n in est.notes:
+        note(n)
+    note(f"rates: {est.rates.source}")
+    note(f"engine: {get_engine(est.engine).source}; KV pool {m.rule}")
+
+
+def show_layouts(spec: ModelSpec, gpu, found, I: int, O: int, slo_ttft, slo_tpot, rate, engine: Engine,
+                 as_json: bool) -> None:
+    if as_json:
+        emit_json({"command": "serve", "model": spec.name, "gpu": gpu.name, "engine": engine.name,
+                   "input_tokens": I, "output_tokens": O, "slo_ttft_seconds": slo_ttft,
+                   "slo_tpot_seconds": slo_tpot, "rate": rate,
+                   "fewest_gpus": found[0].gpus if rate is not None else None,
+                   "layouts": [dict(tp=x.tp, ep=x.ep, replicas=x.replicas, gpus=x.gpus, concurrency=x.concurrency,
+                                    ttft_seconds=x.ttft_seconds, tpot_seconds=x.tpot_seconds,
+                                    output_tokens_per_second=x.output_tokens_per_second,
+                                    output_tokens_per_second_per_gpu=x.output_tokens_per_second_per_gpu,
+                                    requests_per_second=x.requests_per_second, max_concurrency=x.max_concurrency)
+                               for x in found]})
+        return
+    con = stdout_console()
+    targets = ", ".join(t for t in (f"TTFT <= {_time(slo_ttft)}" if slo_ttft else "",
+                                    f"TPOT <= {_time(slo_tpot)}" if slo_tpot else "") if t)
+    title = (f"Fewest {gpu.name} for {rate:g} requests/s" if rate is not None
+             else f"Layouts on {found[0].gpus} x {gpu.name}") + f" ({targets})"
+    cols = ["TP", "EP", "replicas", "GPUs", "in flight", "TTFT", "TPOT", "tok/s/GPU"]
+    con.print(table(title, cols, [[str(x.tp), str(x.ep), str(x.replicas), str(x.gpus), f"{x.concurrency:,.0f}",
+                                   _time(x.ttft_seconds), _time(x.tpot_seconds),
+                                   _num(x.output_tokens_per_second_per_gpu)] for x in found]))
+    if rate is not None:
+        b = found[0]
+        note(f"fewest GPUs: {b.gpus} ({b.replicas} x TP {b.tp}" + (f", EP {b.ep}" if b.ep > 1 else "") + ")")
+    note(f"each layout at the largest load that keeps the targets ({I:,} in, {O:,} out; engine {engine.name})")
+
+
+def relax_hint(spec: ModelSpec, gpu, I: int, O: int, slo_ttft, slo_tpot, common: dict) -> str:
+    """What would work: the best single-request latency on the widest layout."""
+    from llmplan.errors import LlmplanError
+    from llmplan.estimate.serve_layouts import candidate_layouts
+    from llmplan.estimate.serve_model import serve_estimate
+
+    best = None
+    for tp, ep in candidate_layouts(spec, 8):
+        try:
+            e = serve_estimate(spec, gpu, input_tokens=I, output_tokens=O, tp=tp, ep=ep, concurrency=1, **common)
+        except LlmplanError:
+            continue
+        if best is None or e.tpot_seconds < best.tpot_seconds:
+            best = e
+    if best is None:
+        return "the model does not fit on up to 8 of these GPUs; use a larger GPU or a smaller --dtype"
+    return (f"even one request at a time on --tp {best.tp} gets TTFT {_time(best.ttft_seconds)} and TPOT "
+            f"{_time(best.tpot_seconds)}; relax the targets to those, or use a faster GPU")

@@ -1,0 +1,119 @@
+"""Which layouts meet a latency target: TP x EP x replicas on the given GPUs, ranked by throughput per GPU, and the
+fewest GPUs that serve a target rate within it.
+
+For one replica layout (tp, ep) the largest concurrency whose steady state keeps TTFT <= slo_ttft and
+TPOT <= slo_tpot is found by bisection (both grow with the concurrency); its throughput is the layout's goodput
+(DistServe, Zhong et al. 2024: requests served per second within the latency targets). A target rate R then needs
+ceil(R / goodput) replicas.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from llmplan.errors import LlmplanError
+from llmplan.estimate.serve_model import check_layout, deployment, serve_estimate
+from llmplan.estimate.serve_queue import steady_state
+from llmplan.models import ModelSpec
+from llmplan.models.layers import MoE
+
+TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
+
+
+@dataclass(frozen=True)
+class Layout:
+    tp: int
+    ep: int
+    replicas: int
+    gpus: int
+    concurrency: float               # all replicas, at the SLO
+    ttft_seconds: float
+    tpot_seconds: float
+    output_tokens_per_second: float  # all replicas
+    output_tokens_per_second_per_gpu: float
+    requests_per_second: float       # all replicas
+    max_concurrency: int             # all replicas, KV-limited
+
+
+def candidate_layouts(spec: ModelSpec, gpus: int) -> list[tuple[int, int]]:
+    """(tp, ep) pairs that split the model and divide `gpus`."""
+    out = []
+    moe = any(isinstance(g.ffn, MoE) for g in spec.layer_groups)
+    for tp in TP_CHOICES:
+        if tp > gpus or gpus % tp:
+            continue
+        for ep in ([e for e in TP_CHOICES if e <= tp and tp % e == 0] if moe else [1]):
+            try:
+                check_layout(spec, tp, ep, gpus)
+            except LlmplanError:
+                continue
+            out.append((tp, ep))
+    return out
+
+
+def _replica_at_slo(spec, gpu, tp, ep, I, O, slo_ttft, slo_tpot, **kw):
+    """(per-replica concurrency, steady state, KV-limited cap) at the largest load within the targets, or None."""
+    try:
+        est = serve_estimate(spec, gpu, input_tokens=I, output_tokens=O, gpus=tp, tp=tp, ep=ep,
+                             max_throughput=True, **kw)
+    except LlmplanError:
+        return None
+    dep = deployment(spec, gpu, tp, ep, kw.get("dtype"), kw.get("kv_dtype"), kw.get("engine"),
+                     kw.get("prefill_chunk"), kw.get("profile"))
+    cap = est.max_concurrency
+
+    def ok(c: float):
+        s = steady_state(dep, c, I, O, closed_loop=False)
+        good = (slo_ttft is None or s.ttft_seconds <= slo_ttft) and (slo_tpot is None or s.tpot_seconds <= slo_tpot)
+        return good, s
+
+    good, s = ok(cap)
+    if good:
+        return float(cap), s, cap
+    good, s = ok(1.0)
+    if not good:
+        return None
+    lo, hi = 1.0, float(cap)
+    for _ in range(40):
+        mid = math.sqrt(lo * hi)
+        if ok(mid)[0]:
+            lo = mid
+        else:
+            hi = mid
+        if hi / lo < 1.01:
+            break
+    return lo, ok(lo)[1], cap
+
+
+def layouts_at_slo(spec: ModelSpec, gpu, gpus: int, input_tokens: int, output_tokens: int,
+                   slo_ttft: float | None, slo_tpot: float | None, **kw) -> list[Layout]:
+    """Every layout on `gpus` GPUs that meets the targets, best throughput per GPU first."""
+    out = []
+    for tp, ep in candidate_layouts(spec, gpus):
+        r = _replica_at_slo(spec, gpu, tp, ep, input_tokens, output_tokens, slo_ttft, slo_tpot, **kw)
+        if r is None:
+            continue
+        c, s, cap = r
+        n = gpus // tp
+        tok = c * output_tokens / s.cycle_seconds * n
+        out.append(Layout(tp, ep, n, gpus, c * n, s.ttft_seconds, s.tpot_seconds, tok, tok / gpus,
+                          s.requests_per_second * n, cap * n))
+    return sorted(out, key=lambda x: -x.output_tokens_per_second_per_gpu)
+
+
+def fewest_gpus_for_rate(spec: ModelSpec, gpu, rate: float, input_tokens: int, output_tokens: int,
+                         slo_ttft: float | None, slo_tpot: float | None, max_tp: int = 64, **kw) -> list[Layout]:
+    """For each replica layout, the replicas that serve `rate` requests/s within the targets; fewest GPUs first."""
+    out = []
+    for tp, ep in candidate_layouts(spec, max_tp):
+        r = _replica_at_slo(spec, gpu, tp, ep, input_tokens, output_tokens, slo_ttft, slo_tpot, **kw)
+        if r is None:
+            continue
+        c, s, cap = r
+        n = max(math.ceil(rate / s.requests_per_second - 1e-9), 1)
+        # the replicas share the rate: each runs at rate / n, within its SLO load
+        tok = rate * output_tokens
+        out.append(Layout(tp, ep, n, n * tp, c * n, s.ttft_seconds, s.tpot_seconds, tok, tok / (n * tp),
+                          rate, cap * n))
+    return sorted(out, key=lambda x: (x.gpus, -x.output_tokens_per_second_per_gpu))

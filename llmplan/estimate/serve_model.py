@@ -1,0 +1,249 @@
+"""`llmplan serve`'s estimator: a model on GPUs under load -> TTFT, TPOT, throughput, concurrency, memory.
+
+Memory first (llmplan.estimate.serve_memory), then the step time (serve_step), then continuous batching and
+queueing (serve_queue). Pure: no printing, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from llmplan.errors import LlmplanError
+from llmplan.estimate.serve_engines import Engine, get_engine
+from llmplan.estimate.serve_memory import (KV_FORMATS, WEIGHT_FORMATS, ServeMemory, serve_memory, weight_bytes,
+                                           weight_plan)
+from llmplan.estimate.serve_queue import Steady, solve_rate, steady_state
+from llmplan.estimate.serve_step import Deployment, Rates, compute_dtype_for, scaleup_bytes_per_s, step_time
+from llmplan.models import ModelSpec
+from llmplan.models.layers import Attention, MoE
+
+LOADS = ("concurrency", "rate", "max-throughput", "static")
+
+# Achievable fractions until a measured profile replaces them (llmplan.hardware.efficiency when present):
+# HBM streaming 0.9 (Vidur H100 profiles: large GEMMs at small M stream at 87-92% of 3.35 TB/s; TPOT(TP) fits of
+# AIConfigurator's silicon rows give 93-95%), large-GEMM plateau 0.7 of the dense peak (Vidur: 68-77% for
+# M >= 2048), flash-attention prefill 0.5 of the 16-bit peak (FlashAttention-2/3 reach 35-75% on H100), NVLink
+# all-reduce bus bandwidth 0.8 of the link (NCCL all_reduce_perf on DGX H100 ~360-480 GB/s of 450).
+DEFAULT_HBM, DEFAULT_GEMM, DEFAULT_ATTENTION, DEFAULT_BUS = 0.90, 0.70, 0.50, 0.80
+
+
+def rates_for(gpu, compute_dtype: str, profile: dict | None = None) -> Rates:
+    sixteen = "bf16" if gpu.peak("bf16") is not None else "fp16"
+    bus = DEFAULT_BUS * scaleup_bytes_per_s(gpu)
+    try:
+        from llmplan.hardware.efficiency import efficiency_for
+    except ImportError:
+        efficiency_for = None
+    if efficiency_for is not None:
+        eff = efficiency_for(gpu, profile)
+        try:
+            bus = float(eff.collective_bus_bytes_per_s("scaleup"))
+        except Exception:  # the tier names are the efficiency module's; keep the link default otherwise
+            pass
+        return Rates(float(eff.hbm_bytes_per_s), float(eff.gemm(8192, 8192, 8192, compute_dtype)),
+                     float(eff.attention_flops_per_s(sixteen)), bus, str(eff.source))
+    if not gpu.bandwidth_bytes_per_s:
+        raise LlmplanError(f"no memory bandwidth figure for {gpu.name}; serving is bound by it")
+    peak = gpu.peak(compute_dtype) or gpu.peak(sixteen)
+    if not peak:
+        raise LlmplanError(f"{gpu.name} has no {compute_dtype} or {sixteen} peak in the catalog")
+    return Rates(DEFAULT_HBM * gpu.bandwidth_bytes_per_s, DEFAULT_GEMM * peak,
+                 DEFAULT_ATTENTION * (gpu.peak(sixteen) or peak), bus,
+                 f"defaults: {DEFAULT_HBM:g} of HBM bandwidth, {DEFAULT_GEMM:g} of the {compute_dtype} peak for "
+                 f"GEMMs, {DEFAULT_ATTENTION:g} of the {sixteen} peak for attention")
+
+
+@dataclass(frozen=True)
+class ServeEstimate:
+    model: str
+    gpu: str
+    gpus: int
+    tp: int
+    ep: int
+    replicas: int
+    weights: str
+    kv_dtype: str
+    compute_dtype: str
+    engine: str
+    input_tokens: int
+    output_tokens: int
+    load: str                      # concurrency | rate | max-throughput | static
+    concurrency: float             # all replicas
+    rate: float | None
+    ttft_seconds: float
+    tpot_seconds: float
+    e2e_seconds: float
+    output_tokens_per_second: float
+    output_tokens_per_second_per_gpu: float
+    requests_per_second: float
+    max_concurrency: int           # all replicas: KV-limited, capped by the engine's batch
+    overloaded: bool
+    admission_wait_seconds: float
+    memory: ServeMemory
+    steady: Steady
+    rates: Rates
+    notes: tuple[str, ...] = ()
+
+
+def check_layout(spec: ModelSpec, tp: int, ep: int, gpus: int) -> list[str]:
+    """Raise on a layout the model cannot be split into; return notes on what the engine does instead."""
+    notes = []
+    for value, what in ((tp, "--tp"), (ep, "--ep"), (gpus, "--gpus")):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise LlmplanError(f"{what} must be a whole number of at least 1, got {value!r}")
+    if gpus % tp:
+        raise LlmplanError(f"--gpus {gpus} is not a multiple of --tp {tp}: replicas are whole; use --gpus "
+                           f"{tp * max(gpus // tp, 1)} or --tp {math.gcd(gpus, tp)}")
+    moe = [g.ffn for g in spec.layer_groups if isinstance(g.ffn, MoE)]
+    if ep > 1:
+        if not moe:
+            raise LlmplanError(f"--ep {ep} splits experts, and {spec.name} has none; drop --ep")
+        if tp % ep:
+            raise LlmplanError(f"--ep {ep} must divide --tp {tp} (experts are placed within a replica); try "
+                               f"--ep {math.gcd(tp, ep)}")
+        if any(f.experts % ep for f in moe):
+            raise LlmplanError(f"--ep {ep} does not divide the {moe[0].experts} experts")
+    for g in spec.layer_groups:
+        a = g.attention
+        if a is None:
+            continue
+        if a.heads % tp:
+            ok = [t for t in (1, 2, 4, 8, 16) if a.heads % t == 0]
+            raise LlmplanError(f"--tp {tp} does not divide the {a.heads} attention heads; use --tp "
+                               f"{' or '.join(map(str, ok[-3:]))}")
+        if not a.is_mla and a.kv_heads % tp and tp % a.kv_heads:
+            ok = [t for t in (1, 2, 4, 8, 16) if a.kv_heads % t == 0 or t % a.kv_heads == 0]
+            raise LlmplanError(f"--tp {tp} neither divides the {a.kv_heads} KV heads nor is a multiple of them; "
+                               f"use --tp {' or '.join(map(str, ok[-3:]))}")
+        if not a.is_mla and tp > a.kv_heads:
+            note = (f"--tp {tp} exceeds the {a.kv_heads} KV heads: each KV head is replicated on {tp // a.kv_heads}"
+                    " GPUs (vLLM, TensorRT-LLM and SGLang do so), so the KV cache per GPU does not shrink further")
+            if note not in notes:
+                notes.append(note)
+        if a.is_mla and tp > 1:
+            note = (f"MLA keeps one latent per token that every tensor-parallel rank holds in full: the KV cache is "
+                    f"duplicated {tp} times (TensorRT-LLM and SGLang offer attention data parallelism instead)")
+            if note not in notes:
+                notes.append(note)
+    return notes
+
+
+def default_kv_dtype(plan, engine: Engine, gpu) -> str:
+    if engine.kv_fp8_with_fp8_weights and (plan.linear in ("fp8", "nvfp4") or plan.experts in ("fp8", "nvfp4")):
+        return "fp8"
+    if plan.linear == "fp16" or gpu.peak("bf16") is None:
+        return "fp16"
+    return "bf16"
+
+
+def deployment(spec: ModelSpec, gpu, tp: int = 1, ep: int = 1, dtype: str | None = None,
+               kv_dtype: str | None = None, engine: str | Engine | None = None, prefill_chunk: int | None = None,
+               profile: dict | None = None) -> Deployment:
+    eng = engine if isinstance(engine, Engine) else get_engine(engine)
+    plan = weight_plan(spec, dtype)
+    kv = kv_dtype or default_kv_dtype(plan, eng, gpu)
+    if kv not in KV_FORMATS:
+        raise LlmplanError(f"unknown --kv-dtype {kv!r}; choose one of {', '.join(KV_FORMATS)}")
+    chunk = eng.max_num_tokens if prefill_chunk is None else prefill_chunk
+    if not isinstance(chunk, int) or chunk < 1:
+        raise LlmplanError(f"--prefill-chunk must be a whole number of tokens of at least 1, got {chunk!r}")
+    cdt = compute_dtype_for(plan, gpu)
+    return Deployment(spec, gpu, tp, ep, plan, kv, cdt, eng, rates_for(gpu, cdt, profile), chunk)
+
+
+def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: int, gpus: int | None = None,
+                   tp: int = 1, ep: int = 1, dtype: str | None = None, kv_dtype: str | None = None,
+                   concurrency: float | None = None, rate: float | None = None, max_throughput: bool = False,
+                   engine: str | Engine | None = None, prefill_chunk: int | None = None,
+                   profile: dict | None = None, memory_fraction: float | None = None,
+                   static_batch: int | None = None, check_context: bool = True) -> ServeEstimate:
+    """Serve `spec` on `gpus` GPUs (replicas of `tp`) at one load: a concurrency, a rate, or the maximum."""
+    if spec.arch != "decoder":
+        raise LlmplanError(f"serving models autoregressive decoding; {spec.name} is {spec.arch}")
+    if dtype is not None and dtype not in WEIGHT_FORMATS:
+        raise LlmplanError(f"unknown --dtype {dtype!r}; choose one of {', '.join(WEIGHT_FORMATS)}")
+    for value, what, low in ((input_tokens, "--input-tokens", 1), (output_tokens, "--output-tokens", 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise LlmplanError(f"{what} must be a whole number of at least {low}, got {value!r}")
+    if check_context and input_tokens + output_tokens > spec.context:
+        raise LlmplanError(f"{input_tokens:,} + {output_tokens:,} tokens exceed {spec.name}'s context of "
+                           f"{spec.context:,}; keep --input-tokens + --output-tokens <= {spec.context:,}")
+    loads = [concurrency is not None, rate is not None, bool(max_throughput), static_batch is not None]
+    if sum(loads) != 1:
+        raise LlmplanError("give one load: --concurrency C, --rate R (requests/s) or --max-throughput")
+    gpus = tp if gpus is None else gpus
+    notes = check_layout(spec, tp, ep, gpus)
+    replicas = gpus // tp
+    dep = deployment(spec, gpu, tp, ep, dtype, kv_dtype, engine, prefill_chunk, profile)
+    eng = dep.engine
+    held = input_tokens + output_tokens if eng.reserves_whole_request else input_tokens + output_tokens / 2
+    mem = serve_memory(spec, gpu, dep.plan, dep.kv_dtype, tp, eng, held, memory_fraction, dep.prefill_chunk)
+    if mem.max_concurrency < 1:
+        need = weight_bytes(spec, dep.plan).total / (0.8 * gpu.memory_bytes)
+        bigger = next((t for t in (2, 4, 8, 16, 32, 64) if t >= need and t > tp), None)
+        hint = f"--tp {bigger}" if bigger else "more GPUs per replica"
+        raise LlmplanError(f"{spec.name} in {dep.plan.label} leaves no room for the KV cache of one "
+                           f"{input_tokens + output_tokens:,}-token request on {tp} x {gpu.name}; use {hint}, "
+                           "a smaller --dtype or --kv-dtype fp8")
+    cap = min(mem.max_concurrency, eng.max_batch)
+    overloaded, admission = False, 0.0
+    if static_batch is not None:
+        state = static_state(dep, static_batch, input_tokens, output_tokens)
+        load, per_replica = "static", float(static_batch)
+    elif max_throughput:
+        load, per_replica = "max-throughput", float(cap)
+        state = steady_state(dep, per_replica, input_tokens, output_tokens)
+    elif concurrency is not None:
+        if not concurrency > 0 or math.isinf(concurrency):
+            raise LlmplanError(f"--concurrency must be a positive number, got {concurrency!r}")
+        per_replica = concurrency / replicas
+        if per_replica > cap:
+            raise LlmplanError(f"--concurrency {concurrency:g} does not fit: at most {cap * replicas:,} requests of "
+                               f"{input_tokens + output_tokens:,} tokens on {gpus} x {gpu.name} (--tp {tp}); lower "
+                               f"--concurrency to {cap * replicas:,}, add GPUs or use --kv-dtype fp8")
+        load = "concurrency"
+        state = steady_state(dep, per_replica, input_tokens, output_tokens)
+    else:
+        if not rate > 0 or math.isinf(rate):
+            raise LlmplanError(f"--rate must be a positive number of requests per second, got {rate!r}")
+        load = "rate"
+        state, admission, overloaded = solve_rate(dep, rate / replicas, input_tokens, output_tokens, cap)
+        per_replica = state.concurrency
+        if overloaded:
+            notes.append(f"--rate {rate:g}/s exceeds what this layout serves ({state.requests_per_second * replicas:.3g}"
+                         " requests/s at its maximum concurrency): the queue grows without bound")
+    if tp > 1 and scaleup_bytes_per_s(gpu) <= 32e9:
+        notes.append(f"{gpu.name} talks over PCIe: tensor-parallel all-reduces at ~{32:g} GB/s dominate")
+    tok_s = per_replica * output_tokens / state.cycle_seconds * replicas
+    ttft = state.ttft_seconds + (admission if not overloaded else 0.0)
+    return ServeEstimate(
+        model=spec.name, gpu=gpu.name, gpus=gpus, tp=tp, ep=ep, replicas=replicas, weights=dep.plan.label,
+        kv_dtype=dep.kv_dtype, compute_dtype=dep.compute_dtype, engine=eng.name, input_tokens=input_tokens,
+        output_tokens=output_tokens, load=load, concurrency=per_replica * replicas,
+        rate=rate, ttft_seconds=math.inf if overloaded else ttft, tpot_seconds=state.tpot_seconds,
+        e2e_seconds=math.inf if overloaded else ttft + state.tpot_seconds * state.decode_steps,
+        output_tokens_per_second=tok_s, output_tokens_per_second_per_gpu=tok_s / gpus,
+        requests_per_second=state.requests_per_second * replicas, max_concurrency=cap * replicas,
+        overloaded=overloaded, admission_wait_seconds=admission, memory=mem, steady=state, rates=dep.rates,
+        notes=tuple(notes))
+
+
+def static_state(dep: Deployment, batch: int, input_tokens: int, output_tokens: int) -> Steady:
+    """A static batch (no continuous batching: LMDeploy's and TensorRT-LLM's early benchmarks): the whole batch
+    prefills in chunks, then decodes together."""
+    I, O = input_tokens, output_tokens
+    total = batch * I
+    chunks = math.ceil(total / dep.prefill_chunk)
+    per = total / chunks
+    prefill = step_time(dep, 0.0, 0.0, per, prefill_start=max(I - min(per, I), 0) / 2.0)
+    decode = step_time(dep, float(batch), I + O / 2.0)
+    o1 = max(O - 1, 0)
+    ttft = chunks * prefill.seconds
+    cycle = ttft + o1 * decode.seconds
+    return Steady(float(batch), chunks + o1, chunks, float(batch), per, 0.0, prefill, decode, ttft,
+                  decode.seconds if o1 else prefill.seconds, cycle, float(chunks))
+
+
+__all__ = ["ServeEstimate", "serve_estimate", "deployment", "check_layout", "static_state", "LOADS",
+           "Attention"]

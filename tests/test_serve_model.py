@@ -1,0 +1,207 @@
+"""`llmplan serve`'s estimator: memory, step time, continuous batching, queueing, layouts."""
+
+import math
+
+import pytest
+
+from llmplan.errors import LlmplanError
+from llmplan.estimate.kvcache import cache_bytes
+from llmplan.estimate.serve_engines import get_engine
+from llmplan.estimate.serve_layouts import fewest_gpus_for_rate, layouts_at_slo
+from llmplan.estimate.serve_memory import WEIGHT_FORMATS, serve_memory, weight_bytes, weight_plan
+from llmplan.estimate.serve_model import deployment, serve_estimate
+from llmplan.estimate.serve_queue import steady_state
+from llmplan.estimate.serve_step import _touched, step_time
+from llmplan.hardware import get_gpu
+from llmplan.models import count_params, get_preset
+from llmplan.models.layers import Attention, LayerGroup, MoE
+from llmplan.models.spec import ModelSpec
+from llmplan.models.weight_format import WeightFormat
+from llmplan.units import GiB
+
+H100 = get_gpu("h100")
+
+
+def test_weight_formats_count_their_scales():
+    # NVFP4: 4 bits + one FP8 scale per 16 values; MXFP4: 4 bits + one E8M0 scale per 32; AWQ int4 group 128
+    assert WEIGHT_FORMATS["nvfp4"] == 0.5625 and WEIGHT_FORMATS["mxfp4"] == 0.53125
+    assert WEIGHT_FORMATS["int4"] == pytest.approx(0.515625)
+
+
+def test_weights_split_over_tp_and_keep_embeddings_16_bit():
+    spec = get_preset("llama-3-70b")
+    b = count_params(spec)
+    bf16 = weight_bytes(spec, weight_plan(spec, "bf16"))
+    assert bf16.total == pytest.approx(2 * b.total)
+    fp8 = weight_bytes(spec, weight_plan(spec, "fp8"))
+    assert fp8.embeddings == 2 * (b.embeddings + b.output_head)
+    assert fp8.linear + fp8.experts == pytest.approx(b.total - b.embeddings - b.output_head - b.norms)
+    assert fp8.per_gpu(4) == pytest.approx((fp8.total - fp8.norms) / 4 + fp8.norms)
+
+
+def test_checkpoint_format_for_experts_only():
+    moe = MoE(8, 2, 1024)
+    att = Attention(8, 8, 64)
+    spec = ModelSpec.from_groups(groups=(LayerGroup(4, att, moe),), name="toy", arch="decoder", hidden=512,
+                                 vocab=1000, weight_format=WeightFormat("mxfp4", 4, 32, 1.0, applies_to="experts"))
+    plan = weight_plan(spec, None)
+    assert (plan.linear, plan.experts) == ("bf16", "mxfp4")
+    w = weight_bytes(spec, plan)
+    assert w.experts == pytest.approx(4 * 8 * moe.expert_params(512) * 0.53125)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "trtllm"])
+def test_kv_pool_follows_the_engines_rule_in_pages(engine):
+    spec, eng = get_preset("llama-3-8b"), get_engine(engine)
+    m = serve_memory(spec, H100, weight_plan(spec, "bf16"), "bf16", 1, eng, 1000)
+    if eng.memory_base == "total":    # vLLM: utilisation of all memory, weights included
+        expected = 0.9 * H100.memory_bytes - m.weights_bytes - m.activation_bytes - m.reserve_bytes
+    else:                              # TensorRT-LLM: a fraction of what is free after the weights
+        expected = 0.9 * (H100.memory_bytes - m.weights_bytes - m.activation_bytes - m.reserve_bytes)
+    assert m.kv_pool_bytes == pytest.approx(expected)
+    pages = math.ceil(1000 / eng.block_tokens) * eng.block_tokens
+    assert m.kv_bytes_per_request == cache_bytes(spec, pages, 1, "bf16").total_bytes
+    assert m.max_concurrency == int(m.kv_pool_bytes // m.kv_bytes_per_request)
+
+
+def test_touched_experts():
+    assert _touched(8, 2, 1) == pytest.approx(2)
+    assert _touched(256, 8, 4) == pytest.approx(256 * (1 - (1 - 8 / 256) ** 4))  # ~31 of 256 at batch 4
+    assert _touched(8, 2, 10_000) == pytest.approx(8)
+
+
+def test_single_decode_step_is_the_weight_stream_plus_fixed_costs():
+    spec = get_preset("llama-3-8b")
+    dep = deployment(spec, H100, dtype="bf16")
+    st = step_time(dep, 1, 1000)
+    hbm = dep.rates.hbm_bytes_per_s
+    assert st.gemm_seconds == pytest.approx(st.weight_bytes / hbm)
+    # every weight but the input embedding (and the norms) is read once: the linear layers and the output head
+    b = count_params(spec)
+    assert st.weight_bytes == pytest.approx(2 * (b.total - b.embeddings - b.norms))
+    assert st.attention_seconds == pytest.approx(cache_bytes(spec, 1000, 1, "bf16").total_bytes / hbm)
+    assert st.fixed_seconds == pytest.approx(spec.layers * dep.engine.fixed_layer_seconds)
+    assert st.comm_seconds == 0
+
+
+def test_tensor_parallel_all_reduces_two_per_layer():
+    spec = get_preset("llama-3-70b")
+    dep = deployment(spec, H100, tp=4, dtype="fp8")
+    st = step_time(dep, 64, 1500)
+    per = dep.engine.allreduce_latency_seconds + 2 * 3 / 4 * 64 * spec.hidden * 2 / dep.rates.bus_bytes_per_s
+    assert st.comm_seconds == pytest.approx(2 * spec.layers * per)
+
+
+def test_moe_reads_more_experts_as_the_batch_grows():
+    spec = get_preset("mixtral-8x7b")
+    dep = deployment(spec, H100, tp=2, dtype="fp8")
+    small, large = step_time(dep, 1, 500), step_time(dep, 256, 500)
+    assert small.weight_bytes < 0.5 * large.weight_bytes
+    assert large.weight_bytes == pytest.approx(weight_bytes(spec, dep.plan).per_gpu(2)
+                                               - weight_bytes(spec, dep.plan).embeddings / 2
+                                               - weight_bytes(spec, dep.plan).norms, rel=0.01)
+
+
+def test_more_concurrency_more_throughput_and_slower_tokens():
+    spec = get_preset("llama-3-8b")
+    dep = deployment(spec, H100, dtype="fp8")
+    states = [steady_state(dep, c, 1000, 500) for c in (1, 8, 64, 256)]
+    rates = [s.concurrency * 500 / s.cycle_seconds for s in states]
+    assert rates == sorted(rates) and [s.tpot_seconds for s in states] == sorted(s.tpot_seconds for s in states)
+    one = states[0]
+    assert one.prefill_wait_steps == 0  # a lone client never waits for another's prefill
+    assert one.ttft_seconds == pytest.approx(one.mixed.seconds)
+
+
+def test_rate_obeys_littles_law_and_overload_is_said():
+    spec = get_preset("llama-3-8b")
+    e = serve_estimate(spec, H100, input_tokens=1000, output_tokens=200, rate=5.0, dtype="fp8")
+    assert e.requests_per_second == pytest.approx(5.0, rel=1e-3)
+    assert e.concurrency == pytest.approx(5.0 * (e.steady.ttft_seconds + e.tpot_seconds * e.steady.decode_steps),
+                                          rel=0.05)
+    top = serve_estimate(spec, H100, input_tokens=1000, output_tokens=200, max_throughput=True, dtype="fp8")
+    over = serve_estimate(spec, H100, input_tokens=1000, output_tokens=200, rate=2 * top.requests_per_second,
+                          dtype="fp8")
+    assert over.overloaded and math.isinf(over.ttft_seconds)
+    near = serve_estimate(spec, H100, input_tokens=1000, output_tokens=200, rate=0.95 * top.requests_per_second,
+                          dtype="fp8")
+    assert near.ttft_seconds > e.ttft_seconds
+
+
+def test_replicas_multiply_throughput():
+    spec = get_preset("llama-3-8b")
+    one = serve_estimate(spec, H100, input_tokens=500, output_tokens=500, concurrency=32)
+    four = serve_estimate(spec, H100, input_tokens=500, output_tokens=500, concurrency=128, gpus=4)
+    assert four.replicas == 4
+    assert four.output_tokens_per_second == pytest.approx(4 * one.output_tokens_per_second)
+    assert four.output_tokens_per_second_per_gpu == pytest.approx(one.output_tokens_per_second_per_gpu)
+
+
+def test_fp8_kv_holds_twice_the_requests():
+    spec = get_preset("llama-3-70b")
+    a = serve_estimate(spec, H100, input_tokens=2000, output_tokens=500, tp=4, max_throughput=True, dtype="fp8",
+                       kv_dtype="bf16", engine="trtllm")
+    b = serve_estimate(spec, H100, input_tokens=2000, output_tokens=500, tp=4, max_throughput=True, dtype="fp8",
+                       kv_dtype="fp8", engine="trtllm")
+    assert b.memory.max_concurrency == pytest.approx(2 * a.memory.max_concurrency, rel=0.01)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(tp=3), "does not divide the 64 attention heads"),
+    (dict(tp=2, gpus=3), "not a multiple of --tp"),
+    (dict(concurrency=1e6), "does not fit"),
+    (dict(ep=2), "has none"),
+])
+def test_bad_layouts_say_what_would_work(kwargs, message):
+    spec = get_preset("llama-3-70b")
+    base = dict(input_tokens=1000, output_tokens=200, tp=4, concurrency=8)
+    with pytest.raises(LlmplanError, match=message):
+        serve_estimate(spec, H100, **{**base, **kwargs})
+
+
+def test_tp_beyond_the_kv_heads_replicates_them():
+    spec = get_preset("llama-3-8b")  # 8 KV heads
+    e = serve_estimate(spec, H100, input_tokens=1000, output_tokens=200, tp=16, concurrency=8)
+    assert any("replicated" in n for n in e.notes)
+    assert e.memory.kv_bytes_per_request == serve_estimate(
+        spec, H100, input_tokens=1000, output_tokens=200, tp=8, concurrency=8).memory.kv_bytes_per_request
+    odd = spec.with_(kv_heads=6, heads=24, head_dim=128)
+    with pytest.raises(LlmplanError, match="KV heads"):
+        serve_estimate(odd, H100, input_tokens=100, output_tokens=10, tp=4, concurrency=1)
+
+
+def test_context_and_a_model_that_does_not_fit():
+    with pytest.raises(LlmplanError, match="context"):
+        serve_estimate(get_preset("llama-2-7b"), H100, input_tokens=4000, output_tokens=200, concurrency=1)
+    with pytest.raises(LlmplanError, match="--tp"):
+        serve_estimate(get_preset("llama-3.1-405b"), H100, input_tokens=1000, output_tokens=200, concurrency=1)
+
+
+def test_layouts_meet_their_targets_and_rank_by_throughput_per_gpu():
+    spec = get_preset("llama-3-70b")
+    found = layouts_at_slo(spec, H100, 8, 2000, 500, 2.0, 0.05, dtype="fp8")
+    assert found
+    for x in found:
+        assert x.ttft_seconds <= 2.0 and x.tpot_seconds <= 0.05 and x.tp * x.replicas == 8
+    per_gpu = [x.output_tokens_per_second_per_gpu for x in found]
+    assert per_gpu == sorted(per_gpu, reverse=True)
+
+
+def test_fewest_gpus_for_a_rate():
+    spec = get_preset("llama-3-8b")
+    found = fewest_gpus_for_rate(spec, H100, 40.0, 1000, 200, 1.0, 0.03, max_tp=8)
+    best = found[0]
+    assert best.gpus == min(x.gpus for x in found)
+    # its replicas serve the rate within the targets: each replica's goodput times replicas >= rate
+    assert best.ttft_seconds <= 1.0 and best.tpot_seconds <= 0.03
+    one = layouts_at_slo(spec, H100, best.tp, 1000, 200, 1.0, 0.03)
+    assert one[0].requests_per_second * best.replicas >= 40.0 - 1e-6
+
+
+def test_memory_fraction_is_checked():
+    spec = get_preset("llama-3-8b")
+    with pytest.raises(LlmplanError, match="fraction"):
+        serve_memory(spec, H100, weight_plan(spec, "bf16"), "bf16", 1, get_engine("vllm"), 100,
+                     memory_fraction=1.5)
+    assert serve_memory(spec, H100, weight_plan(spec, "bf16"), "bf16", 1, get_engine("vllm"), 100).memory_bytes \
+        == 80 * GiB
