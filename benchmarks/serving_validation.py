@@ -70,6 +70,9 @@ def source_group(row: dict) -> str:
 
 
 ENGINES = {"TensorRT-LLM": "trtllm", "vLLM": "vllm", "SGLang": "sglang"}
+# The rows' GPU names for catalog entries named otherwise: "GH200 480GB" is the 96 GB HBM3 part (480 GB of LPDDR5X
+# beside it), "GB200 192GB" one Blackwell GPU of a GB200 NVL72.
+GPU_NAMES = {"GH200-480GB": "GH200-96GB", "GB200-192GB": "GB200-NVL72"}
 
 
 def _dtype(text: str | None, spec) -> str | None:
@@ -97,7 +100,7 @@ def predict(row: dict):
     spec = model_for(row["model"])
     if spec is None:
         return None, f"model {row['model']!r} has no config here"
-    gpu = match_gpu(row["gpu"])
+    gpu = match_gpu(GPU_NAMES.get(row["gpu"], row["gpu"]))
     if gpu is None:
         return None, f"GPU {row['gpu']} not in the catalog"
     scen = row["scenario"]

@@ -17,7 +17,8 @@ def test_memory_and_compute_both_take_gpus_and_dp(cli):
 
 
 def test_the_json_key_is_gpus_in_every_mode(cli):
-    serve = cli("compute", "--model", "llama-2-7b", "--mode", "infer", "--gpu", "h100", "--gpus", "2", "--json")
+    serve = cli("serve", "--model", "llama-2-7b", "--gpu", "h100", "--gpus", "2", "-i", "500", "-o", "100",
+                "--concurrency", "4", "--json")
     assert serve.code == 0 and serve.json()["gpus"] == 2 and "n_gpus" not in serve.json()
 
 

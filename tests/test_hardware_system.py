@@ -195,5 +195,6 @@ def test_one_entry_view_shows_the_network(cli):
 def test_compute_says_what_a_bare_size_or_a_missing_bandwidth_lacks(cli):
     r = cli("compute", "--model", "llama-2-7b", "--tokens", "1T", "--gpu", "48GiB")
     assert r.code == 2 and "custom:memory=48GiB,bf16=" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    r = cli("compute", "--model", "llama-2-7b", "--mode", "infer", "--gpu", "custom:memory=80GiB,bf16=1P")
+    r = cli("serve", "--model", "llama-2-7b", "--gpu", "custom:memory=80GiB,bf16=1P", "-i", "100", "-o", "10",
+            "--concurrency", "1")
     assert r.code == 2 and "hbm=RATE" in r.stderr

@@ -10,7 +10,7 @@ import typer
 from llmplan.cli.app import command_app
 from llmplan.cli.common import JSON_OPTION, MODEL_OPTION, PARAMS_OPTION, model_from_options
 from llmplan.errors import LlmplanError
-from llmplan.hardware import get_gpu
+from llmplan.hardware import parse_gpu
 from llmplan.units import parse_dtype, parse_int_count
 
 WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxfp4")
@@ -39,7 +39,8 @@ app = command_app()
 def serve(
     model: Optional[str] = MODEL_OPTION,
     params: Optional[str] = PARAMS_OPTION,
-    gpu_name: str = typer.Option(..., "--gpu", "-g", help="Accelerator (see `llmplan hardware`)."),
+    gpu_name: str = typer.Option(..., "--gpu", "-g", help="Accelerator (see `llmplan hardware`), or a device "
+                                 "described as custom:memory=..,bf16=..,hbm=.."),
     gpus: Optional[str] = typer.Option(None, "--gpus", "-n", help="GPUs in all (default: --tp); replicas = "
                                        "GPUs / --tp. With --slo-*: the GPUs the layouts are searched on."),
     tp: int = typer.Option(1, "--tp", help="Tensor-parallel GPUs per replica."),
@@ -100,7 +101,10 @@ def serve(
     ttft_target = parse_duration(slo_ttft, "--slo-ttft") if slo_ttft is not None else None
     tpot_target = parse_duration(slo_tpot, "--slo-tpot") if slo_tpot is not None else None
     n_gpus = parse_int_count(gpus, "--gpus") if gpus is not None else None
-    gpu = get_gpu(gpu_name)
+    gpu = parse_gpu(gpu_name)
+    if not gpu.peak_flops:
+        raise LlmplanError(f"--gpu {gpu_name!r} gives only a memory size; serving also needs a peak and the memory "
+                           f"bandwidth, e.g. --gpu 'custom:memory={gpu_name.strip()},bf16=300T,hbm=1TB/s'")
     spec = model_from_options(model, params)
     prof = None
     if profile is not None:

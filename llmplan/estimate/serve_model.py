@@ -16,7 +16,7 @@ from llmplan.estimate.serve_memory import (KV_FORMATS, WEIGHT_FORMATS, ServeMemo
 from llmplan.estimate.serve_queue import Steady, solve_rate, steady_state
 from llmplan.estimate.serve_step import Deployment, Rates, compute_dtype_for, scaleup_bytes_per_s, step_time
 from llmplan.models import ModelSpec
-from llmplan.models.layers import Attention, MoE
+from llmplan.models.layers import MoE
 
 LOADS = ("concurrency", "rate", "max-throughput", "static")
 
@@ -28,28 +28,26 @@ LOADS = ("concurrency", "rate", "max-throughput", "static")
 DEFAULT_HBM, DEFAULT_GEMM, DEFAULT_ATTENTION, DEFAULT_BUS = 0.90, 0.70, 0.50, 0.80
 
 
-def rates_for(gpu, compute_dtype: str, profile: dict | None = None) -> Rates:
+def rates_for(gpu, compute_dtype: str, profile: dict | None = None, tp: int = 1) -> Rates:
+    """Achievable rates: llmplan.hardware.efficiency (family defaults, or a bench profile's measurements) when it
+    is there, else the defaults above. All-reduces of a replica wider than the NVLink domain take the NIC."""
     sixteen = "bf16" if gpu.peak("bf16") is not None else "fp16"
-    bus = DEFAULT_BUS * scaleup_bytes_per_s(gpu)
     try:
         from llmplan.hardware.efficiency import efficiency_for
-    except ImportError:
+    except ImportError:  # pragma: no cover - the efficiency module is part of the package
         efficiency_for = None
     if efficiency_for is not None:
         eff = efficiency_for(gpu, profile)
-        try:
-            bus = float(eff.collective_bus_bytes_per_s("scaleup"))
-        except Exception:  # the tier names are the efficiency module's; keep the link default otherwise
-            pass
+        tier = "scaleup" if tp <= eff.nvlink_domain_gpus else "scaleout"
         return Rates(float(eff.hbm_bytes_per_s), float(eff.gemm(8192, 8192, 8192, compute_dtype)),
-                     float(eff.attention_flops_per_s(sixteen)), bus, str(eff.source))
+                     float(eff.attention_flops_per_s(sixteen)), float(eff.collective_bus_bytes_per_s(tier)),
+                     str(eff.source))
     if not gpu.bandwidth_bytes_per_s:
         raise LlmplanError(f"no memory bandwidth figure for {gpu.name}; serving is bound by it")
     peak = gpu.peak(compute_dtype) or gpu.peak(sixteen)
-    if not peak:
-        raise LlmplanError(f"{gpu.name} has no {compute_dtype} or {sixteen} peak in the catalog")
-    return Rates(DEFAULT_HBM * gpu.bandwidth_bytes_per_s, DEFAULT_GEMM * peak,
-                 DEFAULT_ATTENTION * (gpu.peak(sixteen) or peak), bus,
+    hbm = (profile or {}).get("hbm_bytes_per_s") or DEFAULT_HBM * gpu.bandwidth_bytes_per_s
+    return Rates(float(hbm), DEFAULT_GEMM * peak, DEFAULT_ATTENTION * (gpu.peak(sixteen) or peak),
+                 DEFAULT_BUS * scaleup_bytes_per_s(gpu),
                  f"defaults: {DEFAULT_HBM:g} of HBM bandwidth, {DEFAULT_GEMM:g} of the {compute_dtype} peak for "
                  f"GEMMs, {DEFAULT_ATTENTION:g} of the {sixteen} peak for attention")
 
@@ -141,6 +139,9 @@ def deployment(spec: ModelSpec, gpu, tp: int = 1, ep: int = 1, dtype: str | None
                kv_dtype: str | None = None, engine: str | Engine | None = None, prefill_chunk: int | None = None,
                profile: dict | None = None) -> Deployment:
     eng = engine if isinstance(engine, Engine) else get_engine(engine)
+    if not getattr(gpu, "bandwidth_bytes_per_s", 0):
+        raise LlmplanError(f"serving is bound by memory bandwidth and {gpu.name} has no figure for it: add hbm=RATE "
+                           "to --gpu (e.g. hbm=3.35TB/s)")
     plan = weight_plan(spec, dtype)
     kv = kv_dtype or default_kv_dtype(plan, eng, gpu)
     if kv not in KV_FORMATS:
@@ -149,7 +150,7 @@ def deployment(spec: ModelSpec, gpu, tp: int = 1, ep: int = 1, dtype: str | None
     if not isinstance(chunk, int) or chunk < 1:
         raise LlmplanError(f"--prefill-chunk must be a whole number of tokens of at least 1, got {chunk!r}")
     cdt = compute_dtype_for(plan, gpu)
-    return Deployment(spec, gpu, tp, ep, plan, kv, cdt, eng, rates_for(gpu, cdt, profile), chunk)
+    return Deployment(spec, gpu, tp, ep, plan, kv, cdt, eng, rates_for(gpu, cdt, profile, tp), chunk)
 
 
 def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: int, gpus: int | None = None,
@@ -200,8 +201,8 @@ def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: in
         per_replica = concurrency / replicas
         if per_replica > cap:
             raise LlmplanError(f"--concurrency {concurrency:g} does not fit: at most {cap * replicas:,} requests of "
-                               f"{input_tokens + output_tokens:,} tokens on {gpus} x {gpu.name} (--tp {tp}); lower "
-                               f"--concurrency to {cap * replicas:,}, add GPUs or use --kv-dtype fp8")
+                               f"{input_tokens:,} + {output_tokens:,} tokens on {gpus} x {gpu.name} (--tp {tp}); "
+                               f"lower --concurrency to {cap * replicas:,}, add GPUs or use --kv-dtype fp8")
         load = "concurrency"
         state = steady_state(dep, per_replica, input_tokens, output_tokens)
     else:
@@ -213,8 +214,9 @@ def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: in
         if overloaded:
             notes.append(f"--rate {rate:g}/s exceeds what this layout serves ({state.requests_per_second * replicas:.3g}"
                          " requests/s at its maximum concurrency): the queue grows without bound")
-    if tp > 1 and scaleup_bytes_per_s(gpu) <= 32e9:
-        notes.append(f"{gpu.name} talks over PCIe: tensor-parallel all-reduces at ~{32:g} GB/s dominate")
+    if tp > 1 and dep.rates.bus_bytes_per_s < 100e9:
+        notes.append(f"tensor parallelism over {dep.rates.bus_bytes_per_s / 1e9:.3g} GB/s (PCIe or across nodes): "
+                     "the all-reduces dominate; keep --tp within an NVLink domain")
     tok_s = per_replica * output_tokens / state.cycle_seconds * replicas
     ttft = state.ttft_seconds + (admission if not overloaded else 0.0)
     return ServeEstimate(
@@ -245,5 +247,4 @@ def static_state(dep: Deployment, batch: int, input_tokens: int, output_tokens: 
                   decode.seconds if o1 else prefill.seconds, cycle, float(chunks))
 
 
-__all__ = ["ServeEstimate", "serve_estimate", "deployment", "check_layout", "static_state", "LOADS",
-           "Attention"]
+__all__ = ["ServeEstimate", "serve_estimate", "deployment", "check_layout", "static_state", "LOADS"]
