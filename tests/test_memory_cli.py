@@ -24,7 +24,8 @@ def test_gpu_fit_and_gpus_needed(cli):
     assert data["fits"] is True and data["gpus_needed"] >= 1
     assert data["usable_bytes"] == int(data["gpu_memory_bytes"] * 0.95)
     big = cli("memory", "--model", "llama-2-70b", "--seq", "4096", "--gpu", "a100-80gb", "--json").json()
-    assert big["fits"] is False and big["gpus_needed"] is None and "--fsdp" in big["suggestion"]
+    assert big["fits"] is False and "--zero 3" in big["suggestion"]
+    assert big["gpus_needed"] == min(r["gpus"] for r in big["remedies"])  # the cheapest remedy, not null
     assert big["spare_bytes"] == big["usable_bytes"] - big["total_bytes"] < 0
     inf = cli("memory", "--model", "llama-2-70b", "--mode", "infer", "--seq", "4096", "--gpu", "h100",
               "--json").json()

@@ -3,6 +3,8 @@ how many GPUs, and which sharding would be needed when the chosen one cannot fit
 
 import re
 
+import pytest
+
 from llmplan.estimate.gpu_fit import fit_on_gpu
 from llmplan.estimate.memory import MemoryConfig, estimate_memory
 from llmplan.hardware import get_gpu
@@ -26,7 +28,7 @@ def test_70b_fsdp_names_the_gpus_each_remedy_takes(cli):
     for dp in ("8", "16", "32"):
         d = cli("memory", "--model", "llama-3-70b", "--fsdp", "--dp", dp, "--seq", "8192", "--gpu", "h100",
                 "--json").json()
-        assert d["fits"] is False and d["gpus_needed"] is None
+        assert d["fits"] is False and d["gpus_needed"] == min(r["gpus"] for r in d["remedies"])
         assert d["breakdown"]["activations"] > 80 * GiB
         assert "--recompute full" in d["suggestion"]
         assert all(int(n) >= 1 for n in re.findall(r"(\d+) GPUs?", d["suggestion"]))
@@ -42,7 +44,7 @@ def test_suggestion_counts_the_gpus_of_tensor_parallelism():
     spec = get_preset("llama-3-70b")
     cfg = MemoryConfig(spec=spec, seq=8192, zero=3, dp=8)
     fit = fit_on_gpu(cfg, get_gpu("h100").memory_bytes)
-    m = re.search(r"--tp (\d+) --sp with ZeRO-3 --dp (\d+): (\d+) GPUs", fit.suggestion)
+    m = re.search(r"--tp (\d+) --sp --dp (\d+): (\d+) GPUs", fit.suggestion)
     assert m and int(m.group(1)) * int(m.group(2)) == int(m.group(3))
 
 
@@ -71,7 +73,7 @@ def test_gpu_given_as_a_memory_size(cli):
     d = cli("memory", "--model", "llama-2-7b", "--mode", "infer", "--gpu", "24GB", "--json").json()
     from llmplan.hardware import get_gpu
 
-    assert d["gpu_memory_bytes"] == 24 * 2**30 == get_gpu("rtx4090").memory_bytes and "24 GB" in d["gpu"]
+    assert d["gpu_memory_bytes"] == 24 * 2**30 == get_gpu("rtx4090").memory_bytes and "24GB" in d["gpu"]
     assert cli("memory", "--model", "llama-2-7b", "--gpu", "24GiB", "--json").json()["gpu_memory_bytes"] == 24 * 2**30
     r = cli("memory", "--model", "llama-2-7b", "--gpu", "24 parsecs")
     assert r.code == 2 and r.stdout == "" and "memory size such as 48GiB" in r.stderr
@@ -105,3 +107,26 @@ def test_inference_that_no_split_can_hold_says_what_to_lower(cli):
     r = cli("memory", "--model", "llama-2-7b", "--mode", "infer", "--seq", "100000", "--batch", "64", "--gpu", "l4")
     out = " ".join(r.stdout.split())
     assert r.code == 0 and "does not fit" in out and "no tensor x pipeline split fits" in out and "--kv-dtype" in out
+
+
+@pytest.mark.parametrize("args", [
+    ("--model", "llama-3-70b", "--fsdp", "--dp", "8", "--seq", "8192", "--gpu", "h100"),
+    ("--model", "llama-2-70b", "--gpu", "h100"),
+    ("--model", "llama-2-7b", "--mode", "finetune", "--gpu", "rtx4090"),
+    ("--model", "llama-2-7b", "--mode", "lora", "--gpu", "8GB"),
+    ("--model", "llama-2-70b", "--mode", "infer", "--gpu", "a6000", "--seq", "4096"),
+])
+def test_every_remedy_applied_fits_on_the_gpus_it_states(cli, args):
+    d = cli("memory", *args, "--json").json()
+    assert d["fits"] is False and d["remedies"], d["suggestion"]
+    assert d["gpus_needed"] is not None
+    now = d["config"]["gpus"] if d["config"]["zero"] else d["config"]["tp"] * d["config"]["pp"]
+    singles = [r["gpus"] == now for r in d["remedies"]]
+    assert singles == sorted(singles, reverse=True)  # single-GPU remedies first
+    for r in d["remedies"]:
+        applied = cli("memory", *args, *r["options"].split(), "--json").json()  # the last value of an option wins
+        assert applied["fits"] is True, r
+        assert applied["config"]["gpus"] == r["gpus"] or applied["config"]["tp"] * applied["config"]["pp"] == r[
+            "gpus"], r
+    text = cli("memory", *args).stdout
+    assert "cannot fit on any number" not in text and d["remedies"][0]["options"] in text

@@ -151,7 +151,8 @@ def test_zero3_gpus_needed_is_the_smallest_dp_that_fits():
     assert estimate_memory(replace(cfg, dp=dp)).total_bytes <= usable
     assert estimate_memory(replace(cfg, dp=dp - 1)).total_bytes > usable
     no_shard = fit_on_gpu(replace(cfg, zero=0, dp=1), 80 * GiB)
-    assert not no_shard.fits and no_shard.gpus_needed is None and "--zero 3" in no_shard.suggestion
+    assert not no_shard.fits and "--zero 3" in no_shard.suggestion
+    assert no_shard.gpus_needed == min(r.gpus for r in no_shard.remedies)
 
 
 def test_max_inference_batch():

@@ -36,16 +36,19 @@ def test_zero3_gathered_layers_match_deepspeeds_largest_layer_term():
     assert gathered == 4 * (4 * 4096**2 + 3 * 4096 * 11008 + 2 * 4096)  # one LLaMA-7B block: 202,383,360 params
 
 
-def test_deepspeed_zero2_estimator_keeps_full_16bit_gradients():
-    # estimate_zero2_model_states_mem_needs (no offload): 4 * total + 16 * total / gpus, i.e. 16-bit weights and a
-    # full 16-bit gradient buffer on every GPU plus fp32 gradient and Adam partitions. The ZeRO paper's stage 2
-    # (Figure 1: 16.6 GB for 7.5B on 64 GPUs) is 2 + 14/Nd; with --grad-dtype fp32 llmplan gives 2 + 16/Nd, so
-    # DeepSpeed's estimator sits exactly 2 bytes/param (the unpartitioned 16-bit gradients) above it.
+def test_deepspeed_zero2_estimator_partitions_both_gradient_copies():
+    # estimate_zero2_model_states_mem_needs (no offload) since DeepSpeed PR #5099 (merged April 2024,
+    # deepspeed/runtime/zero/stage_1_and_2.py): 2 * total + 18 * total / gpus, "18 = 2_grads_16bit + 4_grads_32bit +
+    # 4_params_32bit + 8_optimizer_states_32bit". (Before it: 4 * total + 16 * total / gpus.) The ZeRO paper's stage
+    # 2 (Figure 1: 16.6 GB for 7.5B on 64 GPUs) is 2 + 14/Nd, llmplan's default; with --grad-dtype fp32 llmplan
+    # gives 2 + 16/Nd, so DeepSpeed's estimator sits 2 bytes/param / Nd (a 16-bit gradient partition kept beside the
+    # fp32 one) above that, and 4/Nd above the paper.
     spec = spec_from_params(7.5e9)
     n, gpus = 7_500_000_000, 64
     assert _states(spec, zero=2, dp=gpus) == pytest.approx(2 * n + 14 * n / gpus, abs=3)
-    deepspeed = 4 * n + 16 * n / gpus
-    assert deepspeed - _states(spec, zero=2, dp=gpus, grad_dtype="fp32") == pytest.approx(2 * n, abs=3)
+    deepspeed = 2 * n + 18 * n // gpus
+    assert deepspeed - _states(spec, zero=2, dp=gpus) == pytest.approx(4 * n / gpus, abs=3)
+    assert deepspeed - _states(spec, zero=2, dp=gpus, grad_dtype="fp32") == pytest.approx(2 * n / gpus, abs=3)
 
 
 def test_accelerate_training_column_is_the_largest_part_not_the_sum():

@@ -175,6 +175,7 @@ def fit(
     law = fit_chinchilla(runs.params, runs.tokens, runs.losses, delta=delta)
     if bootstrap:
         law = _bootstrap(bootstrap_chinchilla, runs, law, bootstrap, seed)
+    influence = _influence(runs, law, delta)
     envelope = fit_envelope(runs.flops, runs.losses, delta=delta)
     approach2 = fit_approach2(runs.params, runs.flops, runs.losses, tolerance=isoflop_tol)
 
@@ -191,9 +192,57 @@ def fit(
         warn(f"the runs do not determine {', '.join(degenerate(law))} (on the edge of the search range or the same "
              "in every resample): the law below is not a result to plan with")
     if as_json:
-        emit_json(_payload(runs, law, budget, envelope, approach2))
+        emit_json({**_payload(runs, law, budget, envelope, approach2), "influential": influence})
     else:
         _render(runs, law, budget, envelope, approach2)
+
+
+def _influence(runs, law, delta: float) -> dict | None:
+    """Warn when a few runs dominate the fit (a gross residual, or the law moving beyond its interval without
+    them), and say which --drop-highest leaves them out."""
+    from llmplan.fit import fit_chinchilla
+    from llmplan.fit.chinchilla import MIN_RUNS
+    from llmplan.fit.influence import GROSS_Z, drop_highest_for, influential_runs, moved, threshold
+    from llmplan.report.output import warn
+
+    flagged = influential_runs(law, runs.params, runs.tokens, runs.losses)
+    if not flagged:
+        return None
+    out = {i for i in (x.index for x in flagged)}
+    keep = [i for i in range(len(runs)) if i not in out]
+    shifts: list[str] = []
+    if len(keep) >= MIN_RUNS:
+        try:
+            refit = fit_chinchilla(*([getattr(runs, c)[i] for i in keep] for c in ("params", "tokens", "losses")),
+                                   delta=delta)
+            shifts = moved(law, refit, law.intervals)
+        except LlmplanError:
+            shifts = ["the law cannot be fitted without them"]
+    dominant = bool(shifts) or any(abs(x.z) > GROSS_Z for x in flagged)
+    k = drop_highest_for(flagged, len(runs), MIN_RUNS)
+    info = {"runs": [{"params": x.params, "tokens": x.tokens, "loss": x.loss, "z": x.z, "loss_rank": x.loss_rank}
+                     for x in flagged], "threshold": threshold(len(runs)), "dominant": dominant,
+            "drop_highest": runs.dropped + k if k is not None else None, "moves_without_them": shifts}
+    if not dominant:
+        return info  # large residuals that do not move the law: noise, not a warning
+    shown = ", ".join(f"N={format_count(x.params)} D={format_count(x.tokens)} loss {x.loss:.4g} (z {x.z:+.1f})"
+                      for x in flagged[:3]) + (f" and {len(flagged) - 3} more" if len(flagged) > 3 else "")
+    text = (f"{len(flagged)} run(s) dominate the fit (modified z-score of the log residual above "
+            f"{threshold(len(runs)):.2g}): {shown}")
+    text += f"; without them the law moves: {'; '.join(shifts)}" if shifts else ""
+    if k is None:
+        text += "; they are not the highest-loss runs, so --drop-highest cannot leave them out alone"
+    else:
+        total, covered = runs.dropped + k, sum(1 for x in flagged if x.loss_rank <= k)
+        which = "them" if covered == len(flagged) else f"{covered} of them (the others are not high-loss runs)"
+        text += f"; --drop-highest {total} leaves out {which}" + (
+            f" with {k - covered} other high-loss run(s)" if k > covered else "")
+    warn(text)
+    return info
+
+
+def _columns(runs):
+    return runs.params, runs.tokens, runs.losses
 
 
 def _bootstrap(bootstrap_chinchilla, runs, law, samples: int, seed: int):

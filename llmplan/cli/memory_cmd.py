@@ -52,7 +52,7 @@ def gpu_or_size(text: str):
         # A card's "48GB" is 48 GiB, as the catalog's cards (A40, L40S: 48 GiB) and nvidia-smi count it; a
         # decimal size is meant only where it says so in binary terms (48GiB) or in bytes.
         size = int(float(m.group(1)) * 2 ** (10 * "kmgtp".index(m.group(2).lower()) + 10))
-        gpu = dataclasses.replace(gpu, name=f"a {m.group(1)} {m.group(2).upper()}B card ({format_bytes(size)})",
+        gpu = dataclasses.replace(gpu, name=f"a {m.group(1)}{m.group(2).upper()}B card",
                                   memory_bytes=size, source=f"{gpu.source}; GB as on GPU cards = GiB")
     return gpu
 
@@ -244,7 +244,8 @@ def _payload(name, cfg, est, gpu, fit, frac, room_bytes, profile_path) -> dict:
         out.update({"gpu": gpu.name, "gpu_memory_bytes": gpu.memory_bytes, "headroom": frac,
                     "headroom_bytes": room_bytes, "usable_bytes": fit.usable_bytes,
                     "spare_bytes": fit.usable_bytes - est.total_bytes, "fits": fit.fits,
-                    "gpus_needed": fit.gpus_needed, "plan": fit.plan, "suggestion": fit.suggestion})
+                    "gpus_needed": fit.gpus_needed, "plan": fit.plan, "suggestion": fit.suggestion,
+                    "remedies": [{"options": r.options, "gpus": r.gpus} for r in fit.remedies]})
     return out
 
 
@@ -298,11 +299,13 @@ def _render(name, cfg, est, gpu, fit, decimal: bool, headroom: str = "") -> None
                    else f"[red]does not fit[/red], {fb(-margin)} short")
         console.print(f"{gpu.name} ({fb(gpu.memory_bytes)}, usable {fb(fit.usable_bytes)} after {headroom} "
                       f"headroom): {verdict}")
+        if fit.remedies:
+            console.print(kv_table("What would make it fit (GPUs in all)",
+                                   [(r.options, str(r.gpus)) for r in fit.remedies]))
         if fit.gpus_needed:
             console.print(f"fewest GPUs that fit: {fit.gpus_needed} ({fit.plan})")
         elif fit.suggestion:
-            lead = "" if cfg.mode == "infer" else "the chosen sharding cannot fit on any number of GPUs; "
-            console.print(lead + fit.suggestion)
+            console.print(fit.suggestion)
     for a in est.assumptions:
         console.print(f"[dim]assumption:[/dim] {a}")
 

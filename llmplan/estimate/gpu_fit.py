@@ -11,12 +11,21 @@ from llmplan.models.spec import ModelSpec
 
 
 @dataclass(frozen=True)
+class Remedy:
+    """A change of options that makes the plan fit, and the GPUs it then takes in all."""
+
+    options: str  # as typed on the command line, e.g. "--zero 3 --dp 17 --recompute full"
+    gpus: int
+
+
+@dataclass(frozen=True)
 class GpuFit:
     fits: bool
     usable_bytes: int
-    gpus_needed: int | None
-    plan: str            # the sharding that reaches gpus_needed
-    suggestion: str      # what would be needed when the chosen sharding cannot fit
+    gpus_needed: int | None  # the chosen sharding on more GPUs, else the cheapest remedy; None: nothing fits
+    plan: str            # the sharding (or remedy) that reaches gpus_needed
+    suggestion: str      # the remedies in words, or what to lower when none fits
+    remedies: tuple[Remedy, ...] = ()  # when it does not fit as given: single-GPU changes first, then by GPUs
 
 
 def usable_bytes(memory_bytes: int, headroom: float = DEFAULT_HEADROOM, headroom_bytes: int = 0) -> int:
@@ -55,66 +64,121 @@ def fit_on_gpu(cfg: MemoryConfig, memory_bytes: int, headroom: float = DEFAULT_H
     usable = usable_bytes(memory_bytes, headroom, headroom_bytes)
     fits = _fits(cfg, usable)
     mp = cfg.tp * cfg.pp
+    remedies = () if fits else tuple(find_remedies(cfg, usable))
+    words = "needs " + "; or ".join(f"{r.options}: {_n(r.gpus)}" for r in remedies) if remedies else ""
     if cfg.mode == "infer":
-        for gpus, tp, pp in sorted((t * q, t, q) for t in _tp_options(cfg.spec)
-                                   for q in range(1, cfg.spec.total_layers + 1) if cfg.spec.total_layers % q == 0):
-            if _fits(replace(cfg, tp=tp, pp=pp, dp=1, zero=0), usable):
-                return GpuFit(fits, usable, gpus, f"tp {tp} x pp {pp}" if gpus > 1 else "one GPU", "")
-        return GpuFit(fits, usable, None, "", "no tensor x pipeline split fits, down to one layer and one head per GPU: lower --batch or "
-                      "--seq (the KV cache and prefill grow with both), --kv-dtype fp8, or quantized --dtype int4/fp8")
+        split = _smallest_split(cfg, usable)
+        if split is not None:
+            gpus, tp, pp = split
+            return GpuFit(fits, usable, gpus, f"tp {tp} x pp {pp}" if gpus > 1 else "one GPU", words, remedies)
+        if remedies:
+            best = min(remedies, key=lambda r: r.gpus)
+            return GpuFit(fits, usable, best.gpus, best.options, words, remedies)
+        return GpuFit(fits, usable, None, "", "no tensor x pipeline split fits, down to one layer and one head per "
+                      "GPU: lower --batch or --seq (the KV cache and prefill grow with both), --kv-dtype fp8, or "
+                      "quantized --dtype int4/fp8")
     if cfg.zero >= 1:
         dp = _smallest_dp(cfg, usable)
         if dp is not None:
-            return GpuFit(fits, usable, dp * mp, f"ZeRO-{cfg.zero} over dp {dp}{_mp(cfg.tp, cfg.pp)}", "")
+            return GpuFit(fits, usable, dp * mp, f"ZeRO-{cfg.zero} over dp {dp}{_mp(cfg.tp, cfg.pp)}", words,
+                          remedies)
     elif fits:
         return GpuFit(fits, usable, mp, f"one replica{_mp(cfg.tp, cfg.pp)}; data parallelism adds whole replicas",
                       "")
-    return GpuFit(fits, usable, None, "", _suggest(cfg, usable))
+    if remedies:
+        best = min(remedies, key=lambda r: r.gpus)  # the first of the fewest GPUs: the simplest change
+        return GpuFit(fits, usable, best.gpus, best.options, words, remedies)
+    return GpuFit(fits, usable, None, "", f"activations alone exceed the GPU even sharded {mp}-way: lower --batch "
+                  "or --seq, or add --recompute full, --pp, --tp with --sp")
 
 
-def _mp(tp: int, pp: int) -> str:
-    return "".join(f" x {k} {v}" for k, v in (("tp", tp), ("pp", pp)) if v > 1)
+def _n(gpus: int) -> str:
+    return f"{gpus} GPU{'s' if gpus > 1 else ''}"
 
 
-def _suggest(cfg: MemoryConfig, usable: int) -> str:
-    """Which sharding would fit, each with the GPUs it takes: ZeRO-3 over more GPUs, full recomputation (alone or
-    with ZeRO-3), or tensor parallelism with sequence parallelism."""
+def _smallest_split(cfg: MemoryConfig, usable: int) -> tuple[int, int, int] | None:
+    """Inference: the fewest GPUs of a tensor x pipeline split that fits, as (gpus, tp, pp)."""
+    layers = cfg.spec.total_layers
+    for gpus, tp, pp in sorted((t * q, t, q) for t in _tp_options(cfg.spec)
+                               for q in range(1, layers + 1) if layers % q == 0):
+        if _fits(replace(cfg, tp=tp, pp=pp, dp=1, zero=0), usable):
+            return gpus, tp, pp
+    return None
+
+
+def _try(cfg: MemoryConfig, usable: int, **changes) -> bool:
+    from llmplan.errors import LlmplanError
+
+    try:
+        return _fits(validate(replace(cfg, **changes)), usable)
+    except LlmplanError:  # a combination the memory model refuses (e.g. QLoRA in fp8) is no remedy
+        return False
+
+
+def find_remedies(cfg: MemoryConfig, usable: int, limit: int = 6) -> list[Remedy]:
+    """Changes that make the plan fit, each with the GPUs it takes: first those that keep the GPUs as they are
+    (8-bit optimizer states, CPU offload, full recomputation, LoRA/QLoRA for fine-tuning; a quantized KV cache or
+    weights for inference), then sharding over more GPUs (ZeRO-3, with recomputation, tensor parallelism)."""
     mp = cfg.tp * cfg.pp
-    ideas = []
-
-    def gpus(dp: int, tp: int = cfg.tp) -> str:
-        n = dp * tp * cfg.pp
-        return f"{n} GPU{'s' if n > 1 else ''}"
-
+    now = cfg.dp * mp if cfg.zero else mp
+    single: list[tuple[str, dict]] = []
+    if cfg.mode == "infer":
+        if cfg.kv_dtype not in ("fp8", "int8"):
+            single.append(("--kv-dtype fp8", {"kv_dtype": "fp8"}))
+        for dt in ("int8", "int4"):
+            if cfg.dtype in ("fp32", "fp16", "bf16"):
+                single.append((f"--dtype {dt}", {"dtype": dt}))
+                single.append((f"--dtype {dt} --kv-dtype fp8", {"dtype": dt, "kv_dtype": "fp8"}))
+    else:
+        steps: list[tuple[str, dict]] = []
+        if cfg.mode in ("train", "finetune") and cfg.optimizer == "adamw":
+            steps.append(("--optimizer adam8bit", {"optimizer": "adam8bit"}))
+        if cfg.offload == "none":
+            steps.append(("--offload optimizer", {"offload": "optimizer"}))
+        if cfg.zero == 3 and cfg.offload != "params":
+            steps.append(("--offload params", {"offload": "params"}))
+        if cfg.mode == "finetune":
+            steps += [("--mode lora", {"mode": "lora", "optimizer": "adamw"})]
+        if cfg.mode in ("finetune", "lora"):
+            steps += [("--mode qlora", {"mode": "qlora", "optimizer": "adamw"})]
+        recompute = [("--recompute full", {"recompute": "full"})] if cfg.recompute != "full" else []
+        single = recompute + steps + [(f"{o} {r}", {**c, **rc}) for o, c in steps for r, rc in recompute]
+    out = [Remedy(options, now) for options, changes in single if _try(cfg, usable, **changes)]
+    if cfg.mode == "infer":
+        return out[:limit]
+    many: list[tuple[str, MemoryConfig]] = []
+    if cfg.zero >= 1:
+        many.append((f"--dp {{dp}}", cfg))
     if cfg.zero < 3:
-        dp = _smallest_dp(replace(cfg, zero=3), usable)
-        if dp is not None:
-            ideas.append(f"--fsdp (--zero 3) with --dp {dp}: {gpus(dp)}")
+        many.append((f"--zero 3 --dp {{dp}}", replace(cfg, zero=3)))
     if cfg.recompute != "full":
-        full = replace(cfg, recompute="full")
-        if _fits(full, usable):
-            ideas.append(f"--recompute full at this sharding: {gpus(cfg.dp if cfg.zero else 1)}"
-                         + ("" if cfg.zero else " per replica"))
-        else:
-            dp = _smallest_dp(replace(full, zero=3), usable)
-            if dp is not None:
-                ideas.append(f"--recompute full --fsdp --dp {dp}: {gpus(dp)}")
-    for tp in _tp_options(cfg.spec):
+        many.append((f"--zero 3 --dp {{dp}} --recompute full", replace(cfg, zero=3, recompute="full")))
+    for text, c in many:
+        dp = _smallest_dp(c, usable)
+        if dp is not None:
+            out.append(Remedy(text.format(dp=dp), dp * mp))
+    for tp in _tp_options(cfg.spec):  # the smallest tensor-parallel degree (with sequence parallelism) that fits
         if tp <= cfg.tp:
             continue
         sharded = replace(cfg, tp=tp, sp=True)
         if cfg.zero >= 1:
             dp = _smallest_dp(sharded, usable)
             if dp is not None:
-                ideas.append(f"--tp {tp} --sp with ZeRO-{cfg.zero} --dp {dp}: {gpus(dp, tp)}")
+                out.append(Remedy(f"--tp {tp} --sp --dp {dp}", dp * tp * cfg.pp))
                 break
         elif _fits(sharded, usable):
-            ideas.append(f"--tp {tp} --sp: {gpus(1, tp)} per replica")
+            out.append(Remedy(f"--tp {tp} --sp", tp * cfg.pp))
             break
-    if not ideas:
-        return (f"activations alone exceed the GPU even sharded {mp}-way: lower --batch or --seq, or add "
-                "--recompute full, --pp, --tp with --sp")
-    return "needs " + "; or ".join(ideas)
+    seen, unique = set(), []
+    for r in sorted(out, key=lambda r: (r.gpus > now, r.gpus)):  # single-GPU first, then fewest GPUs; stable
+        if r.options not in seen:
+            seen.add(r.options)
+            unique.append(r)
+    return unique[:limit]
+
+
+def _mp(tp: int, pp: int) -> str:
+    return "".join(f" x {k} {v}" for k, v in (("tp", tp), ("pp", pp)) if v > 1)
 
 
 def largest_inference_batch(spec: ModelSpec, gpu, seq: int, dtype: str = "bf16", kv_dtype: str | None = None,
