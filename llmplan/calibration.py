@@ -7,7 +7,14 @@ A profile holds the device's identity, every measured run, the throughput fit an
     {"schema_version": 1, "kind": "llmplan.profile", "created": ISO date, "device": {name, kind, memory_bytes,
      peak_flops, ...}, "versions": {...}, "runs": [{params, batch, seq, step_seconds, tokens_per_second,
      achieved_flops, mfu, peak_bytes_measured, peak_bytes_predicted, ...}], "fit": {...} | null,
-     "overhead_bytes": int | null, "overhead_method": str}
+     "overhead_bytes": int | null, "overhead_method": str,
+     "gemm_curve": [{m, n, k, dtype, flops_per_s, ...}], "hbm_bytes_per_s": float, "memory_bandwidth": {...},
+     "attention": [{kind "prefill"|"decode", seq, batch, heads, head_dim, dtype, flops_per_s, bytes_per_s, ...}],
+     "collectives": [{op, ranks, bytes, bus_bytes_per_s, backend, ...}], "calibration": {"kernels": {...}, ...}}
+
+The last group (`llmplan bench --calibrate`, optional, all in base units) calibrates the step-time and serving
+models (llmplan/hardware/efficiency.py reads it); a bench that measures one part keeps the others already saved
+for the same device (merge_profile).
 
 Profiles are saved to <data dir>/profiles/<device>.json, the data dir being platformdirs.user_data_dir("llmplan")
 or $LLMPLAN_DATA_DIR when set.
@@ -26,6 +33,10 @@ from llmplan.errors import LlmplanError
 PROFILE_KIND = "llmplan.profile"
 PROFILE_SCHEMA = 1
 FIT_FORMS = ("power", "saturating")
+# What `llmplan bench --calibrate` measures; kept when another bench of the same device rewrites the profile.
+CALIBRATION_KEYS = ("gemm_curve", "hbm_bytes_per_s", "memory_bandwidth", "attention", "collectives", "calibration")
+ATTENTION_KINDS = ("prefill", "decode")
+COLLECTIVE_OPS = ("all_reduce", "all_gather", "reduce_scatter")
 
 
 def data_dir() -> Path:
@@ -86,6 +97,33 @@ class Profile:
     def peak_flops(self) -> float | None:
         return self.device.get("peak_flops")
 
+    @property
+    def gemm_curve(self) -> tuple[dict, ...]:
+        return tuple(self.data.get("gemm_curve") or ())
+
+    @property
+    def hbm_bytes_per_s(self) -> float | None:
+        return self.data.get("hbm_bytes_per_s")
+
+    @property
+    def attention(self) -> tuple[dict, ...]:
+        return tuple(self.data.get("attention") or ())
+
+    @property
+    def collectives(self) -> tuple[dict, ...]:
+        return tuple(self.data.get("collectives") or ())
+
+    def achieved_flops_at(self, params: float) -> float | None:
+        """Model FLOP/s this device reached training a model of `params` parameters: the throughput fit there, or
+        the nearest measured run (in log size) when no fit was made; None when no run was measured."""
+        if self.fit:
+            return evaluate_fit(self.fit, float(params))
+        ok = [r for r in self.runs if r.get("status", "ok") == "ok" and r.get("achieved_flops")]
+        if not ok:
+            return None
+        nearest = min(ok, key=lambda r: abs(math.log(max(r["params"], 1) / max(params, 1))))
+        return float(nearest["achieved_flops"])
+
     def mfu_at(self, params: float) -> float | None:
         """Model FLOPs utilisation this device reached for a model of `params` parameters: the fit divided by the
         dense peak, or the nearest measured run when no fit was made. None when the device has no known peak."""
@@ -145,12 +183,78 @@ def profile_from_dict(data: object, path: str) -> Profile:
             evaluate_fit(fit, hi * 10)
         except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
             raise _bad(path, f"its fit is malformed ({type(exc).__name__}: {exc})") from None
+    _check_calibration(data, path)
     overhead = data.get("overhead_bytes")
     if overhead is not None and not (isinstance(overhead, int) and overhead >= 0):
         raise _bad(path, f"overhead_bytes {overhead!r} is not a whole number of bytes")
     return Profile(path=str(path), device_name=device["name"], device=device, runs=tuple(runs), fit=fit,
                    overhead_bytes=overhead, overhead_method=str(data.get("overhead_method", "")),
                    created=str(data.get("created", "")), data=data)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_calibration(data: dict, path) -> None:
+    """The kernel and collective measurements, where present: lists of records with positive, finite figures."""
+    need = {"gemm_curve": (("m", "n", "k"), ("flops_per_s",), ("dtype",)),
+            "attention": (("seq", "batch", "heads", "head_dim"), ("flops_per_s", "bytes_per_s"), ("kind", "dtype")),
+            "collectives": (("ranks", "bytes"), ("bus_bytes_per_s",), ("op", "backend"))}
+    for key, (wholes, numbers, texts) in need.items():
+        records = data.get(key)
+        if records is None:
+            continue
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise _bad(path, f"{key} must be a list of measurements")
+        for r in records:
+            for name in wholes:
+                if not _whole(r.get(name)):
+                    raise _bad(path, f"a {key} record's {name} is {r.get(name)!r}, not a whole number above zero")
+            for name in numbers:
+                if not _number(r.get(name)):
+                    raise _bad(path, f"a {key} record's {name} is {r.get(name)!r}, not a finite number above zero")
+            for name in texts:
+                if not isinstance(r.get(name), str):
+                    raise _bad(path, f"a {key} record has no {name}")
+        if key == "attention" and any(r["kind"] not in ATTENTION_KINDS for r in records):
+            raise _bad(path, f"an attention record's kind is not one of {', '.join(ATTENTION_KINDS)}")
+        if key == "collectives" and any(r["op"] not in COLLECTIVE_OPS or r["ranks"] < 2 for r in records):
+            raise _bad(path, f"a collective's op is not one of {', '.join(COLLECTIVE_OPS)}, or it has < 2 ranks")
+    hbm = data.get("hbm_bytes_per_s")
+    if hbm is not None and not _number(hbm):
+        raise _bad(path, f"hbm_bytes_per_s {hbm!r} is not a finite number above zero")
+
+
+def merge_profile(old: dict | None, new: dict) -> dict:
+    """The profile to write when `new` replaces `old` for the same device: new's keys, plus what old measured that
+    new did not (a ladder keeps the kernel calibration; a calibration keeps the ladder's runs, fit and overhead).
+    The per-part notes under "calibration" are merged; the device's facts are new's, old's where new has none
+    (a peak given with --peak-tflops to one bench is kept by the next)."""
+    if not old:
+        return new
+    merged = {**old, **new}
+    if "device" in old and new.get("device", {}).get("name") == old["device"].get("name"):
+        merged["device"] = {**old["device"], **{k: v for k, v in new["device"].items() if v is not None}}
+    merged["calibration"] = {**(old.get("calibration") or {}), **(new.get("calibration") or {})}
+    return merged
+
+
+def profile_at(path: str | Path, device_name: str) -> dict | None:
+    """The saved profile's data at `path` when it is a readable profile of the same device, else None (nothing
+    there, damaged, or another device's: it is then replaced, not merged)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        return None
+    try:
+        prof = read_profile(p)
+    except LlmplanError:
+        return None
+    return prof.data if device_key(prof.device_name) == device_key(device_name) else None
 
 
 def read_profile(path: str | Path) -> Profile:

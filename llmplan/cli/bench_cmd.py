@@ -131,6 +131,10 @@ def bench(
                                             "here, for `llmplan chinchilla --law PATH`."),
     nproc: Optional[int] = typer.Option(None, "--nproc", help="Start torchrun with N processes on this node "
                                         "(one per GPU, or gloo on CPU) and bench data-parallel training."),
+    calibrate: bool = typer.Option(False, "--calibrate", help="Measure the kernels that calibrate the step-time "
+                                   "and serving models instead: a GEMM curve over sizes, memory bandwidth, attention "
+                                   "prefill and decode; with --nproc N also all-reduce, all-gather and reduce-scatter "
+                                   "bus bandwidth. Merged into the device's profile (seconds on a CPU)."),
     strategy: Optional[str] = typer.Option(None, "--strategy", help="Under torchrun or --nproc: ddp "
                                            "(DistributedDataParallel, default) or fsdp (FSDP2 full sharding)."),
     as_json: bool = JSON_OPTION,
@@ -155,12 +159,27 @@ def bench(
 
       llmplan bench --scaling --quick
 
+      llmplan bench --calibrate --quick
+
+      llmplan bench --calibrate --nproc 2 --device cpu --quick
+
       llmplan bench --nproc 2 --strategy fsdp --model llama-2-7b --layers 2
     """
     import warnings
 
     # torch.cuda imports the deprecated pynvml shim, which warns on every run; the facts it gives are still right.
     warnings.filterwarnings("ignore", message="The pynvml package is deprecated")
+    if calibrate:
+        from llmplan.cli.bench_calibrate import run_calibrate
+
+        given = {"--model": model, "--layers": layers, "--batch": batch, "--seq": seq, "--attention": None
+                 if attention == "flash" else attention, "--recompute": None if recompute == "none" else recompute,
+                 "--compile/--no-compile": compile_, "--budget-seconds": budget_seconds, "--max-rungs": max_rungs,
+                 "--plot": plot, "--scaling": scaling or None, "--data": data, "--save-law": save_law,
+                 "--strategy": strategy}
+        return run_calibrate(device=device, dtype=dtype, quick=quick, steps=steps, warmup=warmup,
+                             peak_tflops=peak_tflops, nproc=nproc, out=out, no_save=no_save, as_json=as_json,
+                             unsupported=[k for k, v in given.items() if v is not None], argv=sys.argv[1:])
     if scaling:
         from llmplan.cli.bench_scaling import run_scaling
 
@@ -208,11 +227,13 @@ def bench(
     if report["interrupted"]:
         warn("interrupted: keeping the configurations measured so far")
     if not no_save and any(r["status"] == "ok" for r in report["runs"]):
-        from llmplan.calibration import save_profile
+        from llmplan.calibration import merge_profile, profile_at, save_profile
 
         from llmplan.bench.settings import default_profile_path, profile_data
 
-        report["profile_path"] = str(save_profile(profile_data(report), out or default_profile_path(report)))
+        target = out or default_profile_path(report)  # what a calibration saved there before is kept
+        data = merge_profile(profile_at(target, report["device"]["name"]), profile_data(report))
+        report["profile_path"] = str(save_profile(data, target))
     if plot is not None:
         from llmplan.report.plot_bench import plot_ladder
 
