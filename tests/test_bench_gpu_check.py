@@ -57,7 +57,11 @@ def test_the_script_runs_from_a_bare_checkout_without_llmplan_installed(tmp_path
             "import llmplan, gpu_env\n"
             "print(llmplan.__file__)\n"
             "print(gpu_env.checkout_env()['PYTHONPATH'])\n")
-    r = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # a bare machine sets none
+    r = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                       env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     root = str(SCRIPT.parents[1])
     found, pythonpath = r.stdout.split("\n")[:2]
