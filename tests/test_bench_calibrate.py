@@ -174,3 +174,50 @@ def test_collectives_across_two_processes(tmp_path):
     assert load_profile(str(out)).collectives == tuple(report["collectives"])
     assert report["gemm_curve"]  # rank 0 measured the kernels too
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("kind, quick", [("cpu", True), ("cpu", False), ("cuda", True), ("cuda", False)])
+def test_each_gemm_shape_of_a_plan_has_its_own_flop_count(kind, quick):
+    from dataclasses import replace
+
+    from llmplan.bench.kernels import plan_for
+
+    device = replace(cpu(), kind=kind, dtype="bf16" if kind == "cuda" else "fp32")
+    plan = plan_for(device, quick)
+    flops = [2 * m * n * k for m, n, k in plan.gemm_shapes]
+    assert len(set(flops)) == len(flops)  # the efficiency model reads the curve by FLOPs
+    assert any(m == 1 for m, _, _ in plan.gemm_shapes)  # decode's single token
+    assert plan.dtypes == (("bf16", "fp32") if kind == "cuda" else ("fp32",))
+
+
+def test_a_measured_profile_round_trips_into_the_step_time_efficiencies(tmp_path):
+    """What `bench --calibrate` stores is what llmplan.hardware.efficiency.efficiency_for reads back: at each
+    measured GEMM shape the measured FLOP/s, the measured bandwidth, the measured prefill attention rate."""
+    from llmplan.bench.kernels import measure_kernels
+    from llmplan.cli.bench_calibrate import fresh_profile, profile_entries
+    from llmplan.hardware import GPU
+    from llmplan.hardware.efficiency import efficiency_for
+
+    dev = cpu()
+    measured = measure_kernels(dev, tiny_plan())
+    report = {"device": dev.as_dict(), "versions": {}, "created": "now", "argv": [], "seconds": 1.0, "threads": 1,
+              "settings": measured["settings"], "interrupted": False, "notes": [], **{
+                  k: measured[k] for k in ("gemm_curve", "hbm_bytes_per_s", "memory_bandwidth", "attention")},
+              "collectives": [{"op": "all_reduce", "ranks": 2, "bytes": 1 << 20, "bus_bytes_per_s": 3e9,
+                               "backend": "gloo", "seconds": 1e-3}]}
+    path = save_profile(fresh_profile(profile_entries(report)), tmp_path / "cpu.json")
+    prof = load_profile(str(path))
+    device = GPU(name=dev.name, vendor="cpu", memory_bytes=2**34, peak_flops={"fp32": 1e12},
+                 bandwidth_bytes_per_s=50e9, power_watts=None, source="test")
+    eff = efficiency_for(device, prof)
+    assert eff.source.startswith("measured: " + str(path))
+    for what in ("HBM", "GEMM curve", "attention", "collectives"):
+        assert what in eff.source
+    for g in prof.gemm_curve:
+        assert eff.gemm(g["m"], g["n"], g["k"], "fp32") == pytest.approx(g["flops_per_s"], rel=1e-9)
+    assert eff.hbm_bytes_per_s == prof.hbm_bytes_per_s
+    prefill = next(a for a in prof.attention if a["kind"] == "prefill")
+    assert eff.attention_flops_per_s("fp32", prefill["seq"]) == pytest.approx(prefill["flops_per_s"], rel=1e-9)
+    tier = "scaleup" if 2 <= eff.nvlink_domain_gpus else "scaleout"  # the link two ranks of this device span
+    assert eff.collective_bus_bytes_per_s(tier, 1 << 20) == pytest.approx(3e9)
+    assert efficiency_for(device, None).source.startswith("default")

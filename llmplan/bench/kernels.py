@@ -47,6 +47,9 @@ class KernelPlan:
 
 
 def _square_and_skinny(squares, skinny_m, wide) -> tuple[tuple[int, int, int], ...]:
+    """Square GEMMs of power-of-two sizes and skinny ones (m x wide x wide), wide = 3 x a power of two: a skinny
+    shape then never has the FLOPs of a square one (2 m wide^2 is not 2 s^3), so a curve read by FLOPs
+    (llmplan.hardware.efficiency) gets one point per FLOP count."""
     return tuple((s, s, s) for s in squares) + tuple((m, wide, wide) for m in skinny_m)
 
 
@@ -54,11 +57,11 @@ def plan_for(device: DeviceInfo, quick: bool = False) -> KernelPlan:
     """Sizes for the device: a CPU run takes seconds; a GPU run well under a minute (bf16 and fp32 GEMMs)."""
     if device.kind == "cpu":
         if quick:
-            return KernelPlan(gemm_shapes=_square_and_skinny((64, 128, 256, 512), (1, 8, 64), 512),
+            return KernelPlan(gemm_shapes=_square_and_skinny((64, 128, 256, 512), (1, 8, 64), 768),
                               dtypes=("fp32",), stream_bytes=64 << 20,
                               prefill=((1, 4, 256, 64),), decode=((1, 8, 2, 4096, 64),), attention_dtype="fp32",
                               warmup=1, repeats=5, sample_seconds=0.003)
-        return KernelPlan(gemm_shapes=_square_and_skinny((64, 128, 256, 512, 1024), (1, 8, 64, 256), 1024),
+        return KernelPlan(gemm_shapes=_square_and_skinny((64, 128, 256, 512, 1024), (1, 8, 64, 256), 1536),
                           dtypes=("fp32",), stream_bytes=256 << 20,
                           prefill=((1, 4, 256, 64), (1, 8, 1024, 64)),
                           decode=((1, 8, 2, 4096, 64), (4, 8, 2, 16384, 64)), attention_dtype="fp32",
@@ -67,7 +70,7 @@ def plan_for(device: DeviceInfo, quick: bool = False) -> KernelPlan:
     dtypes = (low, "fp32") if low != "fp32" else ("fp32",)
     squares = (256, 512, 1024, 2048, 4096) if quick else (256, 512, 1024, 2048, 4096, 8192)
     skinny = (1, 16, 128, 1024) if quick else (1, 8, 32, 128, 512, 2048)
-    return KernelPlan(gemm_shapes=_square_and_skinny(squares, skinny, 4096 if quick else 8192), dtypes=dtypes,
+    return KernelPlan(gemm_shapes=_square_and_skinny(squares, skinny, 3072 if quick else 6144), dtypes=dtypes,
                       stream_bytes=(256 << 20) if quick else (1 << 30),
                       prefill=((4, 16, 1024, 128), (1, 16, 4096, 128)) if quick else
                       ((4, 16, 1024, 128), (2, 16, 4096, 128), (1, 16, 8192, 128)),
