@@ -29,10 +29,40 @@ def test_compute_plans_with_the_mfu_the_bench_measured(cli, tmp_path):
         assert plan["wall_seconds"] == pytest.approx(plan["flops_detailed"] / (1e12 * plan["mfu"]))
 
 
-def test_a_cpu_profile_without_a_peak_says_what_to_do(cli, tmp_path):
+def test_a_cpu_profile_without_a_peak_plans_from_its_measured_flops(cli, tmp_path):
+    """`bench --quick` on a CPU, then `compute --profile`: the FLOP/s measured there plan it; no MFU without a
+    peak."""
     out = tmp_path / "cpu.json"
-    assert cli("bench", *FAST, "--out", str(out)).code == 0
-    r = cli("compute", "--params", "20M", "--tokens", "1B", "--profile", str(out))
-    assert r.code == 2 and r.stdout == "" and "--peak-tflops" in r.stderr
+    bench = cli("bench", *FAST, "--out", str(out), "--json")
+    assert bench.code == 0, bench.stderr
+    run = bench.json()["runs"][0]
+    assert run["mfu"] is None and run["achieved_flops"] > 0
+    for where in (str(out), "auto"):
+        if where == "auto":
+            assert cli("bench", *FAST).code == 0
+        r = cli("compute", "--params", "20M", "--tokens", "1B", "--profile", where, "--json")
+        assert r.code == 0, r.stderr
+        plan = r.json()
+        assert plan["gpu"] == bench.json()["device"]["name"] and plan["dtype"] == "fp32"
+        assert plan["mfu"] is None and plan["effective_mfu"] is None and plan["peak_flops_per_gpu"] is None
+        assert "no datasheet peak" in plan["mfu_source"]
+        if where != "auto":  # one run, no fit: its FLOP/s, carried to 20M (a note says)
+            assert plan["achieved_flops_per_gpu"] == pytest.approx(run["achieved_flops"])
+            assert plan["wall_seconds"] == pytest.approx(plan["flops_detailed"] / run["achieved_flops"])
+            assert "carried to 20 M" in r.stderr
+    text = cli("compute", "--params", "20M", "--tokens", "1B", "--profile", str(out))
+    assert text.code == 0 and "no datasheet peak" in text.stdout and "MFU  " not in text.stdout
+    days = cli("compute", "--gpus", "4", "--days", "1", "--profile", str(out), "--json")
+    assert days.code == 0 and days.json()["mfu"] is None
+    assert days.json()["flops"] == pytest.approx(4 * 86400 * days.json()["achieved_flops_per_gpu"], rel=1e-6)
+    mfu = cli("compute", "--params", "20M", "--tokens", "1B", "--profile", str(out), "--mfu", "0.5")
+    assert mfu.code == 2 and mfu.stdout == "" and "--mfu is a fraction of a datasheet peak" in mfu.stderr
     other = cli("compute", "--params", "20M", "--tokens", "1B", "--profile", str(out), "--gpu", "h100")
     assert other.code == 2 and "not H100-SXM" in other.stderr
+
+
+def test_a_profile_with_neither_peak_nor_runs_says_what_to_do(cli, tmp_path):
+    out = tmp_path / "cpu.json"
+    assert cli("bench", "--calibrate", "--quick", "--device", "cpu", "--steps", "2", "--out", str(out)).code == 0
+    r = cli("compute", "--params", "20M", "--tokens", "1B", "--profile", str(out))
+    assert r.code == 2 and r.stdout == "" and "bench --quick" in r.stderr

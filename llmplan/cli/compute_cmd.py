@@ -44,6 +44,8 @@ def _dtype(text: Optional[str], gpu: Optional[GPU], notes: HeldNotes) -> str:
     format of a device known only from a bench profile)."""
     if text is not None:
         return parse_dtype(text)
+    if _measured_only(gpu):
+        return next(iter(gpu.peak_flops))  # the format the bench measured in
     if gpu is not None and gpu.peak("bf16") is None and gpu.peak_flops:
         other = "fp16" if gpu.peak("fp16") is not None else next(iter(gpu.peak_flops))
         why = "has no bf16 tensor cores" if gpu.vendor == "NVIDIA" else "has no bf16 peak on record"
@@ -55,6 +57,8 @@ def _dtype(text: Optional[str], gpu: Optional[GPU], notes: HeldNotes) -> str:
 def _mfu(mfu: Optional[float], profile: Optional[str], gpu: Optional[GPU], params: Optional[float],
          notes: HeldNotes, dtype: str = "bf16") -> tuple[float, str]:
     """The MFU to plan with and where it came from: --mfu, a bench profile, or the documented default."""
+    if _measured_only(gpu):
+        return _measured_fraction(mfu, profile, gpu, params, dtype, notes)
     if mfu is not None:
         return tc.check_mfu(mfu), "--mfu"
     if profile is not None:
@@ -85,18 +89,80 @@ def _note_profile_reach(prof, params: float, gpu: Optional[GPU], dtype: str, not
                   f"applied to the {dtype} peak of {planned / 1e12:g} TFLOP/s", "warn")
 
 
+MEASURED_ONLY = "model FLOP/s measured by `llmplan bench`, no datasheet peak"
+
+
+def _measured_only(gpu: Optional[GPU]) -> bool:
+    """A device known only from a profile without a peak: planned from the FLOP/s the bench measured on it."""
+    return gpu is not None and gpu.source.endswith(MEASURED_ONLY)
+
+
+def _measured_ceiling(prof) -> float | None:
+    """The highest model FLOP/s the profile's training runs (or their throughput fit) reach."""
+    from llmplan.calibration import evaluate_fit
+
+    rates = [float(r["achieved_flops"]) for r in prof.runs if r.get("status", "ok") == "ok" and r.get("achieved_flops")]
+    if prof.fit:
+        lo, hi = prof.fit["params_range"]
+        rates += [evaluate_fit(prof.fit, lo), evaluate_fit(prof.fit, hi)]
+        if prof.fit["form"] == "saturating":
+            rates.append(prof.fit["coefficients"]["f_max"])
+    return max(rates) if rates else None
+
+
+def _measured_fraction(mfu: Optional[float], profile: Optional[str], gpu: GPU, params: Optional[float],
+                       dtype: str, notes: HeldNotes) -> tuple[float, str]:
+    """For a device without a datasheet peak: the fraction of its measured ceiling (the stand-in for its peak) that
+    the bench reached at this model size, so that time = FLOPs / the FLOP/s measured at this size."""
+    from llmplan.calibration import load_profile
+
+    if mfu is not None:
+        raise LlmplanError(f"--mfu is a fraction of a datasheet peak, and {gpu.name} has none in its profile; the "
+                           "profile's measured FLOP/s plan it (or re-run `llmplan bench --peak-tflops T` there)")
+    prof = load_profile(profile, gpu=gpu.name)
+    achieved = prof.achieved_flops_at(params) if params else None
+    if not achieved:
+        raise LlmplanError(f"the profile {prof.path} measured no training run to plan {gpu.name} with; run "
+                           "`llmplan bench --quick` there")
+    sizes = (prof.fit or {}).get("params_range") or [r["params"] for r in prof.runs if r.get("achieved_flops")]
+    if sizes and not min(sizes) <= params <= max(sizes) * 1.5:
+        notes.add(f"the profile measured models of {format_count(min(sizes))} to {format_count(max(sizes))} "
+                  f"parameters; its FLOP/s are carried to {format_count(params)} unchanged")
+    rate = gpu.peak(dtype)
+    return min(achieved / rate, 1.0), (f"profile {prof.path} (measured on {prof.device_name}, at this model size; "
+                                       "no datasheet peak: MFU not reported)")
+
+
 def _device_from_profile(prof) -> GPU:
     """A device known only from its bench profile (a CPU, or a GPU not in the catalog): the peak and memory the
-    profile recorded, no bandwidth or power figure."""
+    profile recorded and its measured memory bandwidth; without a peak, the highest model FLOP/s it measured
+    stands in for one (MEASURED_ONLY) and MFU is not reported."""
     peak = prof.peak_flops
-    if not peak:
-        raise LlmplanError(f"the profile's device {prof.device_name!r} is not in the catalog and the profile has no "
-                           "peak FLOP/s; re-run `llmplan bench --peak-tflops T` there (a profile calibrates only "
-                           "the device it was measured on)")
     dtype = prof.device.get("dtype") or "fp32"
+    source = f"calibration profile {prof.path}"
+    if not peak:
+        peak = _measured_ceiling(prof)
+        if not peak:
+            raise LlmplanError(f"the profile's device {prof.device_name!r} is not in the catalog and the profile has "
+                               "neither a peak FLOP/s nor a measured training run; run `llmplan bench --quick` there "
+                               "(or `llmplan bench --peak-tflops T`): a profile calibrates only the device it was "
+                               "measured on")
+        source += f": {MEASURED_ONLY}"
     return GPU(name=prof.device_name, vendor=str(prof.device.get("kind") or "unknown"),
                memory_bytes=int(prof.device.get("memory_bytes") or 0), peak_flops={dtype: float(peak)},
-               bandwidth_bytes_per_s=0.0, power_watts=None, source=f"calibration profile {prof.path}")
+               bandwidth_bytes_per_s=float(prof.hbm_bytes_per_s or 0.0), power_watts=None, source=source)
+
+
+def _without_mfu(run: tc.TrainingRun) -> tc.TrainingRun:
+    """A run planned from measured FLOP/s: no peak, so no MFU; the rate it was planned at is said instead."""
+    from dataclasses import replace
+
+    rate = run.executed_flops / (run.n_gpus * run.wall_seconds)
+    said = (f"{run.dtype} model FLOP/s that `llmplan bench` measured on this device at this model size: "
+            f"{rate / 1e12:.3g} TFLOP/s per device (no datasheet peak, so no MFU)",
+            "that rate sustained for the whole run (no failures, restarts, evaluation or checkpoint stalls)")
+    return replace(run, peak_flops_per_gpu=None, mfu=None, effective_mfu=None,
+                   assumptions=said + tuple(run.assumptions[2:]))
 
 
 def _seq(text: Optional[str], spec, notes: HeldNotes) -> int:
@@ -234,6 +300,8 @@ def compute(
             sizing = tc.budget_sizing(gpu, n_gpus, seconds, used_mfu, dt, law or "rule20", source)
         # the same GPUs for the same time: GPU-hours, cost and energy of the budget
         run = tc.training_run(sizing.flops, sizing.flops, gpu, n_gpus, used_mfu, dt, source, price, pue)
+        if _measured_only(gpu):
+            run = _without_mfu(run)
         trainable = None
         if spec is not None:
             s = _seq(seq, spec, notes)
@@ -253,6 +321,8 @@ def compute(
     if gpu is not None:
         used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes, dt)
         run = tc.training_run(flops.detailed, flops.hardware, gpu, n_gpus, used_mfu, dt, source, price, pue)
+        if _measured_only(gpu):
+            run = _without_mfu(run)
     elif any(v is not None for v in (gpus, dp, price, pue, mfu, profile)):
         notes.add("--gpus, --mfu, --price and --pue need --gpu NAME to turn FLOPs into time, cost and energy")
     notes.flush()

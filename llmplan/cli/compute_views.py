@@ -42,6 +42,7 @@ def _run_dict(run: tc.TrainingRun) -> dict:
     return {
         "gpu": run.gpu, "gpus": run.n_gpus, "dtype": run.dtype, "peak_flops_per_gpu": run.peak_flops_per_gpu,
         "mfu": run.mfu, "mfu_source": run.mfu_source, "effective_mfu": run.effective_mfu,
+        "achieved_flops_per_gpu": run.executed_flops / (run.n_gpus * run.wall_seconds),
         "wall_seconds": run.wall_seconds, "wall_days": run.wall_seconds / 86_400, "gpu_hours": run.gpu_hours,
         "gpu_days": run.gpu_hours / 24,
         "price_per_gpu_hour": run.price_per_gpu_hour, "cost": run.cost, "power_watts_per_gpu": run.power_watts,
@@ -84,9 +85,10 @@ def show_training(spec: ModelSpec, f: TrainingFlops, run: tc.TrainingRun | None,
     console.print(kv_table("Training compute", rows))
     if run:
         timed = "detailed FLOPs" + (f" + {f.recompute} recompute" if f.recompute != "none" else "")
-        rrows = _run_rows(run) + [("wall-clock", f"{format_seconds(run.wall_seconds)}  ({timed} at the MFU)")]
+        rrows = _run_rows(run) + [("wall-clock", f"{format_seconds(run.wall_seconds)}  ({timed} at the "
+                                                               f"{'MFU' if run.mfu is not None else 'measured FLOP/s'})")]
         rrows += _gpu_time_rows(run)
-        if run.effective_mfu < run.mfu:
+        if run.mfu is not None and run.effective_mfu < run.mfu:
             rrows.append(("effective MFU (with recompute)", f"{run.effective_mfu:.3g}  (model FLOPs / (time x "
                           f"peak): MFU x model / executed FLOPs, the recomputed forward not counted)"))
         console.print(kv_table("Time, cost and energy", rrows))
@@ -97,6 +99,10 @@ def show_training(spec: ModelSpec, f: TrainingFlops, run: tc.TrainingRun | None,
 
 
 def _run_rows(run: tc.TrainingRun) -> list[tuple[str, str]]:
+    if run.peak_flops_per_gpu is None:  # a device known from its bench profile only, without a datasheet peak
+        rate = run.executed_flops / (run.n_gpus * run.wall_seconds)
+        return [("GPUs", f"{run.n_gpus} x {run.gpu} (no datasheet peak)"),
+                ("measured FLOP/s", f"{rate / 1e12:.3g} TFLOP/s {run.dtype} per device  [{run.mfu_source}]")]
     return [
         ("GPUs", f"{run.n_gpus} x {run.gpu} ({run.peak_flops_per_gpu / 1e12:g} TFLOP/s {run.dtype} dense)"),
         ("MFU", f"{run.mfu:.3g}  [{run.mfu_source}]"),
