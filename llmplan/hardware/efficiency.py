@@ -30,13 +30,14 @@ class Family:
     name: str
     sms: int                   # streaming multiprocessors (compute units): the wave size of a GEMM
     tiles: tuple               # ((tm, tn, fraction of the large-tile rate), ...) cuBLAS-like tile shapes
-    gemm_fraction: float       # large square GEMM: achieved / dense peak
+    gemm_fraction: float       # tensor-pipe rate / dense peak (derived from `mamf` when one is published)
     hbm_fraction: float        # streaming copy: achieved / datasheet HBM bandwidth
     attention_fraction: float  # flash-attention forward+backward core at long sequence: achieved / peak
     nvlink_domain_gpus: int    # defaults while the catalog lacks them (hardware catalog branch adds them)
     scaleup_bytes_per_s: float     # per GPU, one direction
     scaleout_bytes_per_s: float    # per GPU NIC, one direction
     source: str
+    mamf: tuple = ()           # (FLOP/s, m, n, k): a published maximum achievable matmul rate and its best shape
 
 
 # Sources of the numbers (one line each; docs/methodology.md "Step time" lists them in full):
@@ -52,17 +53,18 @@ class Family:
 #   one 200 Gb/s HDR (A100 DGX) or 400 Gb/s NDR (H100/B200 DGX) NIC per GPU = 25 / 50 GB/s.
 _NV = "NVIDIA Matrix Multiplication Background User's Guide (tile and wave quantization)"
 FAMILIES = {
-    "A100": Family("A100", 108, ((256, 128, 1.0), (128, 128, 0.93), (128, 64, 0.8), (64, 64, 0.6)), 0.90, 0.87,
-                   0.60, 8, 300e9, 25e9, f"A100 defaults: cuBLAS ~0.9 of peak, FlashAttention-2 0.6; {_NV}"),
-    "H100": Family("H100", 132, ((128, 256, 1.0), (128, 128, 0.9), (128, 64, 0.75), (64, 64, 0.55)), 0.78, 0.87,
-                   0.55, 8, 450e9, 50e9, f"H100 defaults: cuBLAS ~0.78 of peak at 700 W, FlashAttention-3/cuDNN "
-                   f"~0.55; {_NV}"),
-    "B200": Family("B200", 148, ((256, 256, 1.0), (128, 256, 0.93), (128, 128, 0.85), (64, 128, 0.6)), 0.75, 0.85,
-                   0.55, 8, 900e9, 50e9, f"B200 defaults: ~0.75 of peak (power-limited like H100); {_NV}"),
-    "MI300": Family("MI300", 304, ((256, 256, 1.0), (256, 128, 0.9), (128, 128, 0.8), (64, 64, 0.55)), 0.60, 0.80,
+    "A100": Family("A100", 108, ((256, 128, 1.0), (128, 128, 0.93), (128, 64, 0.8), (64, 64, 0.6)), 0.95, 0.87,
+                   0.60, 8, 300e9, 25e9, f"A100 defaults: MAMF 267.9 TFLOP/s bf16 (Bekman), FlashAttention-2 0.6; {_NV}",
+                   (267.9e12, 6912, 16384, 2048)),
+    "H100": Family("H100", 132, ((128, 256, 1.0), (128, 128, 0.9), (128, 64, 0.75), (64, 64, 0.55)), 0.90, 0.87,
+                   0.55, 8, 450e9, 50e9, f"H100 defaults: MAMF 792.1 TFLOP/s bf16 (Bekman), FlashAttention-3/cuDNN "
+                   f"~0.55; {_NV}", (792.1e12, 6144, 17920, 2816)),
+    "B200": Family("B200", 148, ((256, 256, 1.0), (128, 256, 0.93), (128, 128, 0.85), (64, 128, 0.6)), 0.85, 0.85,
+                   0.55, 8, 900e9, 50e9, f"B200 defaults: tensor pipe 0.85 of peak (no published MAMF here; power-limited like H100); {_NV}"),
+    "MI300": Family("MI300", 304, ((256, 256, 1.0), (256, 128, 0.9), (128, 128, 0.8), (64, 64, 0.55)), 0.65, 0.80,
                     0.40, 8, 64e9, 50e9, "MI300X defaults: hipBLASLt bf16 ~0.6 of the 1,307 TFLOP/s peak; "
                     "Infinity Fabric 64 GB/s per peer link"),
-    "generic": Family("generic", 80, ((128, 128, 1.0), (64, 64, 0.6)), 0.70, 0.80, 0.45, 1, 32e9, 12.5e9,
+    "generic": Family("generic", 80, ((128, 128, 1.0), (64, 64, 0.6)), 0.75, 0.80, 0.45, 1, 32e9, 12.5e9,
                       "generic defaults (device not in a known family): 0.7 of peak, PCIe Gen4 x16 between GPUs"),
 }
 _FAMILY_OF = (("GH200", "H100"), ("H100", "H100"), ("H200", "H100"), ("H800", "H100"), ("H20", "H100"),
@@ -117,6 +119,7 @@ class Efficiency:
     gemm_ratio: dict = field(hash=False, default_factory=dict)  # dtype -> [(flops, measured/model)] from a profile
     attention_measured: dict = field(hash=False, default_factory=dict)  # dtype -> [(seq, fraction of peak)]
     collectives_measured: dict = field(hash=False, default_factory=dict)  # tier -> [(bytes, busbw)]
+    pipe_scale: float = 1.0                     # from mamf_scale(), set by efficiency_for
 
     def peak(self, dtype: str) -> float:
         p = self.peak_flops.get(dtype)
@@ -130,8 +133,16 @@ class Efficiency:
         """Seconds of one GEMM by the tile/wave/roofline model (no measured correction)."""
         if m <= 0 or n <= 0 or k <= 0:
             return 0.0
-        fam = self.family
         flops = 2.0 * m * n * k
+        best = self._tiles_seconds(m, n, k, dtype)
+        width = DTYPE_BYTES.get(dtype, 2)
+        memory = (m * k + k * n + m * n) * width / self.hbm_bytes_per_s
+        # operand traffic adds to the tensor-pipe time (Calculon's A100/H100 system files: processing_mode
+        # no_overlap), the pipe's rate being set so that the published best shape reproduces its MAMF
+        return max(best * self.pipe_scale, flops / self.peak(dtype)) + memory + LAUNCH_SECONDS
+
+    def _tiles_seconds(self, m: float, n: float, k: float, dtype: str) -> float:
+        fam = self.family
         best = math.inf
         for tm, tn, frac in fam.tiles:
             tiles = math.ceil(m / tm) * math.ceil(n / tn)  # padded output tiles (tile quantization)
@@ -139,9 +150,19 @@ class Efficiency:
             waves = math.ceil(tiles / fam.sms) * (k + K_PIPELINE) * step  # data-parallel tiles: whole waves
             stream_k = (tiles * k / fam.sms + 2 * K_PIPELINE) * step  # Stream-K: K split over idle SMs + fix-up
             best = min(best, waves, stream_k)
-        width = DTYPE_BYTES.get(dtype, 2)
-        memory = (m * k + k * n + m * n) * width / self.hbm_bytes_per_s
-        return max(best, memory, flops / self.peak(dtype)) + LAUNCH_SECONDS
+        return best
+
+    def mamf_scale(self) -> float:
+        """1, or the factor on the tensor-pipe time that makes the model reproduce the family's published MAMF
+        (maximum achievable matmul FLOP/s, bf16) at its best shape; fp8 and fp16 use the same pipe."""
+        fam = self.family
+        if not fam.mamf:
+            return 1.0
+        rate, m, n, k = fam.mamf
+        target = 2.0 * m * n * k / rate
+        compute = self._tiles_seconds(m, n, k, "bf16")
+        memory = (m * k + k * n + m * n) * 2 / self.hbm_bytes_per_s
+        return max((target - memory - LAUNCH_SECONDS) / compute, 0.5) if compute > 0 else 1.0
 
     def gemm_seconds(self, m: float, n: float, k: float, dtype: str = "bf16") -> float:
         """Seconds of an M x N x K GEMM (2MNK FLOPs): the model, scaled by the profile's measured ratio."""
@@ -199,6 +220,7 @@ def efficiency_for(gpu, profile: dict | None = None) -> Efficiency:
     base = Efficiency(gpu_name=getattr(gpu, "name", "device"), family=fam, peak_flops=peaks,
                       hbm_peak_bytes_per_s=hbm_peak, hbm_bytes_per_s=hbm_peak * fam.hbm_fraction,
                       nvlink_domain_gpus=int(domain), link_bytes_per_s=links, source=f"default: {fam.source}")
+    base = Efficiency(**{**base.__dict__, "pipe_scale": base.mamf_scale()})
     if profile is None:
         return base
     path = getattr(profile, "path", None)
@@ -211,6 +233,7 @@ def efficiency_for(gpu, profile: dict | None = None) -> Efficiency:
     if _positive(hbm):
         measured.append("HBM")
     model = Efficiency(**{**base.__dict__, "hbm_bytes_per_s": hbm_bytes})
+    model = Efficiency(**{**model.__dict__, "pipe_scale": model.mamf_scale()})
     ratios: dict[str, list] = {}
     for p in data.get("gemm_curve") or []:
         if not isinstance(p, dict) or not all(_positive(p.get(key)) for key in ("m", "n", "k", "flops_per_s")):

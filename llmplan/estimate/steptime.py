@@ -1,0 +1,233 @@
+"""Time of one optimizer step of a training layout, as a sum of named parts, and the memory per GPU it needs.
+
+Pure: model x system x layout -> StepEstimate. The parts (docs/methodology.md, "Step time", has every formula):
+- per micro-batch on the slowest pipeline stage: GEMMs, attention core, memory-bound ops (llmplan.estimate.opcosts),
+  the logits, recomputation, exposed TP/SP, CP and EP communication, pipeline sends;
+- the pipeline bubble: (pp - 1) / vp stage-times per step, i.e. a fraction (pp - 1) / (m x vp) of the m micro-batches
+  (Narayanan et al. 2021, section 2.2; Llama 3 paper section 3.3.2);
+- data-parallel gradient reduction and ZeRO/FSDP parameter gathers, hidden behind the backward (forward for the
+  gathers) compute they overlap, except the last bucket (Megatron --overlap-grad-reduce / PyTorch DDP and FSDP);
+- the optimizer step, memory-bound (mixed-precision Adam: 30 bytes read and written per parameter of the shard).
+MFU is model FLOPs (PaLM Appendix B: 6 N + 12 L H Q T per token, llmplan's detailed count) / (time x GPUs x peak).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from llmplan.estimate.collectives import Group, collective_seconds
+from llmplan.estimate.layout import Layout, layout_warnings
+from llmplan.estimate.opcosts import ACT_BYTES, head_cost, layer_cost
+from llmplan.hardware.efficiency import Efficiency, efficiency_for
+from llmplan.models.layers import MoE
+from llmplan.models.params import count_params
+from llmplan.models.spec import ModelSpec
+
+ADAM_BYTES = 30.0  # per parameter: read fp32 master, m, v, grad (16); write master, m, v (12) and the 16-bit copy (2)
+SM_SHARE = {"scaleup": 0.15, "scaleout": 0.02}  # compute slowed while NCCL kernels run beside it (Calculon
+# system files' processor_usage: NVLink 0.15, InfiniBand 0.02)
+
+
+@dataclass(frozen=True)
+class System:
+    gpu: object                  # llmplan.hardware.GPU (or a custom device)
+    gpus: int
+    node_gpus: int               # GPUs per NVLink domain
+    eff: Efficiency
+
+
+def make_system(gpu, gpus: int, node_gpus: int | None = None, profile=None) -> System:
+    eff = efficiency_for(gpu, profile)
+    return System(gpu=gpu, gpus=gpus, node_gpus=int(node_gpus or eff.nvlink_domain_gpus or 1), eff=eff)
+
+
+@dataclass(frozen=True)
+class StepEstimate:
+    layout: dict = field(hash=False)
+    step_seconds: float
+    tokens_per_second_per_gpu: float
+    mfu: float
+    model_flops_per_step: float
+    step_breakdown: dict = field(hash=False)       # seconds per part; they add up to step_seconds
+    hidden_comm_seconds: dict = field(hash=False)  # communication that overlaps compute (not in the step time)
+    memory_bytes: int | None = None
+    memory_breakdown: dict = field(hash=False, default_factory=dict)
+    gpu_memory_bytes: int | None = None
+    fits: bool | None = None
+    warnings: tuple = ()
+    efficiency_source: str = ""
+
+    def as_dict(self) -> dict:
+        return {"layout": self.layout, "step_seconds": self.step_seconds,
+                "tokens_per_second_per_gpu": self.tokens_per_second_per_gpu, "mfu": self.mfu,
+                "model_flops_per_step": self.model_flops_per_step, "step_breakdown": self.step_breakdown,
+                "hidden_comm_seconds": self.hidden_comm_seconds, "memory_bytes": self.memory_bytes,
+                "memory_breakdown": self.memory_breakdown, "gpu_memory_bytes": self.gpu_memory_bytes,
+                "fits": self.fits, "warnings": list(self.warnings), "efficiency_source": self.efficiency_source}
+
+
+def _expanded(spec: ModelSpec) -> list[int]:
+    """Group index of every layer, in order."""
+    return [i for i, g in enumerate(spec.layer_groups) for _ in range(g.count)]
+
+
+def stage_layers(n_layers: int, pp: int, vp: int) -> list[list[int]]:
+    """Layer indices on each pipeline rank: pp x vp chunks of consecutive layers, chunk c on rank c % pp; uneven
+    counts give the extra layers to the middle chunks, not the first and last (which hold the embedding and the
+    head: Llama 3 paper section 3.3.2 takes one layer off each)."""
+    chunks = pp * vp
+    base, extra = divmod(n_layers, chunks)
+    order = sorted(range(chunks), key=lambda c: (c in (0, chunks - 1), c))
+    sizes = [base + (1 if c in order[:extra] else 0) for c in range(chunks)]
+    out: list[list[int]] = [[] for _ in range(pp)]
+    start = 0
+    for c, size in enumerate(sizes):
+        out[c % pp].extend(range(start, start + size))
+        start += size
+    return out
+
+
+def _params_per_rank(spec: ModelSpec, layout: Layout, layers: list[int], first: bool, last: bool) -> tuple[float, float]:
+    """(dense, expert) parameters one GPU of this stage holds."""
+    h, tp = spec.hidden, layout.tp
+    groups = spec.layer_groups
+    b = count_params(spec)
+    dense = expert = 0.0
+    for i in layers:
+        g = groups[i]
+        if g.mixer is not None:
+            dense += g.mixer.params(h) / tp
+        if isinstance(g.ffn, MoE):
+            expert += g.ffn.experts * g.ffn.expert_params(h) / layout.ep
+            dense += g.ffn.shared_params(h) / tp + g.ffn.router_params(h)
+        elif g.ffn is not None:
+            dense += g.ffn.params(h) / tp
+        dense += g.norms * h
+    if first:
+        dense += b.embeddings / tp
+    if last:
+        dense += (b.output_head or (b.embeddings if layout.pp > 1 else 0)) / tp
+    return dense, expert
+
+
+def estimate_step(spec: ModelSpec, system: System, layout: Layout, memory: bool = True) -> StepEstimate:
+    t, eff, node = layout, system.eff, system.node_gpus
+    groups = spec.layer_groups
+    costs = [layer_cost(eff, t, g.mixer, g.ffn, g.norms, spec.hidden, node) for g in groups]
+    index = _expanded(spec)
+    stages = stage_layers(len(index), t.pp, t.vp)
+    head, head_comm = head_cost(eff, t, spec.hidden, spec.vocab, node)
+    w = ACT_BYTES
+    tokens = t.micro_batch * t.seq / t.cp
+    p2p = 0.0
+    if t.pp > 1:  # activations sent to the next stage, split over TP (Megatron's scatter-gather optimisation)
+        p2p = collective_seconds(eff, "p2p", tokens * spec.hidden * w / (t.tp if t.sp or t.tp > 1 else 1),
+                                 Group(t.pp, t.tp * t.cp * t.dp, node))
+
+    def stage_parts(s: int) -> dict:
+        parts = dict.fromkeys(("gemm", "attention_core", "memory_bound", "logits", "recompute", "tp_comm",
+                               "cp_comm", "ep_comm", "pp_p2p"), 0.0)
+        hidden = dict.fromkeys(("tp_comm", "cp_comm"), 0.0)
+        for i in stages[s]:
+            c = costs[index[i]]
+            parts["gemm"] += c.gemm_fwd + c.gemm_bwd
+            parts["attention_core"] += c.attn_fwd + c.attn_bwd
+            parts["memory_bound"] += c.mem_fwd + c.mem_bwd
+            parts["recompute"] += c.recompute
+            tp = c.tp_fwd + c.tp_bwd + c.recompute_comm * (c.tp_fwd / max(c.tp_fwd + c.cp_fwd + c.ep_fwd, 1e-30))
+            if t.tp_overlap:  # each collective hides behind the GEMM it is split with (Wang et al. 2022)
+                exposed = max(0.0, tp - (c.gemm_fwd + c.gemm_bwd)) + 2 * eff.collective_latency_seconds("scaleup")
+                exposed = min(exposed, tp)
+                hidden["tp_comm"] += tp - exposed
+                tp = exposed
+            parts["tp_comm"] += tp
+            cp_exposed = max(0.0, c.cp_fwd - c.attn_fwd) + max(0.0, c.cp_bwd - c.attn_bwd)
+            parts["cp_comm"] += cp_exposed
+            hidden["cp_comm"] += c.cp_fwd + c.cp_bwd - cp_exposed
+            parts["ep_comm"] += c.ep_fwd + c.ep_bwd
+        if s == t.pp - 1:
+            parts["logits"] += head
+            parts["tp_comm"] += head_comm
+        if t.pp > 1:
+            parts["pp_p2p"] = 2 * t.vp * p2p
+        return parts, hidden
+
+    per_stage = [stage_parts(s) for s in range(t.pp)]
+    slow = max(range(t.pp), key=lambda s: sum(per_stage[s][0].values()))
+    mb_parts, mb_hidden = per_stage[slow]
+    stage_time = sum(mb_parts.values())
+    m = t.micro_batches
+    breakdown = {k: m * v for k, v in mb_parts.items()}
+    hidden = {k: m * v for k, v in mb_hidden.items()}
+    breakdown["pipeline_bubble"] = (t.pp - 1) / t.vp * stage_time
+    # forward / backward windows of one micro-batch on the slowest stage, for overlapping DP/ZeRO communication
+    n_stage = max(len(stages[slow]), 1)
+    fwd = sum(costs[index[i]].gemm_fwd + costs[index[i]].attn_fwd + costs[index[i]].mem_fwd for i in stages[slow])
+    bwd = stage_time - fwd - mb_parts["pp_p2p"]
+    dense, expert = _params_per_rank(spec, t, [index[i] for i in stages[slow]], slow == 0, slow == t.pp - 1)
+    grad_bytes = 2.0 if t.dtype == "fp16" else 4.0  # Megatron reduces bf16 runs' gradients in fp32 (arguments.py
+    # sets accumulate_allreduce_grads_in_fp32 for bf16); PyTorch FSDP mixed precision: reduce_dtype fp32
+    dp_group = Group(t.dp * t.cp, t.tp, node)
+    edp = max(t.tp * t.cp * t.dp // t.ep, 1)
+    ep_group = Group(edp, t.ep, node)
+
+    def coll(op: str, per_param_bytes: float) -> float:
+        return (collective_seconds(eff, op, dense * per_param_bytes, dp_group)
+                + collective_seconds(eff, op, expert * per_param_bytes, ep_group))
+
+    dp_exposed = gather_exposed = dp_hidden = gather_hidden = 0.0
+    if t.zero == 3:  # FSDP: gather before forward and again before backward, reduce-scatter gradients, per mb
+        ag, rs = coll("all_gather", 2.0), coll("reduce_scatter", grad_bytes)
+        f_exp = max(ag - fwd, ag / n_stage)
+        b_exp = max(ag + rs - bwd, (ag + rs) / n_stage)
+        gather_exposed = m * (f_exp + b_exp * ag / (ag + rs))  # the backward's exposure split by volume
+        dp_exposed = m * b_exp * rs / (ag + rs)
+        gather_hidden, dp_hidden = m * 2 * ag - gather_exposed, m * rs - dp_exposed
+    else:
+        red = coll("all_reduce", grad_bytes) if t.zero == 0 else coll("reduce_scatter", grad_bytes)
+        dp_exposed = max(red - bwd, red / n_stage)
+        dp_hidden = red - dp_exposed
+        if t.zero in (1, 2):  # updated parameters gathered, overlapped with the next step's forward
+            ag = coll("all_gather", 2.0)
+            gather_exposed = max(ag - fwd, ag / n_stage)
+            gather_hidden = ag - gather_exposed
+    breakdown["dp_grad_reduce"] = dp_exposed
+    breakdown["zero_param_gather"] = gather_exposed
+    hidden["dp_grad_reduce"] = max(dp_hidden, 0.0)
+    hidden["zero_param_gather"] = max(gather_hidden, 0.0)
+    shard = (dense / (t.dp * t.cp) + expert / edp) if t.zero >= 1 else dense + expert
+    breakdown["optimizer"] = eff.memory_seconds(ADAM_BYTES * shard)
+    dp_tier = dp_group.tier
+    breakdown["overlap_slowdown"] = (SM_SHARE["scaleup"] * (hidden["tp_comm"] + hidden["cp_comm"])
+                                     + SM_SHARE[dp_tier] * (hidden["dp_grad_reduce"] + hidden["zero_param_gather"]))
+    step = sum(breakdown.values())
+    from llmplan.estimate.flops import train_flops_per_token
+
+    tokens_step = t.global_batch * t.seq
+    model_flops = train_flops_per_token(spec, t.seq) * tokens_step
+    peak = eff.peak(t.dtype)
+    mfu = model_flops / (step * system.gpus * peak)
+    warnings = tuple(layout_warnings(t, node))
+    est = StepEstimate(layout=t.as_dict(), step_seconds=step, tokens_per_second_per_gpu=tokens_step / step /
+                       system.gpus, mfu=mfu, model_flops_per_step=model_flops, step_breakdown=breakdown,
+                       hidden_comm_seconds=hidden, warnings=warnings, efficiency_source=eff.source)
+    if not memory:
+        return est
+    from llmplan.estimate.stepmemory import layout_memory
+
+    mem = layout_memory(spec, system.gpu, t)
+    cap = getattr(system.gpu, "memory_bytes", None)
+    from dataclasses import replace
+
+    return replace(est, memory_bytes=mem.total_bytes, memory_breakdown=dict(mem.breakdown), gpu_memory_bytes=cap,
+                   fits=(mem.total_bytes <= cap * (1 - _headroom())) if cap else None)
+
+
+def _headroom() -> float:
+    from llmplan.estimate.memory import DEFAULT_HEADROOM
+
+    return DEFAULT_HEADROOM
+
+
+__all__ = ["System", "StepEstimate", "make_system", "estimate_step", "stage_layers", "math"]

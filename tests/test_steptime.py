@@ -1,0 +1,111 @@
+"""The step-time model: its parts add up, each part follows its formula, bad layouts say what is valid."""
+
+import dataclasses
+
+import pytest
+
+from llmplan.errors import LlmplanError
+from llmplan.estimate.collectives import Group, collective_seconds
+from llmplan.estimate.layout import make_layout
+from llmplan.estimate.steptime import estimate_step, make_system, stage_layers
+from llmplan.hardware import get_gpu
+from llmplan.models import get_preset
+
+
+@pytest.fixture(scope="module")
+def gpt3():
+    return get_preset("gpt3-175b")
+
+
+def _est(spec, gpus, gpu="a100", **kw):
+    kw.setdefault("seq", 2048)
+    return estimate_step(spec, make_system(get_gpu(gpu), gpus), make_layout(gpus, spec, **kw))
+
+
+def test_parts_add_up_and_mfu_is_model_flops_over_time(gpt3):
+    e = _est(gpt3, 64, tp=8, pp=8, micro_batch=1, global_batch=64, recompute="full")
+    assert sum(e.step_breakdown.values()) == pytest.approx(e.step_seconds)
+    peak = get_gpu("a100").peak("bf16")
+    assert e.mfu == pytest.approx(e.model_flops_per_step / (e.step_seconds * 64 * peak))
+    assert e.tokens_per_second_per_gpu == pytest.approx(64 * 2048 / e.step_seconds / 64)
+    assert 0.2 < e.mfu < 0.7 and e.fits
+
+
+def test_bubble_is_pp_minus_one_over_m_times_vp(gpt3):
+    one = _est(gpt3, 64, tp=8, pp=8, micro_batch=1, global_batch=64, recompute="full")
+    inter = _est(gpt3, 64, tp=8, pp=8, vp=2, micro_batch=1, global_batch=64, recompute="full")
+    work = sum(v for k, v in one.step_breakdown.items() if k in ("gemm", "attention_core", "memory_bound", "logits",
+                                                                 "recompute", "tp_comm", "pp_p2p"))
+    assert one.step_breakdown["pipeline_bubble"] == pytest.approx(work * 7 / 64, rel=1e-9)
+    assert inter.step_breakdown["pipeline_bubble"] < 0.6 * one.step_breakdown["pipeline_bubble"]
+
+
+def test_recompute_costs_time_and_saves_memory(gpt3):
+    full = _est(gpt3, 64, tp=8, pp=8, micro_batch=1, global_batch=64, recompute="full")
+    none = _est(gpt3, 64, tp=8, pp=8, micro_batch=1, global_batch=64, recompute="none")
+    assert full.step_seconds > none.step_seconds and full.memory_bytes < none.memory_bytes
+    assert none.step_breakdown["recompute"] == 0 and full.step_breakdown["recompute"] > 0
+
+
+def test_collective_factors_and_tiers():
+    eff = make_system(get_gpu("h100"), 16).eff
+    inside, across = Group(8, 1, 8), Group(16, 1, 8)
+    s = 1e9
+    ar = collective_seconds(eff, "all_reduce", s, inside) - eff.collective_latency_seconds("scaleup")
+    ag = collective_seconds(eff, "all_gather", s, inside) - eff.collective_latency_seconds("scaleup")
+    assert ar == pytest.approx(2 * ag)  # 2(n-1)/n against (n-1)/n
+    assert ag == pytest.approx(s * 7 / 8 / eff.collective_bus_bytes_per_s("scaleup"))
+    assert across.tier == "scaleout" and collective_seconds(eff, "all_reduce", s, across) > ar
+    # a group one rank per node (stride 8) is limited by one NIC per GPU
+    lone = Group(4, 8, 8)
+    assert lone.members_per_node == 1
+    assert collective_seconds(eff, "all_gather", s, lone) == pytest.approx(
+        eff.collective_latency_seconds("scaleout") + s * 3 / 4 / eff.collective_bus_bytes_per_s("scaleout"))
+
+
+def test_tp_across_nodes_is_legal_with_a_warning(gpt3):
+    e = _est(gpt3, 128, tp=16, pp=8, micro_batch=1, global_batch=64, recompute="full")
+    assert any("NVLink domain" in w for w in e.warnings)
+    inside = _est(gpt3, 128, tp=8, pp=16, micro_batch=1, global_batch=64, recompute="full")
+    assert e.step_breakdown["tp_comm"] > inside.step_breakdown["tp_comm"]
+
+
+def test_uneven_stages_are_legal():
+    spec = get_preset("llama-3.1-405b")
+    stages = stage_layers(126, 16, 1)
+    assert sorted(len(s) for s in stages) == [7] * 2 + [8] * 14 or sum(map(len, stages)) == 126
+    assert len(stages[0]) == 7 and len(stages[-1]) == 7
+    e = _est(spec, 16384, gpu="h100", tp=8, pp=16, micro_batch=1, global_batch=2048, seq=8192, zero=1, sp=True)
+    assert e.step_seconds > 0 and e.memory_bytes > 0
+
+
+@pytest.mark.parametrize("kw, says", [
+    (dict(tp=3), "does not divide --gpus"),
+    (dict(tp=64, pp=1), "attention heads"),
+    (dict(pp=128, tp=1), "model chunks"),
+    (dict(tp=8, global_batch=100), "valid:"),
+    (dict(tp=8, ep=2), "mixture-of-experts"),
+])
+def test_bad_layouts_say_what_is_valid(gpt3, kw, says):
+    kw = {"global_batch": 128, **kw}
+    with pytest.raises(LlmplanError, match=says):
+        make_layout(128, gpt3, seq=2048, **kw)
+
+
+def test_moe_experts_and_all_to_all():
+    spec = get_preset("mixtral-8x7b")
+    e1 = _est(spec, 64, gpu="h100", tp=1, pp=1, ep=1, micro_batch=1, global_batch=64, seq=4096, zero=1)
+    e8 = _est(spec, 64, gpu="h100", tp=1, pp=1, ep=8, micro_batch=1, global_batch=64, seq=4096, zero=1)
+    assert e1.step_breakdown["ep_comm"] == 0 < e8.step_breakdown["ep_comm"]
+    assert e8.memory_bytes < e1.memory_bytes
+
+
+def test_a_measured_profile_changes_the_time(gpt3):
+    gpu = get_gpu("a100")
+    layout = make_layout(64, gpt3, tp=8, pp=8, micro_batch=1, global_batch=64, seq=2048, recompute="full")
+    slow = {"gemm_curve": [{"m": 4096, "n": 4096, "k": 4096, "dtype": "bf16", "flops_per_s": 100e12}]}
+    base = estimate_step(gpt3, make_system(gpu, 64), layout, memory=False)
+    prof = estimate_step(gpt3, make_system(gpu, 64, profile=slow), layout, memory=False)
+    assert prof.step_breakdown["gemm"] > 2 * base.step_breakdown["gemm"]
+    assert prof.efficiency_source.startswith("measured")
+    assert dataclasses.asdict(prof)["layout"]["tp"] == 8
