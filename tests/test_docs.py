@@ -35,3 +35,18 @@ def test_published_tables_in_validation_page_are_current():
     page = (DOCS / "validation.md").read_text()
     section = page.split("<!-- section: published -->\n", 1)[1].split("\n<!-- end: published -->", 1)[0]
     assert section == render_tables(), "stale: python benchmarks/published_tables.py --write docs/validation.md"
+
+
+def test_step_time_validation_table_is_current():
+    """docs/validation.md's step-time table is what benchmarks/step_time_validation.py computes today."""
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    try:
+        from benchmarks.step_time_validation import render as render_steptime
+    finally:
+        sys.path.remove(str(root))
+    page = (DOCS / "validation.md").read_text()
+    section = page.split("<!-- section: steptime -->\n", 1)[1].split("\n<!-- end: steptime -->", 1)[0]
+    assert section == render_steptime(), "stale: python benchmarks/step_time_validation.py --write docs/validation.md"

@@ -32,4 +32,6 @@ def test_commands_print_no_escaped_markup(cli):
                  ["chinchilla", "--params", "175B", "--tokens", "300B"]):
         r = cli(*args)
         assert r.code == 0 and "\\[" not in r.stdout, args
-    assert "[default" in cli("compute", "--model", "llama-2-7b", "--tokens", "2T", "--gpu", "h100").stdout
+    assert "[step-time" in cli("compute", "--model", "llama-2-7b", "--tokens", "2T", "--gpu", "h100").stdout
+    assert "[--mfu" in cli("compute", "--model", "llama-2-7b", "--tokens", "2T", "--gpu", "h100", "--mfu",
+                           "0.4").stdout

@@ -109,3 +109,13 @@ def test_a_measured_profile_changes_the_time(gpt3):
     assert prof.step_breakdown["gemm"] > 2 * base.step_breakdown["gemm"]
     assert prof.efficiency_source.startswith("measured")
     assert dataclasses.asdict(prof)["layout"]["tp"] == 8
+
+
+def test_the_test_copy_of_the_published_runs_matches_the_shared_reference():
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent / "data" / "published_runs.json"
+    shared = Path(__file__).resolve().parents[2] / "shared" / "reference" / "throughput" / "published_runs.json"
+    if not shared.exists():
+        pytest.skip("shared reference folder not beside the repository")
+    assert shared.read_bytes() == here.read_bytes()

@@ -45,6 +45,7 @@ COMMANDS = {
     "memory": "llmplan.cli.memory_cmd",
     "compute": "llmplan.cli.compute_cmd",
     "serve": "llmplan.cli.serve_cmd",
+    "plan": "llmplan.cli.plan_cmd",
     "chinchilla": "llmplan.cli.chinchilla_cmd",
     "fit": "llmplan.cli.fit_cmd",
     "bench": "llmplan.cli.bench_cmd",

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from llmplan.cli import layout_options as lo
 from llmplan.cli.app import command_app
 from llmplan.cli.common import (ARCH_OPTION, JSON_OPTION, MODEL_OPTION, PARAMS_OPTION, gpus_from_options,
                                 model_from_options)
@@ -206,8 +207,9 @@ def compute(
     tokens: Optional[str] = typer.Option(None, "--tokens", "-t", help="Training tokens D (300B, 1.4T)."),
     seq: Optional[str] = typer.Option(None, "--seq", help="Training sequence length for the attention FLOPs "
                                       "(default: the model's context, at most 8192)."),
-    recompute: str = typer.Option("none", "--recompute", help="Activation recomputation: none, selective (attention "
-                                  "core) or full (one extra forward). Changes hardware FLOPs, not model FLOPs."),
+    recompute: Optional[str] = typer.Option(None, "--recompute", help="Activation recomputation: none (default), "
+                                            "selective (attention core) or full (one extra forward). Changes "
+                                            "hardware FLOPs, not model FLOPs."),
     gpu_name: Optional[str] = typer.Option(None, "--gpu", "-g", help="Accelerator (see `llmplan hardware`)."),
     gpus: Optional[str] = typer.Option(None, "--gpus", "-n", help="Number of GPUs in all (default 1)."),
     dp: Optional[str] = typer.Option(None, "--dp", help="Data-parallel GPUs; the same as --gpus for FLOPs and time "
@@ -230,6 +232,12 @@ def compute(
     prompt_tokens: str = typer.Option("512", "--prompt-tokens", hidden=True),
     new_tokens: str = typer.Option("256", "--new-tokens", hidden=True),
     batch: str = typer.Option("1", "--batch", hidden=True),
+    goodput: Optional[float] = typer.Option(None, "--goodput", help="Fraction of wall-clock doing useful steps "
+                                            "(Llama 3: over 0.9); divides wall-clock, GPU-hours and cost."),
+    tp: Optional[str] = lo.TP, pp: Optional[str] = lo.PP, vp: Optional[str] = lo.VP, cp: Optional[str] = lo.CP,
+    ep: Optional[str] = lo.EP, zero: Optional[str] = lo.ZERO, fsdp: bool = lo.FSDP, sp: Optional[bool] = lo.SP,
+    micro_batch: Optional[str] = lo.MICRO, global_batch: Optional[str] = lo.GLOBAL,
+    tp_overlap: bool = lo.OVERLAP, node: Optional[str] = lo.NODE,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Training FLOPs and PF/s-days, GPU time, cost and energy; what a GPU budget buys (serving: `llmplan serve`).
@@ -249,6 +257,9 @@ def compute(
       llmplan compute --gpu h100 --gpus 512 --days 30 --mfu 0.45
 
       llmplan compute --model llama-2-7b --tokens 1T --profile auto --gpu h100 --json
+
+      llmplan compute --model gpt3-175b --tokens 300B --gpu a100 --gpus 1024 --tp 8 --pp 8 --global-batch 1536
+      --recompute full --goodput 0.9
     """
     from llmplan.cli import compute_views as views
 
@@ -258,6 +269,15 @@ def compute(
             f"all-reduces, queueing); e.g. llmplan serve --model {model or params or 'M'} --gpu {gpu_name or 'GPU'} "
             f"--tp {gpus or 1} --input-tokens {prompt_tokens} --output-tokens {new_tokens} --concurrency {batch}")
     # Validate every input before computing anything.
+    from llmplan.cli import compute_steptime as cst
+
+    cst.check_goodput(goodput)
+    fields = lo.layout_fields(tp, pp, vp, cp, ep, zero, fsdp, sp, micro_batch, global_batch)
+    if fields and mfu is not None:
+        raise LlmplanError("--mfu sets the utilisation; a layout (--tp, --pp, ...) lets the step-time model derive "
+                           "it: give one or the other")
+    given_recompute = recompute
+    recompute = recompute or "none"
     if recompute not in RECOMPUTE:
         raise LlmplanError(f"unknown --recompute {recompute!r}; accepted: {', '.join(RECOMPUTE)}")
     if mfu is not None:
@@ -266,7 +286,7 @@ def compute(
     _positive(price, "--price", 0.0, strict=False, maximum=1e6)  # a million per GPU-hour
     _positive(pue, "--pue", 1.0, strict=False, maximum=10.0)  # real facilities: 1.1 to 2
     _positive(days, "--days", maximum=36_525.0)  # a century
-    n_gpus = gpus_from_options(gpus, dp)
+    n_gpus = gpus_from_options(gpus, dp, fields.get("tp", 1) * fields.get("cp", 1) * fields.get("pp", 1))
     gpu = _gpu(gpu_name, profile)
     notes = HeldNotes()
     dt = _dtype(dtype, gpu, notes)
@@ -317,13 +337,20 @@ def compute(
     d = parse_count(tokens, "--tokens")
     s = _seq(seq, spec, notes)
     flops = training_flops(spec, d, recompute, s)
-    run = None
-    if gpu is not None:
+    run = est = None
+    if gpu is not None and cst.wants_step_time(mfu, fields, profile, gpu):
+        run, est = cst.step_time_run(spec, flops, gpu, n_gpus, dt, s, fields, given_recompute, profile,
+                                     lo.node_gpus(node, gpu), tp_overlap, price, pue, notes)
+        if given_recompute is None and est.layout["recompute"] != "none":
+            flops = training_flops(spec, d, est.layout["recompute"], s)
+        run = cst.apply_goodput(run, goodput)
+    elif gpu is not None:
         used_mfu, source = _mfu(mfu, profile, gpu, n_params, notes, dt)
         run = tc.training_run(flops.detailed, flops.hardware, gpu, n_gpus, used_mfu, dt, source, price, pue)
         if _measured_only(gpu):
             run = _without_mfu(run)
+        run = cst.apply_goodput(run, goodput)
     elif any(v is not None for v in (gpus, dp, price, pue, mfu, profile)):
         notes.add("--gpus, --mfu, --price and --pue need --gpu NAME to turn FLOPs into time, cost and energy")
     notes.flush()
-    views.show_training(spec, flops, run, as_json)
+    views.show_training(spec, flops, run, as_json, step=est, goodput=goodput)

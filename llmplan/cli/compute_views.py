@@ -50,7 +50,8 @@ def _run_dict(run: tc.TrainingRun) -> dict:
     }
 
 
-def show_training(spec: ModelSpec, f: TrainingFlops, run: tc.TrainingRun | None, as_json: bool) -> None:
+def show_training(spec: ModelSpec, f: TrainingFlops, run: tc.TrainingRun | None, as_json: bool, step=None,
+                  goodput: float | None = None) -> None:
     pf = tc.pflops_days(f.six_nd)
     assumptions = list(f.assumptions) + (list(run.assumptions) if run else [])
     if as_json:
@@ -64,6 +65,12 @@ def show_training(spec: ModelSpec, f: TrainingFlops, run: tc.TrainingRun | None,
         }
         if run:
             payload.update(_run_dict(run))
+            payload["goodput"] = goodput
+        if step is not None:
+            from llmplan.cli.plan_views import prediction_dict
+
+            payload["layout"] = step.layout
+            payload["prediction"] = prediction_dict(step)
         payload["assumptions"] = assumptions
         emit_json(payload)
         return
@@ -84,14 +91,25 @@ def show_training(spec: ModelSpec, f: TrainingFlops, run: tc.TrainingRun | None,
                      f"{format_flops(f.hardware)}  (convention: {format_flops(f.hardware_nd)})"))
     console.print(kv_table("Training compute", rows))
     if run:
-        timed = "detailed FLOPs" + (f" + {f.recompute} recompute" if f.recompute != "none" else "")
-        rrows = _run_rows(run) + [("wall-clock", f"{format_seconds(run.wall_seconds)}  ({timed} at the "
-                                                               f"{'MFU' if run.mfu is not None else 'measured FLOP/s'})")]
+        timed = "detailed FLOPs" + (f" + {f.recompute} recompute" if f.recompute != "none" else "") + \
+            f" at the {'MFU' if run.mfu is not None else 'measured FLOP/s'}"
+        if step is not None:
+            timed = "optimizer steps x predicted step time" + (" / goodput" if goodput else "")
+        rrows = _run_rows(run) + [("wall-clock", f"{format_seconds(run.wall_seconds)}  ({timed})")]
         rrows += _gpu_time_rows(run)
         if run.mfu is not None and run.effective_mfu < run.mfu:
-            rrows.append(("effective MFU (with recompute)", f"{run.effective_mfu:.3g}  (model FLOPs / (time x "
-                          f"peak): MFU x model / executed FLOPs, the recomputed forward not counted)"))
+            if step is not None:
+                rrows.append(("effective MFU (with goodput)", f"{run.effective_mfu:.3g}"))
+            else:
+                rrows.append(("effective MFU (with recompute)", f"{run.effective_mfu:.3g}  (model FLOPs / (time x "
+                              f"peak): MFU x model / executed FLOPs, the recomputed forward not counted)"))
+        if goodput is not None:
+            rrows.append(("goodput", f"{goodput:g} (wall-clock, GPU-hours and cost divided by it)"))
         console.print(kv_table("Time, cost and energy", rrows))
+        if step is not None:
+            from llmplan.cli.plan_views import show_layout_block
+
+            show_layout_block(step, console)
         console.print(f"[dim]energy counts: {escape(run.energy_counted)}[/dim]")
     _print_equivalents(console, pf)
     for a in assumptions:

@@ -5,7 +5,9 @@ What the layout adds to the memory model's inputs:
   so the model is sized as ceil(layers / pp) x pp layers;
 - context parallelism splits each sequence over cp GPUs: activations of seq / cp tokens, and ZeRO shards over
   dp x cp ranks (Megatron's distributed optimizer and FSDP2 shard over both);
-- expert parallelism: experts / ep experts per GPU (passed as `ep` when the memory model takes it);
+- expert parallelism: experts / ep experts per GPU (passed as `ep` when the memory model takes it and ep divides
+  the data-parallel ranks; an EP group drawn from TP x DP, Megatron-Core with expert TP 1, is sized by giving the
+  memory model a spec whose MoE layers leave experts / ep experts on a GPU after its TP split);
 - fp8 training keeps 16-bit weights and fp32 master weights (Transformer Engine, torchao float8): memory as bf16.
 """
 
@@ -54,7 +56,7 @@ def _memory(spec: ModelSpec, tp: int, pp: int, cp: int, ep: int, dp: int, zero: 
     spec = _rounded_layers(spec, pp)
     kw = {}
     if ep > 1:
-        if _HAS_EP:
+        if _HAS_EP and (dp * cp) % ep == 0:
             kw["ep"] = ep
         else:
             spec = _experts_per_rank(spec, tp, ep)

@@ -13,8 +13,8 @@ MFU is model FLOPs (PaLM Appendix B: 6 N + 12 L H Q T per token, llmplan's detai
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from llmplan.estimate.collectives import Group, collective_seconds
 from llmplan.estimate.layout import Layout, layout_warnings
@@ -67,11 +67,6 @@ class StepEstimate:
                 "fits": self.fits, "warnings": list(self.warnings), "efficiency_source": self.efficiency_source}
 
 
-def _expanded(spec: ModelSpec) -> list[int]:
-    """Group index of every layer, in order."""
-    return [i for i, g in enumerate(spec.layer_groups) for _ in range(g.count)]
-
-
 def stage_layers(n_layers: int, pp: int, vp: int) -> list[list[int]]:
     """Layer indices on each pipeline rank: pp x vp chunks of consecutive layers, chunk c on rank c % pp; uneven
     counts give the extra layers to the middle chunks, not the first and last (which hold the embedding and the
@@ -88,64 +83,101 @@ def stage_layers(n_layers: int, pp: int, vp: int) -> list[list[int]]:
     return out
 
 
-def _params_per_rank(spec: ModelSpec, layout: Layout, layers: list[int], first: bool, last: bool) -> tuple[float, float]:
-    """(dense, expert) parameters one GPU of this stage holds."""
-    h, tp = spec.hidden, layout.tp
-    groups = spec.layer_groups
-    b = count_params(spec)
-    dense = expert = 0.0
-    for i in layers:
-        g = groups[i]
-        if g.mixer is not None:
-            dense += g.mixer.params(h) / tp
+@lru_cache(maxsize=4096)
+def _stage_groups(counts: tuple[int, ...], pp: int, vp: int) -> tuple[tuple[int, ...], ...]:
+    """Per pipeline rank, how many layers of each group it holds (groups given by their layer counts)."""
+    owner = [g for g, c in enumerate(counts) for _ in range(c)]
+    return tuple(tuple(sum(1 for i in layers if owner[i] == g) for g in range(len(counts)))
+                 for layers in stage_layers(len(owner), pp, vp))
+
+
+@lru_cache(maxsize=256)
+def _group_params(spec: ModelSpec) -> tuple[tuple[float, float, float], ...]:
+    """Per group, one layer's (TP-split, expert, replicated) parameters."""
+    h = spec.hidden
+    out = []
+    for g in spec.layer_groups:
+        split = g.mixer.params(h) if g.mixer is not None else 0.0
+        expert = replicated = 0.0
         if isinstance(g.ffn, MoE):
-            expert += g.ffn.experts * g.ffn.expert_params(h) / layout.ep
-            dense += g.ffn.shared_params(h) / tp + g.ffn.router_params(h)
+            expert = g.ffn.experts * g.ffn.expert_params(h)
+            split += g.ffn.shared_params(h)
+            replicated += g.ffn.router_params(h)
         elif g.ffn is not None:
-            dense += g.ffn.params(h) / tp
-        dense += g.norms * h
+            split += g.ffn.params(h)
+        replicated += g.norms * h
+        out.append((float(split), float(expert), float(replicated)))
+    return tuple(out)
+
+
+@lru_cache(maxsize=256)
+def _edge_params(spec: ModelSpec) -> tuple[float, float]:
+    b = count_params(spec)
+    return float(b.embeddings), float(b.output_head or b.embeddings)
+
+
+@lru_cache(maxsize=256)
+def _flops_per_token(spec: ModelSpec, seq: int) -> float:
+    from llmplan.estimate.flops import train_flops_per_token
+
+    return train_flops_per_token(spec, seq)
+
+
+def _params_per_rank(spec: ModelSpec, layout: Layout, counts: tuple[int, ...], first: bool,
+                     last: bool) -> tuple[float, float]:
+    """(dense, expert) parameters one GPU of this stage holds."""
+    dense = expert = 0.0
+    for n, (split, exp, rep) in zip(counts, _group_params(spec)):
+        dense += n * (split / layout.tp + rep)
+        expert += n * exp / layout.ep
+    emb, head = _edge_params(spec)
     if first:
-        dense += b.embeddings / tp
-    if last:
-        dense += (b.output_head or (b.embeddings if layout.pp > 1 else 0)) / tp
+        dense += emb / layout.tp
+    if last and (layout.pp > 1 or spec.tied_embeddings is False):
+        dense += head / layout.tp
     return dense, expert
+
+
+@lru_cache(maxsize=65536)
+def _layer_cost(eff: Efficiency, key: Layout, mixer, ffn, norms: int, hidden: int, node: int):
+    return layer_cost(eff, key, mixer, ffn, norms, hidden, node)
 
 
 def estimate_step(spec: ModelSpec, system: System, layout: Layout, memory: bool = True) -> StepEstimate:
     t, eff, node = layout, system.eff, system.node_gpus
     groups = spec.layer_groups
-    costs = [layer_cost(eff, t, g.mixer, g.ffn, g.norms, spec.hidden, node) for g in groups]
-    index = _expanded(spec)
-    stages = stage_layers(len(index), t.pp, t.vp)
+    key = replace(t, pp=1, vp=1, dp=1, zero=0, global_batch=1, ep=t.ep)  # what a layer's cost depends on
+    costs = [_layer_cost(eff, key, g.mixer, g.ffn, g.norms, spec.hidden, node) for g in groups]
+    stages = _stage_groups(tuple(g.count for g in groups), t.pp, t.vp)
     head, head_comm = head_cost(eff, t, spec.hidden, spec.vocab, node)
     w = ACT_BYTES
     tokens = t.micro_batch * t.seq / t.cp
     p2p = 0.0
     if t.pp > 1:  # activations sent to the next stage, split over TP (Megatron's scatter-gather optimisation)
-        p2p = collective_seconds(eff, "p2p", tokens * spec.hidden * w / (t.tp if t.sp or t.tp > 1 else 1),
-                                 Group(t.pp, t.tp * t.cp * t.dp, node))
+        p2p = collective_seconds(eff, "p2p", tokens * spec.hidden * w / t.tp, Group(t.pp, t.tp * t.cp * t.dp, node))
 
     def stage_parts(s: int) -> dict:
         parts = dict.fromkeys(("gemm", "attention_core", "memory_bound", "logits", "recompute", "tp_comm",
                                "cp_comm", "ep_comm", "pp_p2p"), 0.0)
         hidden = dict.fromkeys(("tp_comm", "cp_comm"), 0.0)
-        for i in stages[s]:
-            c = costs[index[i]]
-            parts["gemm"] += c.gemm_fwd + c.gemm_bwd
-            parts["attention_core"] += c.attn_fwd + c.attn_bwd
-            parts["memory_bound"] += c.mem_fwd + c.mem_bwd
-            parts["recompute"] += c.recompute
+        for n, c in zip(stages[s], costs):
+            if not n:
+                continue
+            parts["gemm"] += n * (c.gemm_fwd + c.gemm_bwd)
+            parts["attention_core"] += n * (c.attn_fwd + c.attn_bwd)
+            parts["memory_bound"] += n * (c.mem_fwd + c.mem_bwd)
+            parts["recompute"] += n * c.recompute
             tp = c.tp_fwd + c.tp_bwd + c.recompute_comm * (c.tp_fwd / max(c.tp_fwd + c.cp_fwd + c.ep_fwd, 1e-30))
             if t.tp_overlap:  # each collective hides behind the GEMM it is split with (Wang et al. 2022)
                 exposed = max(0.0, tp - (c.gemm_fwd + c.gemm_bwd)) + 2 * eff.collective_latency_seconds("scaleup")
                 exposed = min(exposed, tp)
-                hidden["tp_comm"] += tp - exposed
+                hidden["tp_comm"] += n * (tp - exposed)
                 tp = exposed
-            parts["tp_comm"] += tp
+            parts["tp_comm"] += n * tp
             cp_exposed = max(0.0, c.cp_fwd - c.attn_fwd) + max(0.0, c.cp_bwd - c.attn_bwd)
-            parts["cp_comm"] += cp_exposed
-            hidden["cp_comm"] += c.cp_fwd + c.cp_bwd - cp_exposed
-            parts["ep_comm"] += c.ep_fwd + c.ep_bwd
+            parts["cp_comm"] += n * cp_exposed
+            hidden["cp_comm"] += n * (c.cp_fwd + c.cp_bwd - cp_exposed)
+            parts["ep_comm"] += n * (c.ep_fwd + c.ep_bwd)
         if s == t.pp - 1:
             parts["logits"] += head
             parts["tp_comm"] += head_comm
@@ -162,10 +194,10 @@ def estimate_step(spec: ModelSpec, system: System, layout: Layout, memory: bool 
     hidden = {k: m * v for k, v in mb_hidden.items()}
     breakdown["pipeline_bubble"] = (t.pp - 1) / t.vp * stage_time
     # forward / backward windows of one micro-batch on the slowest stage, for overlapping DP/ZeRO communication
-    n_stage = max(len(stages[slow]), 1)
-    fwd = sum(costs[index[i]].gemm_fwd + costs[index[i]].attn_fwd + costs[index[i]].mem_fwd for i in stages[slow])
+    n_stage = max(sum(stages[slow]), 1)
+    fwd = sum(n * (c.gemm_fwd + c.attn_fwd + c.mem_fwd) for n, c in zip(stages[slow], costs))
     bwd = stage_time - fwd - mb_parts["pp_p2p"]
-    dense, expert = _params_per_rank(spec, t, [index[i] for i in stages[slow]], slow == 0, slow == t.pp - 1)
+    dense, expert = _params_per_rank(spec, t, stages[slow], slow == 0, slow == t.pp - 1)
     grad_bytes = 2.0 if t.dtype == "fp16" else 4.0  # Megatron reduces bf16 runs' gradients in fp32 (arguments.py
     # sets accumulate_allreduce_grads_in_fp32 for bf16); PyTorch FSDP mixed precision: reduce_dtype fp32
     dp_group = Group(t.dp * t.cp, t.tp, node)
@@ -177,14 +209,14 @@ def estimate_step(spec: ModelSpec, system: System, layout: Layout, memory: bool 
                 + collective_seconds(eff, op, expert * per_param_bytes, ep_group))
 
     dp_exposed = gather_exposed = dp_hidden = gather_hidden = 0.0
-    if t.zero == 3:  # FSDP: gather before forward and again before backward, reduce-scatter gradients, per mb
+    if t.zero == 3 and t.dp * t.cp > 1:  # FSDP: gather before forward and again before backward, reduce-scatter gradients, per mb
         ag, rs = coll("all_gather", 2.0), coll("reduce_scatter", grad_bytes)
         f_exp = max(ag - fwd, ag / n_stage)
         b_exp = max(ag + rs - bwd, (ag + rs) / n_stage)
         gather_exposed = m * (f_exp + b_exp * ag / (ag + rs))  # the backward's exposure split by volume
         dp_exposed = m * b_exp * rs / (ag + rs)
         gather_hidden, dp_hidden = m * 2 * ag - gather_exposed, m * rs - dp_exposed
-    else:
+    elif t.zero != 3:
         red = coll("all_reduce", grad_bytes) if t.zero == 0 else coll("reduce_scatter", grad_bytes)
         dp_exposed = max(red - bwd, red / n_stage)
         dp_hidden = red - dp_exposed
@@ -202,10 +234,8 @@ def estimate_step(spec: ModelSpec, system: System, layout: Layout, memory: bool 
     breakdown["overlap_slowdown"] = (SM_SHARE["scaleup"] * (hidden["tp_comm"] + hidden["cp_comm"])
                                      + SM_SHARE[dp_tier] * (hidden["dp_grad_reduce"] + hidden["zero_param_gather"]))
     step = sum(breakdown.values())
-    from llmplan.estimate.flops import train_flops_per_token
-
     tokens_step = t.global_batch * t.seq
-    model_flops = train_flops_per_token(spec, t.seq) * tokens_step
+    model_flops = _flops_per_token(spec, t.seq) * tokens_step
     peak = eff.peak(t.dtype)
     mfu = model_flops / (step * system.gpus * peak)
     warnings = tuple(layout_warnings(t, node))
@@ -218,8 +248,6 @@ def estimate_step(spec: ModelSpec, system: System, layout: Layout, memory: bool 
 
     mem = layout_memory(spec, system.gpu, t)
     cap = getattr(system.gpu, "memory_bytes", None)
-    from dataclasses import replace
-
     return replace(est, memory_bytes=mem.total_bytes, memory_breakdown=dict(mem.breakdown), gpu_memory_bytes=cap,
                    fits=(mem.total_bytes <= cap * (1 - _headroom())) if cap else None)
 
@@ -230,4 +258,4 @@ def _headroom() -> float:
     return DEFAULT_HEADROOM
 
 
-__all__ = ["System", "StepEstimate", "make_system", "estimate_step", "stage_layers", "math"]
+__all__ = ["System", "StepEstimate", "make_system", "estimate_step", "stage_layers"]
