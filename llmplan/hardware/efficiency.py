@@ -137,9 +137,9 @@ class Efficiency:
         best = self._tiles_seconds(m, n, k, dtype)
         width = DTYPE_BYTES.get(dtype, 2)
         memory = (m * k + k * n + m * n) * width / self.hbm_bytes_per_s
-        # operand traffic adds to the tensor-pipe time (Calculon's A100/H100 system files: processing_mode
-        # no_overlap), the pipe's rate being set so that the published best shape reproduces its MAMF
-        return max(best * self.pipe_scale, flops / self.peak(dtype)) + memory + LAUNCH_SECONDS
+        # roofline: operand traffic overlaps the tensor pipe (multistage loads), so the slower of the two sets the
+        # time; the pipe's rate is set so that the published best shape reproduces its MAMF
+        return max(best * self.pipe_scale, flops / self.peak(dtype), memory) + LAUNCH_SECONDS
 
     def _tiles_seconds(self, m: float, n: float, k: float, dtype: str) -> float:
         fam = self.family
@@ -161,8 +161,7 @@ class Efficiency:
         rate, m, n, k = fam.mamf
         target = 2.0 * m * n * k / rate
         compute = self._tiles_seconds(m, n, k, "bf16")
-        memory = (m * k + k * n + m * n) * 2 / self.hbm_bytes_per_s
-        return max((target - memory - LAUNCH_SECONDS) / compute, 0.5) if compute > 0 else 1.0
+        return max((target - LAUNCH_SECONDS) / compute, 0.5) if compute > 0 else 1.0
 
     def gemm_seconds(self, m: float, n: float, k: float, dtype: str = "bf16") -> float:
         """Seconds of an M x N x K GEMM (2MNK FLOPs): the model, scaled by the profile's measured ratio."""
