@@ -15,7 +15,8 @@ def test_json_has_the_issue_keys(cli):
     assert out["output_tokens_per_second_per_gpu"] == pytest.approx(out["output_tokens_per_second"] / 4)
     step = out["step"]["decode_only"]
     assert step["seconds"] == pytest.approx(step["gemm_seconds"] + step["attention_seconds"]
-                                            + step["comm_seconds"] + step["fixed_seconds"])
+                                            + step["comm_seconds"] + step["fixed_seconds"]
+                                            + step["elementwise_seconds"])
 
 
 @pytest.mark.parametrize("load", [["--concurrency", "16"], ["--rate", "2"], ["--max-throughput"]])

@@ -75,13 +75,25 @@ def test_single_decode_step_is_the_weight_stream_plus_fixed_costs():
     dep = deployment(spec, H100, dtype="bf16")
     st = step_time(dep, 1, 1000)
     hbm = dep.rates.hbm_bytes_per_s
-    assert st.gemm_seconds == pytest.approx(st.weight_bytes / hbm)
     # every weight but the input embedding (and the norms) is read once: the linear layers and the output head
     b = count_params(spec)
     assert st.weight_bytes == pytest.approx(2 * (b.total - b.embeddings - b.norms))
+    # batch 1 is memory-bound: the stream plus a launch per GEMM (4 per layer and the head)
+    launches = (4 * spec.layers + 1) * 4e-6
+    assert st.weight_bytes / hbm < st.gemm_seconds < st.weight_bytes / hbm + 1.5 * launches
     assert st.attention_seconds == pytest.approx(cache_bytes(spec, 1000, 1, "bf16").total_bytes / hbm)
     assert st.fixed_seconds == pytest.approx(spec.layers * dep.engine.fixed_layer_seconds)
     assert st.comm_seconds == 0
+
+
+def test_weight_only_formats_stream_at_their_stored_width():
+    spec = get_preset("llama-3-8b")
+    bf16, int4 = deployment(spec, H100, dtype="bf16"), deployment(spec, H100, dtype="int4")
+    assert int4.compute_dtype == "bf16"  # W4A16: dequantized to 16-bit math
+    a, b = step_time(bf16, 1, 500), step_time(int4, 1, 500)
+    assert b.weight_bytes < 0.4 * a.weight_bytes and b.gemm_seconds < 0.5 * a.gemm_seconds
+    big_a, big_b = step_time(bf16, 0, 0, 8192), step_time(int4, 0, 0, 8192)
+    assert big_b.gemm_seconds == pytest.approx(big_a.gemm_seconds, rel=0.05)  # compute-bound: no gain
 
 
 def test_tensor_parallel_all_reduces_two_per_layer():

@@ -25,6 +25,7 @@ def _time(s: float) -> str:
 def _step_dict(st: StepTime) -> dict:
     return {"seconds": st.seconds, "gemm_seconds": st.gemm_seconds, "attention_seconds": st.attention_seconds,
             "comm_seconds": st.comm_seconds, "fixed_seconds": st.fixed_seconds,
+            "elementwise_seconds": st.elementwise_seconds,
             "weight_bytes_read": st.weight_bytes, "kv_bytes_read": st.kv_bytes}
 
 
@@ -90,7 +91,8 @@ def show_estimate(spec: ModelSpec, est: ServeEstimate, as_json: bool) -> None:
         ("KV per request", format_bytes(m.kv_bytes_per_request)),
     ]))
     parts = [("GEMMs (weights)", "gemm_seconds"), ("attention (KV)", "attention_seconds"),
-             ("all-reduce", "comm_seconds"), ("fixed per layer", "fixed_seconds"), ("step", "seconds")]
+             ("norms, activation", "elementwise_seconds"), ("all-reduce", "comm_seconds"),
+             ("fixed per layer", "fixed_seconds"), ("step", "seconds")]
     con.print(table("Step time on one GPU",
                     ["part", f"decode ({s.decode_batch:.3g} tok)", f"mixed (+{s.prefill_per_mixed_step:,.0f})"],
                     [[label, _time(getattr(s.decode_only, key)), _time(getattr(s.mixed, key))]

@@ -26,6 +26,7 @@ class Engine:
     fixed_layer_seconds: float     # per layer per step beyond bytes and FLOPs (dense layer)
     fixed_moe_layer_seconds: float  # extra per MoE layer per step (router, top-k, permute, grouped GEMM launch)
     allreduce_latency_seconds: float  # one tensor-parallel all-reduce of a small message
+    request_overhead_seconds: float   # added to TTFT: API server, tokenization, scheduling before the first step
     kv_fp8_with_fp8_weights: bool  # an fp8 checkpoint also gets an fp8 KV cache by default
     reserves_whole_request: bool   # pages for all of I + O at admission (TensorRT-LLM GUARANTEED_NO_EVICT);
                                    # False: pages as the request grows, preempting when full (vLLM, SGLang)
@@ -33,36 +34,41 @@ class Engine:
     fitted_on: str = ""        # the published rows the fixed costs were fitted on
 
 
-# Fixed costs: the intercept of TPOT(TP) = a/TP + c over TP 1-8 at concurrency 4 (AIConfigurator silicon rows,
-# docs/validation.md) spread over the layers: TensorRT-LLM 53 us, vLLM 75-83 us per dense layer; MoE layers cost
-# ~3x a dense one at small batch (DeepSeek-R1 c = 4 on 8x H200, /work/shared/reference/anchors/serving-anchors.md
-# section 3.5). Small all-reduces: custom one-shot kernels, 8-10 us (llm-analysis `intra_node_min_message_latency`
-# 8 us; AIConfigurator `p2p_latency` 10 us).
+# Fixed costs: fitted by benchmarks/serving_fit.py on its declared subset (AIConfigurator's silicon rows at
+# concurrency <= 4: dense rows for the per-layer cost, MoE rows for the MoE extra, all for the request overhead; an
+# engine with fewer than 3 rows keeps the generic value); they sit on top of the efficiency model's 4 us per GEMM
+# launch. Reference points: TPOT(TP) = a/TP + c fits over TP 1-8 give c = 50-80 us per dense layer all in
+# (serving-anchors section 3.3), MoE layers ~3x a dense one (section 3.5). Small all-reduces: custom one-shot
+# kernels, 8-10 us (llm-analysis `intra_node_min_message_latency` 8 us; AIConfigurator `p2p_latency` 10 us).
 ENGINES: dict[str, Engine] = {
     "generic": Engine(
         name="generic", memory_fraction=0.90, memory_base="total", block_tokens=16, max_batch=1024,
-        max_num_tokens=8192, fixed_layer_seconds=65e-6, fixed_moe_layer_seconds=60e-6,
-        allreduce_latency_seconds=10e-6, kv_fp8_with_fp8_weights=False, reserves_whole_request=False,
-        source="no engine named: vLLM's memory rule and paging, the middle of the published per-layer costs"),
+        max_num_tokens=8192, fixed_layer_seconds=11.3e-6, fixed_moe_layer_seconds=68.2e-6,
+        allreduce_latency_seconds=10e-6, request_overhead_seconds=64.4e-3,
+        kv_fp8_with_fp8_weights=False, reserves_whole_request=False,
+        source="no engine named: vLLM's memory rule and paging, fixed costs fitted on all engines' rows"),
     "vllm": Engine(
         name="vllm", memory_fraction=0.90, memory_base="total", block_tokens=16, max_batch=1024,
-        max_num_tokens=8192, fixed_layer_seconds=78e-6, fixed_moe_layer_seconds=60e-6,
-        allreduce_latency_seconds=10e-6, kv_fp8_with_fp8_weights=False, reserves_whole_request=False,
+        max_num_tokens=8192, fixed_layer_seconds=11.3e-6, fixed_moe_layer_seconds=68.2e-6,
+        allreduce_latency_seconds=10e-6, request_overhead_seconds=0.0e-3,
+        kv_fp8_with_fp8_weights=False, reserves_whole_request=False,
         source="vLLM: gpu_memory_utilization 0.9 of total memory (vllm/config: CacheConfig), block_size 16, "
                "max_num_seqs 1024 and max_num_batched_tokens 8192 on >= 70 GiB GPUs (engine/arg_utils.py "
                "V1 defaults, recalled), kv_cache_dtype 'auto' = the model's dtype"),
     "trtllm": Engine(
         name="trtllm", memory_fraction=0.90, memory_base="free", block_tokens=32, max_batch=2048,
-        max_num_tokens=8192, fixed_layer_seconds=53e-6, fixed_moe_layer_seconds=60e-6,
-        allreduce_latency_seconds=8e-6, kv_fp8_with_fp8_weights=True, reserves_whole_request=True,
+        max_num_tokens=8192, fixed_layer_seconds=10.6e-6, fixed_moe_layer_seconds=68.2e-6,
+        allreduce_latency_seconds=8e-6, request_overhead_seconds=95.6e-3,
+        kv_fp8_with_fp8_weights=True, reserves_whole_request=True,
         source="TensorRT-LLM: kv_cache_free_gpu_mem_fraction 0.9 of the memory free after the weights "
                "(KvCacheConfig), tokens_per_block 32, max_batch_size 2048 and max_num_tokens 8192 (docs "
                "'tuning-max-batch-size-and-max-num-tokens'); an FP8 checkpoint gets an FP8 KV cache "
                "(perf-overview: 'the KV cache will automatically be set to FP8')"),
     "sglang": Engine(
         name="sglang", memory_fraction=0.88, memory_base="total", block_tokens=1, max_batch=1024,
-        max_num_tokens=8192, fixed_layer_seconds=70e-6, fixed_moe_layer_seconds=60e-6,
-        allreduce_latency_seconds=10e-6, kv_fp8_with_fp8_weights=False, reserves_whole_request=False,
+        max_num_tokens=8192, fixed_layer_seconds=11.3e-6, fixed_moe_layer_seconds=68.2e-6,
+        allreduce_latency_seconds=10e-6, request_overhead_seconds=64.4e-3,
+        kv_fp8_with_fp8_weights=False, reserves_whole_request=False,
         source="SGLang: mem_fraction_static ~0.88 of total memory for weights and KV pool, page_size 1, "
                "chunked_prefill_size 8192 (server_args.py defaults for large GPUs, recalled)"),
 }

@@ -14,42 +14,21 @@ from llmplan.estimate.serve_engines import Engine, get_engine
 from llmplan.estimate.serve_memory import (KV_FORMATS, WEIGHT_FORMATS, ServeMemory, serve_memory, weight_bytes,
                                            weight_plan)
 from llmplan.estimate.serve_queue import Steady, solve_rate, steady_state
-from llmplan.estimate.serve_step import Deployment, Rates, compute_dtype_for, scaleup_bytes_per_s, step_time
+from llmplan.estimate.serve_step import Deployment, Rates, compute_dtype_for, step_time
+from llmplan.hardware.efficiency import efficiency_for
 from llmplan.models import ModelSpec
 from llmplan.models.layers import MoE
 
 LOADS = ("concurrency", "rate", "max-throughput", "static")
 
-# Achievable fractions until a measured profile replaces them (llmplan.hardware.efficiency when present):
-# HBM streaming 0.9 (Vidur H100 profiles: large GEMMs at small M stream at 87-92% of 3.35 TB/s; TPOT(TP) fits of
-# AIConfigurator's silicon rows give 93-95%), large-GEMM plateau 0.7 of the dense peak (Vidur: 68-77% for
-# M >= 2048), flash-attention prefill 0.5 of the 16-bit peak (FlashAttention-2/3 reach 35-75% on H100), NVLink
-# all-reduce bus bandwidth 0.8 of the link (NCCL all_reduce_perf on DGX H100 ~360-480 GB/s of 450).
-DEFAULT_HBM, DEFAULT_GEMM, DEFAULT_ATTENTION, DEFAULT_BUS = 0.90, 0.70, 0.50, 0.80
-
-
-def rates_for(gpu, compute_dtype: str, profile: dict | None = None, tp: int = 1) -> Rates:
-    """Achievable rates: llmplan.hardware.efficiency (family defaults, or a bench profile's measurements) when it
-    is there, else the defaults above. All-reduces of a replica wider than the NVLink domain take the NIC."""
+def rates_for(eff, gpu, tp: int = 1) -> Rates:
+    """Achievable rates from llmplan.hardware.efficiency (family defaults, or a bench profile's measurements):
+    HBM streaming, flash attention, and the all-reduce bus: NVLink within its domain, the NIC beyond it."""
     sixteen = "bf16" if gpu.peak("bf16") is not None else "fp16"
-    try:
-        from llmplan.hardware.efficiency import efficiency_for
-    except ImportError:  # pragma: no cover - the efficiency module is part of the package
-        efficiency_for = None
-    if efficiency_for is not None:
-        eff = efficiency_for(gpu, profile)
-        tier = "scaleup" if tp <= eff.nvlink_domain_gpus else "scaleout"
-        return Rates(float(eff.hbm_bytes_per_s), float(eff.gemm(8192, 8192, 8192, compute_dtype)),
-                     float(eff.attention_flops_per_s(sixteen)), float(eff.collective_bus_bytes_per_s(tier)),
-                     str(eff.source))
-    if not gpu.bandwidth_bytes_per_s:
-        raise LlmplanError(f"no memory bandwidth figure for {gpu.name}; serving is bound by it")
-    peak = gpu.peak(compute_dtype) or gpu.peak(sixteen)
-    hbm = (profile or {}).get("hbm_bytes_per_s") or DEFAULT_HBM * gpu.bandwidth_bytes_per_s
-    return Rates(float(hbm), DEFAULT_GEMM * peak, DEFAULT_ATTENTION * (gpu.peak(sixteen) or peak),
-                 DEFAULT_BUS * scaleup_bytes_per_s(gpu),
-                 f"defaults: {DEFAULT_HBM:g} of HBM bandwidth, {DEFAULT_GEMM:g} of the {compute_dtype} peak for "
-                 f"GEMMs, {DEFAULT_ATTENTION:g} of the {sixteen} peak for attention")
+    tier = "scaleup" if tp <= eff.nvlink_domain_gpus else "scaleout"
+    return Rates(float(eff.hbm_bytes_per_s), float(eff.gemm(8192, 8192, 8192, sixteen)),
+                 float(eff.attention_flops_per_s(sixteen)), float(eff.collective_bus_bytes_per_s(tier)),
+                 str(eff.source))
 
 
 @dataclass(frozen=True)
@@ -150,7 +129,9 @@ def deployment(spec: ModelSpec, gpu, tp: int = 1, ep: int = 1, dtype: str | None
     if not isinstance(chunk, int) or chunk < 1:
         raise LlmplanError(f"--prefill-chunk must be a whole number of tokens of at least 1, got {chunk!r}")
     cdt = compute_dtype_for(plan, gpu)
-    return Deployment(spec, gpu, tp, ep, plan, kv, cdt, eng, rates_for(gpu, cdt, profile, tp), chunk)
+    eff = efficiency_for(gpu, profile)
+    sixteen = "bf16" if gpu.peak("bf16") is not None else "fp16"
+    return Deployment(spec, gpu, tp, ep, plan, kv, cdt, eng, rates_for(eff, gpu, tp), chunk, eff, sixteen)
 
 
 def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: int, gpus: int | None = None,
@@ -218,7 +199,9 @@ def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: in
         notes.append(f"tensor parallelism over {dep.rates.bus_bytes_per_s / 1e9:.3g} GB/s (PCIe or across nodes): "
                      "the all-reduces dominate; keep --tp within an NVLink domain")
     tok_s = per_replica * output_tokens / state.cycle_seconds * replicas
-    ttft = state.ttft_seconds + (admission if not overloaded else 0.0)
+    # a static batch is timed inside the engine (no server in front): no request overhead
+    overhead = 0.0 if static_batch is not None else eng.request_overhead_seconds
+    ttft = state.ttft_seconds + overhead + (admission if not overloaded else 0.0)
     return ServeEstimate(
         model=spec.name, gpu=gpu.name, gpus=gpus, tp=tp, ep=ep, replicas=replicas, weights=dep.plan.label,
         kv_dtype=dep.kv_dtype, compute_dtype=dep.compute_dtype, engine=eng.name, input_tokens=input_tokens,

@@ -73,30 +73,45 @@ def steady_state(dep: Deployment, concurrency: float, input_tokens: int, output_
         d = C * o1 / N if N else 0.0
         budget = max(budget_total - d, 0.1 * budget_total)
         own = math.ceil(I / budget) if I else 0.0
-        # a mixed step holds the prompts then in prefill (at least the one), up to the budget
-        in_prefill = max(C * k_p / N if N else 1.0, 1.0)
+        if closed_loop:
+            # equal requests in a closed loop arrive in groups that fill the budget (those that finished together)
+            in_prefill = max(min(C, budget / I if I else 1.0), 1.0)
+        else:
+            # Poisson arrivals: a mixed step holds the prompts then in prefill (at least the one)
+            in_prefill = max(C * k_p / N if N else 1.0, 1.0)
         p_mix = min(budget, I * in_prefill) if I else 0.0
-        n_mix = min(N, C * I / p_mix) if p_mix else 0.0
-        return N, d, own, n_mix, p_mix
+        needed = C * I / p_mix if p_mix else 0.0  # mixed steps the cycle's prompts need
+        return N, d, own, needed, p_mix
 
     for _ in range(200):
-        N, d, own, n_mix, p_mix = shape(k_p)
-        rho = n_mix / N if N else 0.0
+        N, d, own, needed, p_mix = shape(k_p)
         if closed_loop:
-            rho *= (C - 1.0) / C if C > 1 else 0.0
-        rho = min(rho, 0.999)
-        wait = rho / (2.0 * (1.0 - rho)) * own
-        new = own + wait
+            # deterministic: when the prompts need more steps than a cycle has, requests wait for the budget
+            new = max(own, needed - o1)
+            wait = new - own
+        else:
+            rho = min(needed / N, 0.999) if N else 0.0
+            wait = rho / (2.0 * (1.0 - rho)) * own
+            new = own + wait
         if abs(new - k_p) < 1e-6 * max(new, 1.0):
             k_p = new
             break
         k_p = 0.5 * (k_p + new)
-    N, d, own, n_mix, p_mix = shape(k_p)
+    N, d, own, needed, p_mix = shape(k_p)
+    n_mix = min(N, needed)
     mixed = step_time(dep, d, context, p_mix, prefill_start=max(I - min(p_mix, I), 0.0) / 2.0)
     decode_only = step_time(dep, d, context)
     cycle = n_mix * mixed.seconds + (N - n_mix) * decode_only.seconds
     tpot = cycle / N if N else mixed.seconds
-    ttft = (wait + max(own, 1.0)) * mixed.seconds
+    # its own chunks: full ones at the mixed step, the remainder (if any) in one more, lighter step
+    budget = max(budget_total - d, 0.1 * budget_total)
+    full, rem = (math.floor(I / budget), I - math.floor(I / budget) * budget) if I > budget else (0, 0.0)
+    if full:
+        own_seconds = full * mixed.seconds + (step_time(dep, d, context, rem, prefill_start=I - rem).seconds
+                                              if rem > 0 else 0.0)
+    else:
+        own_seconds = mixed.seconds
+    ttft = wait * mixed.seconds + own_seconds
     return Steady(C, N, n_mix, d, p_mix, wait, mixed, decode_only, ttft, tpot, cycle, k_p)
 
 

@@ -3,14 +3,14 @@
 A step carries `decode` tokens (one per running request, each attending its context) and `prefill` tokens (chunks
 of new prompts). Per layer group, summed over the stack:
 
-- every linear layer (a GEMM of m = decode + prefill tokens) takes max(weight bytes / achievable HBM bandwidth,
-  2 m n k / achievable GEMM FLOP/s) (roofline, Williams et al. 2009; per operator as in LLM-Viewer and
-  AIConfigurator); a mixture-of-experts layer reads only the experts its m tokens touch: with uniform top-k routing
-  E (1 - (1 - k/E)^m) distinct experts per layer (the expected number of distinct values among m draws of k of E);
+- every GEMM (m = decode + prefill tokens) at its shape, timed by llmplan.hardware.efficiency (tiles, waves, the
+  roofline with the HBM rate, a launch); a mixture-of-experts layer reads only the experts its m tokens touch: with
+  uniform top-k routing E (1 - (1 - k/E)^m) distinct experts per layer (the expected number of distinct values
+  among m draws of k of E), run as one grouped GEMM per projection;
 - attention reads each decoding request's KV cache (llmplan.estimate.kvcache.cache_bytes) at the HBM rate and
   computes 4 x heads x head_dim FLOPs per query-key pair (prefill chunks: causal, at the attention rate);
-- a fixed cost per layer (kernel launches, norms, rotary, small ops; larger for MoE layers: router, top-k,
-  permutation), the engine's;
+- element-wise ops (fused residual-add + RMSNorm, the gated activation, rotary) stream their activations;
+- a fixed cost per layer (launch gaps, small ops; more for MoE layers: router, top-k, permutation), the engine's;
 - with tp > 1, two all-reduces per layer (after attention and after the MLP, Megatron-LM), each
   latency + 2 (tp - 1)/tp x m x hidden x 2 bytes / bus bandwidth (ring all-reduce bus factor, NCCL performance
   notes: busbw = algbw x 2(n-1)/n).
@@ -23,26 +23,11 @@ from dataclasses import dataclass
 from llmplan.errors import LlmplanError
 from llmplan.estimate.serve_engines import Engine
 from llmplan.estimate.serve_memory import FP4, WeightPlan, kv_bytes_per_sequence
+from llmplan.hardware.efficiency import LAUNCH_SECONDS
 from llmplan.models import ModelSpec
 from llmplan.models.layers import Attention, Dense, MoE
 
-# Scale-up (NVLink / PCIe) bandwidth per GPU and direction, until the catalog carries it: NVLink 4 on H100/H200
-# 450 GB/s, NVLink 3 on A100 300 GB/s, NVLink 5 on B200 900 GB/s (NVIDIA datasheets: 900 / 600 / 1,800 GB/s both
-# directions; AIConfigurator intra_node_bw), PCIe Gen4 x16 32 GB/s for the PCIe cards (L40S, A10, L4).
-_SCALEUP_FALLBACK = (("b200", 900e9), ("b100", 900e9), ("gb200", 900e9), ("h100-sxm", 450e9), ("h200", 450e9),
-                     ("gh200", 450e9), ("h100-nvl", 300e9), ("a100-80gb", 300e9), ("a100-40gb", 300e9))
-PCIE_BYTES_PER_S = 32e9
-
-
-def scaleup_bytes_per_s(gpu) -> float:
-    value = getattr(gpu, "scaleup_bandwidth_bytes_per_s", None)
-    if value:
-        return float(value)
-    name = gpu.name.lower()
-    for key, bw in _SCALEUP_FALLBACK:
-        if name.startswith(key) and "pcie" not in name:
-            return bw
-    return PCIE_BYTES_PER_S
+ACT_BYTES = {"fp8": 1.0, "fp4": 1.0}  # activation width of the GEMM formats (fp4 GEMMs take fp8 activations)
 
 
 @dataclass(frozen=True)
@@ -50,7 +35,7 @@ class Rates:
     """Achievable rates on one GPU (see llmplan.hardware.efficiency)."""
 
     hbm_bytes_per_s: float
-    gemm_flops_per_s: float       # plateau of large GEMMs in the compute format
+    gemm_flops_per_s: float       # a large 16-bit GEMM (for display; each GEMM is timed at its own shape)
     attention_flops_per_s: float  # flash-attention prefill core, 16-bit
     bus_bytes_per_s: float        # all-reduce bus bandwidth within the replica
     source: str
@@ -70,6 +55,8 @@ class Deployment:
     engine: Engine
     rates: Rates
     prefill_chunk: int
+    eff: object = None            # llmplan.hardware.efficiency.Efficiency
+    attention_dtype: str = "bf16"
 
     def kv_bytes(self, context: float) -> float:
         return kv_bytes_per_sequence(self.spec, context, self.kv_dtype, self.tp)
@@ -83,10 +70,12 @@ class StepTime:
     fixed_seconds: float
     weight_bytes: float     # read from HBM by the GEMMs (one GPU)
     kv_bytes: float         # KV read by attention (one GPU)
+    elementwise_seconds: float = 0.0  # norms, residual adds, activation function, rotary: activations streamed
 
     @property
     def seconds(self) -> float:
-        return self.gemm_seconds + self.attention_seconds + self.comm_seconds + self.fixed_seconds
+        return (self.gemm_seconds + self.attention_seconds + self.comm_seconds + self.fixed_seconds
+                + self.elementwise_seconds)
 
 
 def compute_dtype_for(plan: WeightPlan, gpu) -> str:
@@ -101,11 +90,37 @@ def compute_dtype_for(plan: WeightPlan, gpu) -> str:
     return sixteen
 
 
-def _gemm(m: float, params: float, weight_bytes: float, r: Rates) -> tuple[float, float]:
-    """Time and bytes of one GEMM of m tokens over `params` weights on one GPU: max(memory, compute)."""
-    if params <= 0 or m <= 0:
+def _gemm(eff, m: float, n: float, k: float, dtype: str, weight_bytes_per_param: float) -> tuple[float, float]:
+    """Seconds and weight bytes of an M x N x K GEMM on one GPU: the efficiency model's tile/wave/roofline time
+    (llmplan.hardware.efficiency); weights stored narrower than the compute format (W4A16, W8A16) are streamed at
+    their stored width when the GEMM is memory-bound."""
+    if m <= 0 or n <= 0 or k <= 0:
         return 0.0, 0.0
-    return max(weight_bytes / r.hbm_bytes_per_s, 2.0 * m * params / r.gemm_flops_per_s), weight_bytes
+    weights = n * k * weight_bytes_per_param
+    t = eff.gemm_seconds(m, n, k, dtype)
+    width = ACT_BYTES.get(dtype, 2.0)
+    if weight_bytes_per_param < width:
+        stored_width = (m * k + k * n + m * n) * width / eff.hbm_bytes_per_s + LAUNCH_SECONDS
+        if t <= stored_width * (1 + 1e-9):  # memory-bound: the weights at their stored width
+            t = (width * (m * k + m * n) + weights) / eff.hbm_bytes_per_s + LAUNCH_SECONDS
+    return t, weights
+
+
+def _elementwise_values(g, h: int, tp: int) -> float:
+    """16-bit values one token's element-wise ops stream through HBM in one layer (Korthikanti et al. 2022 list
+    the same tensors): two fused residual-add + RMSNorm kernels, each reading the residual and the branch output and
+    writing both (4 h, replicated on every tensor-parallel rank), the gated activation (reads 2 f, writes f, with
+    f = inner width / tp; top-k experts' widths for MoE) and rotary on q and k (read and write)."""
+    values = 8.0 * h
+    ffn = g.ffn
+    if isinstance(ffn, MoE):
+        values += 3.0 * (ffn.top_k * ffn.expert_ffn + ffn.shared_ffn) / tp
+    elif isinstance(ffn, Dense):
+        values += 3.0 * ffn.ffn / tp if ffn.gated else 2.0 * ffn.ffn / tp
+    att = g.attention
+    if att is not None and att.rope:
+        values += 2.0 * (att.q_dim / tp + max(att.kv_heads / tp, 1.0) * att.head_dim)
+    return values
 
 
 def _touched(experts: int, top_k: int, tokens: float) -> float:
@@ -129,49 +144,63 @@ def step_time(dep: Deployment, decode: float, context: float, prefill: float = 0
     at position `prefill_start` of their prompt (mean)."""
     if decode < 0 or prefill < 0:
         raise LlmplanError("a step needs non-negative decode and prefill tokens")
-    spec, r, tp, plan = dep.spec, dep.rates, dep.tp, dep.plan
+    spec, r, tp, plan, eff, cdt = dep.spec, dep.rates, dep.tp, dep.plan, dep.eff, dep.compute_dtype
     h = spec.hidden
     m = decode + prefill
     gemm = attn = wbytes = 0.0
     moe_layers = layers = allreduces = 0
+    lin, exp = plan.linear_bytes, plan.expert_bytes
+    act_values = 0.0  # activation values the element-wise ops read and write per token, all layers
+
+    def dense(t: float, b: float, ffn: int, gated: bool, tokens: float) -> tuple[float, float]:
+        up = _gemm(eff, tokens, (2 if gated else 1) * ffn / tp, h, cdt, lin)
+        down = _gemm(eff, tokens, h, ffn / tp, cdt, lin)
+        return t + up[0] + down[0], b + up[1] + down[1]
+
     for g in spec.layer_groups:
         layers += g.count
         t = b = 0.0
         mixer = g.mixer
+        if isinstance(mixer, Attention) and not mixer.is_mla:
+            kv = max(mixer.kv_heads / tp, 1.0) * (mixer.head_dim + mixer.d_v)  # KV heads replicated past tp
+            qkv = _gemm(eff, m, mixer.q_dim / tp + kv, h, cdt, lin)
+            out = _gemm(eff, m, h, mixer.heads * mixer.d_v / tp, cdt, lin)
+            t, b = qkv[0] + out[0], qkv[1] + out[1]
+        elif mixer is not None:  # MLA and recurrent mixers: their projections as one GEMM of the same weights
+            t, b = _gemm(eff, m, mixer.params(h) / (h * tp), h, cdt, lin)
         if mixer is not None:
-            p = mixer.params(h) / tp
-            dt, db = _gemm(m, p, p * plan.linear_bytes, r)
-            t, b = t + dt, b + db
             allreduces += g.count
         if isinstance(g.ffn, MoE):
             moe = g.ffn
             moe_layers += g.count
-            shared = (moe.params(h) - moe.experts * moe.expert_params(h)) / tp
-            dt, db = _gemm(m, shared, shared * plan.linear_bytes, r)
-            t, b = t + dt, b + db
+            if moe.shared_ffn:
+                t, b = dense(t, b, moe.shared_ffn, moe.gated, m)
             touched = _touched(moe.experts, moe.top_k, m)
-            per_expert = moe.expert_params(h) / tp
-            tokens_per_expert = m * moe.top_k / touched if touched else 0.0
-            dt, db = _gemm(tokens_per_expert, per_expert, per_expert * plan.expert_bytes, r)
-            t, b = t + touched * dt, b + touched * db
+            moe_tp = tp / dep.ep           # each expert split over tp / ep GPUs, experts spread over ep
+            per_gpu = touched / dep.ep     # touched experts one GPU holds
+            m_e = m * moe.top_k / touched if touched else 0.0
+            up = _gemm(eff, m_e, (2 if moe.gated else 1) * moe.expert_ffn / moe_tp, h, cdt, exp)
+            down = _gemm(eff, m_e, h, moe.expert_ffn / moe_tp, cdt, exp)
+            # one grouped GEMM per projection runs all of a GPU's experts: one launch, not one per expert
+            grouped = per_gpu * (up[0] + down[0]) - 2.0 * max(per_gpu - 1.0, 0.0) * LAUNCH_SECONDS
+            t, b = t + grouped, b + per_gpu * (up[1] + down[1])
             allreduces += g.count
         elif isinstance(g.ffn, Dense):
-            p = g.ffn.params(h) / tp
-            dt, db = _gemm(m, p, p * plan.linear_bytes, r)
-            t, b = t + dt, b + db
+            t, b = dense(t, b, g.ffn.ffn, g.ffn.gated, m)
             allreduces += g.count
         if isinstance(mixer, Attention):
             heads = max(mixer.heads / tp, 1.0)
             flops_per_pair = 2.0 * heads * (mixer.head_dim + mixer.d_v)
             pairs = decode * (min(context, mixer.window) if mixer.kind != "full" else context)
             pairs_p = _attention_pairs_prefill(mixer, prefill_start, prefill)
+            keys = max(prefill_start + prefill / 2.0, 1.0)
             attn += g.count * (flops_per_pair * pairs / r.attention_flops_per_s
-                               + flops_per_pair * pairs_p / r.attention_flops_per_s)
+                               + flops_per_pair * pairs_p / eff.attention_flops_per_s(dep.attention_dtype, keys))
         gemm += g.count * t
         wbytes += g.count * b
+        act_values += g.count * _elementwise_values(g, h, tp)
     # output head: vocab x hidden over tp for one token per sequence that samples
-    head = spec.vocab * h / tp
-    dt, db = _gemm(decode + (1.0 if prefill else 0.0), head, 2.0 * head, r)
+    dt, db = _gemm(eff, decode + (1.0 if prefill else 0.0), spec.vocab / tp, h, dep.attention_dtype, 2.0)
     gemm, wbytes = gemm + dt, wbytes + db
     # decode attention is bound by reading the KV cache (and recurrent state) of every running request
     kv = decode * dep.kv_bytes(context) if decode else 0.0
@@ -183,4 +212,5 @@ def step_time(dep: Deployment, decode: float, context: float, prefill: float = 0
         comm = allreduces * (dep.engine.allreduce_latency_seconds
                              + 2.0 * (tp - 1) / tp * message / r.bus_bytes_per_s)
     fixed = layers * dep.engine.fixed_layer_seconds + moe_layers * dep.engine.fixed_moe_layer_seconds
-    return StepTime(gemm, attn, comm, fixed, wbytes, kv)
+    elementwise = m * act_values * 2.0 / r.hbm_bytes_per_s
+    return StepTime(gemm, attn, comm, fixed, wbytes, kv, elementwise)
