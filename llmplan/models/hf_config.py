@@ -52,6 +52,7 @@ _CFG_READERS["mixtral"] = _mixtral
 # multimodal wrappers: model_type -> (what it wraps, reader of its text_config by the text model_type)
 _TEXT_READERS = {
     "gemma3_text": hf_dense.gemma3_text, "llama4_text": hf_moe.llama4_text, "mistral": hf_dense.mistral,
+    "ministral3": hf_dense.mistral,
     "qwen3_vl_text": hf_dense.qwen3, "qwen3_vl_moe_text": hf_moe.qwen3_moe, "qwen3_5_text": hf_hybrid.qwen3_5_text,
     "qwen3_5_moe_text": hf_hybrid.qwen3_5_moe_text,
 }
@@ -78,8 +79,7 @@ _DEFAULTS_OF = {"kimi_k2": "deepseek_v3"}  # Kimi K2 ships DeepSeek-V3's archite
 
 
 # readers written but not yet checked against a real config counted with transformers: not offered
-_UNCHECKED = {"gemma3_text", "exaone4", "olmo2", "olmo3", "starcoder2", "cohere", "qwen2_moe", "olmoe", "phimoe",
-              "granitemoe", "glm4_moe", "glm4_moe_lite", "mistral3"}
+_UNCHECKED = {"gemma3_text", "olmo2", "starcoder2", "cohere", "qwen2_moe", "olmoe", "phimoe", "granitemoe"}
 _TEXT_ONLY = {"llama4_text", "qwen3_5_text", "qwen3_5_moe_text"}  # read inside their multimodal wrappers
 READERS = {t: _reader(t) for t in [*_CLASSIC, *_CFG_READERS, *_WRAPPERS] if t not in _UNCHECKED | _TEXT_ONLY}
 
