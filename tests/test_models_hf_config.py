@@ -60,6 +60,7 @@ def test_every_config_has_a_count_and_every_count_a_config():
 
 def test_every_supported_model_type_is_covered():
     covered = {config(n)["model_type"] for n in NAMES}
+    covered |= {config(n)["text_config"].get("model_type") for n in NAMES if "text_config" in config(n)}
     legacy = {"RefinedWebModel", "RefinedWeb"}  # old Falcon names, checked below against the falcon reader
     assert set(READERS) - legacy <= covered
 

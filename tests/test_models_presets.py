@@ -12,6 +12,7 @@ import math
 import re
 from decimal import Decimal
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -31,20 +32,42 @@ LOOSER = {
     "gpt3-350m": GPT3_NOMINAL, "gpt3-13b": GPT3_NOMINAL,
     "llama-65b": (1.0, "units", "LLaMA Table 2 truncates: the released 65.29B weights are printed 65.2B"),
     "palm-540b": (1.0, "units", "PaLM Table 1 truncates 540.356B to 540.35B, while it rounds 62.496B to 62.50B"),
+    "qwen2.5-7b": (1.0, "units", "the Qwen2.5-7B card truncates 7.6156B to 7.61B"),
+    "llama-3.2-1b": (1.0, "units", "Meta's Llama 3.2 card truncates 1,235,814,400 to 1.23B"),
+    "phi-4": (2.0, "units", "the Phi-4 report calls the 14.66B released shape a 14-billion parameter model"),
+    "glm-4.5-air": (2.0, "units", "GLM-4.5's 106B for Air is below the 106.85B its shape holds without MTP"),
+    "llama-4-scout": (0.012, "relative", "Meta's 109B for Scout counts the vision encoder (whole model 108.2B) "
+                      "and rounds up; the text model holds 107.8B"),
+    "glm-4.5": (0.007, "relative", "the GLM-4.5 report's 355B lies between the shape without MTP (352.8B) and with "
+                "its MTP layer (358.3B)"),
+    "glm-4.7": (0.007, "relative", "355B as GLM-4.5; the vendored config lacks the MTP layer and biases"),
+    "falcon-180b": (0.009, "relative", "180B is nominal: the shape holds 178.6B with the tied head"),
+    "llama-3.1-70b": (1.0, "units", "Dubey et al. 2024 name the 70.55B model 70B (truncated)"),
+    "llama-3.3-70b": (1.0, "units", "the Llama 3.3 card names the 70.55B model 70B (truncated)"),
+    "llama-4-maverick": (1.0, "units", "Meta's 400B truncates the 400.71B text model"),
+    "gpt-j-6b": (0.0005, "relative", "the GPT-J card's n_parameters exceeds transformers' GPTJForCausalLM count "
+                 "(6,050,882,784) by 2,498,560"),
+}
+# Active counts (MoE): what a source's "activated" count holds differs (see published_active_counts)
+LOOSER_ACTIVE = {
+    "qwen3-30b-a3b": (1.0, "units", "the Qwen3-30B-A3B card truncates 3.353B activated to 3.3B"),
+    "deepseek-v3": (1.0, "units", "the DeepSeek-V3 report truncates 37.55B activated to 37B"),
+    "deepseek-r1": (1.0, "units", "37B activated as DeepSeek-V3 (37.55B, truncated)"),
+    "kimi-k2": (1.0, "units", "Kimi K2's 32B activated truncates 32.86B"),
 }
 
 
 def printed_unit(printed: str) -> Decimal:
     """Value of one unit in the last digit of a count as printed: '13.0B' -> 1e8, '6,738,415,616' -> 1."""
-    m = re.fullmatch(r"([\d,]+(?:\.(\d+))?)([MB]?)", printed)
+    m = re.fullmatch(r"([\d,]+(?:\.(\d+))?)([MBT]?)", printed)
     assert m, printed
-    scale = {"": 1, "M": 10**6, "B": 10**9}[m.group(3)]
+    scale = {"": 1, "M": 10**6, "B": 10**9, "T": 10**12}[m.group(3)]
     return Decimal(scale) / Decimal(10) ** len(m.group(2) or "")
 
 
 def printed_value(printed: str) -> Decimal:
-    m = re.fullmatch(r"([\d,.]+)([MB]?)", printed)
-    return Decimal(m.group(1).replace(",", "")) * {"": 1, "M": 10**6, "B": 10**9}[m.group(2)]
+    m = re.fullmatch(r"([\d,.]+)([MBT]?)", printed)
+    return Decimal(m.group(1).replace(",", "")) * {"": 1, "M": 10**6, "B": 10**9, "T": 10**12}[m.group(2)]
 
 
 @pytest.mark.parametrize("name", list(ENTRIES))
@@ -181,6 +204,71 @@ def test_gemma_non_embedding_table_2():
     assert count_params(get_preset("gemma-7b")).non_embedding == 7_751_248_896
 
 
+def active_as_published(name: str) -> Decimal:
+    """The active count under the convention the source uses: all parameters a token touches, or those less the
+    input embedding (gpt-oss: the unembedding counted, the embedding not), or less embedding and head."""
+    b = count_params(load_presets()[name])
+    less = {"all": 0, "no input embedding": b.embeddings,
+            "no embeddings or head": b.embeddings + b.output_head}[ENTRIES[name]["published_active_counts"]]
+    return Decimal(b.active - less)
+
+
+MOE = [n for n, s in load_presets().items() if any(g.ffn is not None and type(g.ffn).__name__ == "MoE"
+                                                   for g in s.layer_groups)]
+
+
+@pytest.mark.parametrize("name", MOE)
+def test_active_count_matches_published(name):
+    """Every MoE preset: the active count per token rounds to what its source prints."""
+    entry = ENTRIES[name]
+    assert "published_active_as" in entry, f"{name}: a MoE preset needs its published active count"
+    printed = entry["published_active_as"]
+    derived = active_as_published(name)
+    allowed, kind, _ = LOOSER_ACTIVE.get(name, (0.5, "units", ""))
+    limit = printed_unit(printed) * Decimal(str(allowed)) if kind == "units" else printed_value(printed) * Decimal(
+        str(allowed))
+    assert abs(derived - printed_value(printed)) <= limit, (name, int(derived), printed)
+    assert count_params(load_presets()[name]).active < count_params(load_presets()[name]).total
+
+
+def test_looser_active_tolerances_are_needed():
+    for name, (_, _, _) in LOOSER_ACTIVE.items():
+        printed = ENTRIES[name]["published_active_as"]
+        assert abs(active_as_published(name) - printed_value(printed)) > printed_unit(printed) / 2, name
+
+
+@pytest.mark.parametrize("name", [n for n, e in ENTRIES.items() if "published_non_embedding_as" in e])
+def test_non_embedding_count_matches_published(name):
+    """Non-embedding counts (total less input embedding and output head) where the source prints them: Gemma 2
+    Table 2 and Gemma 3 Table 1 (exact to the printed digit), the Qwen model cards."""
+    printed = ENTRIES[name]["published_non_embedding_as"]
+    derived = Decimal(count_params(load_presets()[name]).non_embedding)
+    assert abs(derived - printed_value(printed)) <= printed_unit(printed) / 2, (name, int(derived), printed)
+
+
+CONFIGS = Path(__file__).resolve().parent / "data" / "hf_configs"
+
+
+@pytest.mark.parametrize("name", [n for n, e in ENTRIES.items() if (CONFIGS / e.get("config", "-")).is_dir()])
+def test_generated_preset_is_its_config(name):
+    """A preset built from a released config (benchmarks/make_presets.py) has that config's shape, as read now."""
+    from llmplan.models.hf_config import read_hf_config
+
+    preset, read = load_presets()[name], read_hf_config(CONFIGS / ENTRIES[name]["config"] / "config.json")
+    assert preset.shape_dict() == read.shape_dict()
+    counts = json.loads((CONFIGS / "COUNTS.json").read_text())["counts"][ENTRIES[name]["config"]]
+    assert count_params(preset).total == counts["params"]
+
+
+def test_deepseek_v3_mtp_and_published_685b():
+    """DeepSeek-V3's README: 685B released = 671B main model + 14B multi-token-prediction module. The module as the
+    checkpoint holds it (layer 61) is 13.46B, so 684.49B; the checkpoint's float32 block scales (one per 128 x 128
+    block of every fp8 linear: 41.5M) bring it to 684.53B, which rounds to 685B."""
+    b = count_params(get_preset("deepseek-v3"))
+    assert round(b.total / 1e9) == 671 and round(b.mtp / 1e9, 1) == 13.5
+    assert 684.4e9 < b.total_with_mtp < 684.6e9
+
+
 def test_names_and_aliases():
     assert get_preset("Llama-2-7B").name == "llama-2-7b"
     assert get_preset("gpt-3-175b").name == "gpt3-175b"
@@ -210,6 +298,15 @@ def test_required_presets_exist():
         "llama-3-8b", "llama-3-70b", "llama-3.1-405b",
         "flan-t5-small", "flan-t5-base", "flan-t5-large", "flan-t5-xl", "flan-t5-xxl", "t5-11b",
         "palm-8b", "palm-62b", "palm-540b", "bert-base", "bert-large", "mistral-7b", "mixtral-8x7b",
+        # issue 12: current architectures
+        "deepseek-v3", "deepseek-r1", "kimi-k2", "qwen2.5-7b", "qwen2.5-72b", "qwen3-0.6b", "qwen3-1.7b",
+        "qwen3-4b", "qwen3-8b", "qwen3-14b", "qwen3-32b", "qwen3-30b-a3b", "qwen3-235b-a22b",
+        "qwen3-coder-480b-a35b", "qwen3-next-80b-a3b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.2-1b",
+        "llama-3.2-3b", "llama-3.3-70b", "llama-4-scout", "llama-4-maverick", "gpt-oss-20b", "gpt-oss-120b",
+        "gemma-2-2b", "gemma-2-9b", "gemma-2-27b", "gemma-3-1b", "gemma-3-4b", "gemma-3-12b", "gemma-3-27b",
+        "mistral-small-3-24b", "mistral-nemo-12b", "mixtral-8x22b", "phi-4", "olmo-2-7b", "olmo-2-13b",
+        "olmo-2-32b", "olmo-3-32b", "glm-4.5", "glm-4.5-air", "glm-4.7", "nemotron-h-56b", "gpt-j-6b",
+        "falcon-180b",
     ]
     missing = [n for n in required if n not in load_presets()]
     assert not missing

@@ -8,13 +8,17 @@ import typer
 
 from llmplan.cli.app import command_app
 from llmplan.cli.common import ARCH_OPTION, JSON_OPTION, PARAMS_OPTION, model_from_options
+from dataclasses import asdict
+
 from llmplan.models import ModelSpec, count_params, load_presets
+from llmplan.models.describe import layer_kinds, layer_summary
+from llmplan.models.layers import group_dict
 from llmplan.report.output import emit_json, kv_table, stdout_console, table
 from llmplan.units import format_count
 
 
 def model_summary(spec: ModelSpec) -> dict:
-    """The JSON view of a model: counts, breakdown, shape, provenance."""
+    """The JSON view of a model: counts, breakdown, layer make-up, shape, provenance."""
     b = count_params(spec)
     return {
         "name": spec.name,
@@ -24,10 +28,31 @@ def model_summary(spec: ModelSpec) -> dict:
         "params_active": b.active,
         "published_params": spec.published_params,
         "breakdown": b.as_dict(),
+        "layers_summary": layer_summary(spec) if spec.arch != "encoder-decoder" else None,
+        "layer_kinds": layer_kinds(spec) if spec.arch != "encoder-decoder" else [],
+        "groups": [group_dict(g) for g in spec.layer_groups] if spec.arch != "encoder-decoder" else [],
+        "mtp": {"layers": spec.mtp_layers, "params": b.mtp, "params_with_mtp": b.total_with_mtp},
+        "weight_format": (dict(asdict(spec.weight_format), bytes_per_param=spec.weight_format.bytes_per_param)
+                          if spec.weight_format else None),
         "shape": spec.shape_dict(),
         "source": spec.source,
         "assumptions": list(spec.assumptions),
     }
+
+
+def _shape_rows(spec: ModelSpec, summary: dict) -> list[tuple[str, str]]:
+    shape = {k: v for k, v in spec.shape_dict().items() if k not in ("groups", "weight_format")}
+    rows = []
+    if spec.groups:  # the flat head/ffn fields describe only the first layer: show the make-up instead
+        rows.append(("layers", f"{spec.layers} ({summary['layers_summary']})"))
+        keep = ("hidden", "vocab", "context", "position", "norm", "tied_embeddings", "activation")
+        shape = {k: shape[k] for k in keep if k in shape}
+    rows += [(k, str(v)) for k, v in shape.items() if v not in (0, False, None) or k in ("tied_embeddings",)]
+    if spec.weight_format:
+        rows.append(("stored weights", spec.weight_format.label))
+    if spec.mtp_layers:
+        rows.append(("MTP modules", f"{spec.mtp_layers} (counted apart)"))
+    return rows
 
 
 app = command_app()
@@ -73,14 +98,22 @@ def models(
         emit_json(summary)
         return
     console = stdout_console()
-    shape = spec.shape_dict()
-    shape_rows = [(k, str(v)) for k, v in shape.items() if v not in (0, False, None) or k in ("tied_embeddings",)]
-    console.print(kv_table(f"{spec.name}: shape ({spec.arch}, {spec.attention_kind} attention)", shape_rows))
+    kind = f"{spec.attention_kind} attention" if not spec.groups else "layers differ"
+    console.print(kv_table(f"{spec.name}: shape ({spec.arch}, {kind})", _shape_rows(spec, summary)))
+    kinds = summary["layer_kinds"]
+    if spec.groups and kinds:
+        console.print(table("Layer kinds", ["layers", "mixer", "attention / state", "feed-forward"],
+                            [[str(k["count"]), k["mixer"], k["attention"], k["ffn"]] for k in kinds],
+                            right_align_from=4))
     b = summary["breakdown"]
     rows = [(k.replace("_", " "), f"{v:,}") for k, v in b.items() if v]
     rows += [("total", f"{summary['params']:,}  ({format_count(summary['params'])})"),
              ("non-embedding", f"{summary['params_non_embedding']:,}"),
              ("active per token", f"{summary['params_active']:,}")]
+    mtp = summary["mtp"]
+    if mtp["params"]:
+        rows.append(("with MTP", f"{format_count(summary['params'], 4)} (+{format_count(mtp['params'], 3)} MTP = "
+                                 f"{format_count(mtp['params_with_mtp'], 4)})"))
     if spec.published_params:
         rows.append(("published", format_count(spec.published_params)))
     exact = spec.param_count is None  # a bare --params: the total is as stated, its parts from an inferred shape

@@ -41,6 +41,8 @@ def load_presets() -> dict[str, ModelSpec]:
             raise ValueError(f"preset {entry['name']}: unknown fields {sorted(unknown)}")
         if "groups" in spec:
             spec["groups"] = tuple(group_from_dict(g) for g in spec["groups"])
+        if "assumptions" in spec:
+            spec["assumptions"] = tuple(spec["assumptions"])
         if "weight_format" in spec:
             spec["weight_format"] = WeightFormat(**spec["weight_format"])
         out[entry["name"]] = ModelSpec(name=entry["name"], source=entry["source"],

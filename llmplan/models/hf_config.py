@@ -79,7 +79,7 @@ _DEFAULTS_OF = {"kimi_k2": "deepseek_v3"}  # Kimi K2 ships DeepSeek-V3's archite
 
 
 # readers written but not yet checked against a real config counted with transformers: not offered
-_UNCHECKED = {"gemma3_text", "olmo2", "starcoder2", "cohere", "qwen2_moe", "olmoe", "phimoe", "granitemoe"}
+_UNCHECKED = {"starcoder2", "cohere", "qwen2_moe", "olmoe", "phimoe", "granitemoe"}
 _TEXT_ONLY = {"llama4_text", "qwen3_5_text", "qwen3_5_moe_text"}  # read inside their multimodal wrappers
 READERS = {t: _reader(t) for t in [*_CLASSIC, *_CFG_READERS, *_WRAPPERS] if t not in _UNCHECKED | _TEXT_ONLY}
 
