@@ -8,16 +8,24 @@
    torch.cuda.max_memory_allocated. The check is made on it, since llmplan's activation accounting
    describes PyTorch's eager operations; the compiled run's memory is reported beside it (compiled graphs choose
    for themselves what to save and what to recompute).
-3. A short ladder of sizes with a throughput fit and its leave-largest-out error.
-4. The scaling sweep (`llmplan bench --scaling`, benchmarks/gpu_scaling.py): its fit must predict the held-back
+3. Calibration (benchmarks/gpu_calibration.py): the kernels `llmplan bench --calibrate` measures (GEMM curve in bf16
+   and fp32, HBM bandwidth, attention prefill and decode), saved in profile.json under the step-time model's keys;
+   the step-time model's prediction for three shapes against their measured single-GPU steps, within 5% (when
+   this checkout has the model); memory of an MLA and a MoE block within 5% of max_memory_allocated (when the
+   bench builds them).
+4. A short ladder of sizes with a throughput fit and its leave-largest-out error, with the time that is left.
+5. The scaling sweep (`llmplan bench --scaling`, benchmarks/gpu_scaling.py): its fit must predict the held-back
    larger run within 5%.
-5. Two processes under torch.distributed, DDP and FSDP (benchmarks/gpu_distributed.py), when the machine has two
+6. Two processes under torch.distributed, DDP and FSDP (benchmarks/gpu_distributed.py), when the machine has two
    GPUs or more; skipped, and said so, on one.
 
-The whole script keeps to --budget-seconds (default 450): the ladder and the sweep are shortened, or skipped and
-said so, to end by then. Results go to $OUT (or ./gpu-results, or --out), rewritten after every phase so that a
+The whole script keeps to --budget-seconds (default 480): the calibration phases run only while the sweep's
+shortest useful run still fits after them, the ladder gets what the sweep leaves, and the sweep is shortened; what
+is skipped is said so. Results go to $OUT (or ./gpu-results, or --out), rewritten after every phase so that a
 call cut short still returns what was measured: gpu-check.json (every measurement, device, versions, argv, the
-seconds of each phase), gpu-check.md (a markdown snippet for docs/validation.md), profile.json, and the sweep's
+seconds of each phase), gpu-check.md (a markdown snippet for docs/validation.md), profile.json (the GPU's calibration
+profile with its kernel measurements: to be kept as benchmarks/results/<device>.json, where CPU tests check that the
+planner reads a real GPU profile), and the sweep's
 scaling/runs.csv and scaling/law.json. Exit status 0 when every check passes, 1 when one fails, 2 when no GPU is
 present (use --dry-run to exercise the script on a CPU with a tiny shape). llmplan need not be installed: the
 script and the commands it starts use this checkout (torch, numpy, scipy, typer and rich must be importable).
@@ -40,10 +48,12 @@ from pathlib import Path
 
 TARGET_MFU = 0.45             # the issue's target; published bf16 anchors: MPT-1B on H100 41.8%, Llama 3.1 8B ~39%
 MEMORY_TOLERANCE_PCT = 5.0    # |predicted - max_memory_allocated| / max_memory_allocated
-# One device call: about 8 minutes in all. Expected on one H200: XL compiled ~1.5 min (compilation of one block
-# shape, 13 steps of ~0.8 s), uncompiled ~20 s, ladder <= 100 s, sweep <= 150 s x 1.25 + 30 s; two GPUs or more
-# add two launches of up to 2 minutes each, taken from the ladder and the sweep.
-TOTAL_SECONDS = 450.0
+# One device call: 8 minutes in all, so that a call with its machine start fits a 15-minute device budget with time
+# for a shortened rerun. Expected on one H200: XL compiled ~1.5 min (compilation of one block shape, 13 steps of
+# ~0.8 s), uncompiled ~20 s, kernels ~30 s, MLA and MoE blocks ~40 s, two more compiled step-time shapes ~80 s (only
+# when the step-time model exists), then the sweep (<= 150 s x 1.25 + 30 s) and the ladder with what is left; two
+# GPUs or more add two launches of up to 2 minutes each, taken from the ladder and the sweep.
+TOTAL_SECONDS = 480.0
 SCALING_FIXED = 30.0          # the sweep's process start, corpus load and bootstrap refits
 MIN_LADDER_SECONDS = 20.0     # a shorter ladder measures too few sizes to fit
 MIN_SCALING_SECONDS = 60.0    # a shorter sweep cannot fit five constants on a GPU
@@ -54,6 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_env import use_checkout  # noqa: E402
 
 use_checkout()  # llmplan from this checkout: the GPU machine gets the tree, not an installed package
+import gpu_calibration as calib  # noqa: E402
 from gpu_distributed import MEMORY_TOLERANCE_PCT as DISTRIBUTED_TOLERANCE_PCT  # noqa: E402
 from gpu_distributed import distributed_check, gpu_count  # noqa: E402
 from gpu_distributed import markdown as distributed_markdown  # noqa: E402
@@ -79,6 +90,8 @@ def parse(argv):
     p.add_argument("--no-eager-memory", action="store_true", help="skip the uncompiled memory run")
     p.add_argument("--scaling-seconds", type=float, default=150.0, help="time budget of the scaling sweep (0: skip)")
     p.add_argument("--no-distributed", action="store_true", help="skip the two-process check")
+    p.add_argument("--no-calibration", action="store_true", help="skip the kernels, the step-time shapes and the "
+                   "MLA and MoE memory blocks")
     p.add_argument("--budget-seconds", type=float, default=TOTAL_SECONDS, help="the whole script's time: the ladder "
                    "and the sweep are shortened (or skipped) to end by then (default %(default)g)")
     return p.parse_args(argv)
@@ -100,6 +113,17 @@ def ladder_plan(left: float, wanted: float, scaling_wanted: float, distributed_r
     scaling_reserve = scaling_wanted * 1.25 + SCALING_FIXED if scaling_wanted else 0.0
     seconds = min(wanted, left - scaling_reserve - distributed_reserve)
     return seconds if seconds >= MIN_LADDER_SECONDS else 0.0
+
+
+def phase_fits(left: float, planned: float, keep: float) -> bool:
+    """A phase planned at `planned` seconds runs only when `keep` seconds (the sweep's shortest useful run with its
+    overrun and start-up, and the distributed launches) are still left after it."""
+    return left - planned >= keep
+
+
+def sweep_floor(scaling_wanted: float) -> float:
+    """Seconds the sweep needs at the least: its shortest useful budget, overrun and start-up (0 when skipped)."""
+    return MIN_SCALING_SECONDS * 1.25 + SCALING_FIXED if scaling_wanted else 0.0
 
 
 def scaling_plan(left: float, wanted: float) -> float:
@@ -199,6 +223,7 @@ def markdown(report: dict) -> str:
         nan = float("nan")
         lines += ["", f"Throughput fit: {fit['why']}; leave-largest-out error {hold.get('error_pct', nan):+.1f}% "
                       f"(extrapolated {hold.get('extrapolated_error_pct', nan):+.1f}%)."]
+    lines += calib.markdown(report, d)
     if report.get("scaling"):
         lines += ["", scaling_markdown(report["scaling"]).rstrip()]
     if report.get("distributed"):
@@ -232,7 +257,7 @@ def main(argv=None) -> int:
     base = BenchConfig(spec, batch=args.batch or (2 if dry else 16), seq=seq, compile=compiled,
                        warmup_steps=1 if dry else 3, timed_steps=2 if dry else args.steps)
     state = {"xl": None, "eager": None, "ladder": None, "scaling": None, "distributed": None, "interrupted": False,
-             "phases": {}, "skipped": []}
+             "kernels": None, "steps": None, "blocks": None, "phases": {}, "skipped": []}
 
     def phase(name: str, fn):
         t = time.monotonic()
@@ -250,10 +275,14 @@ def main(argv=None) -> int:
             state["eager"] = phase("eager", lambda: run_with_fallback(
                 replace(base, batch=xl.batch, compile=False, warmup_steps=1, timed_steps=2), device,
                 "GPT-3 XL eager (memory)"))
-        # Time left is shared out: the distributed launches and the sweep keep their reserve, the ladder gets the
-        # rest (at most --ladder-seconds); the sweep then gets what the ladder left.
+        # Time left is shared out: the distributed launches and the sweep keep their reserve, the calibration phases
+        # run while the sweep's shortest run still fits after them, the ladder gets the rest (at most
+        # --ladder-seconds); the sweep then gets what the ladder left.
         scaling_wanted = (20.0 if dry else args.scaling_seconds) if args.scaling_seconds > 0 else 0.0
         dist_reserve = 0.0 if args.no_distributed or (not dry and gpu_count() < 2) else DISTRIBUTED_SECONDS
+        keep = sweep_floor(scaling_wanted) + dist_reserve
+        if not args.no_calibration:
+            calibration_phases(state, phase, device, xl, spec, dry, clock, keep)
         ladder_seconds = 10.0 if dry else ladder_plan(clock.left(), args.ladder_seconds, scaling_wanted,
                                                       dist_reserve)
         if ladder_seconds > 0:
@@ -289,11 +318,30 @@ def main(argv=None) -> int:
     return 1 if failed or state["interrupted"] else 0
 
 
+def calibration_phases(state: dict, phase, device, xl, spec, dry: bool, clock: Clock, keep: float) -> None:
+    """Kernels, then the MLA and MoE memory blocks, then the step-time shapes, each while time is left for what
+    must follow (`keep`); a phase that does not fit is skipped and said so."""
+    def run(cfg, what):
+        return run_with_fallback(cfg, device, what)
+
+    step_seconds = calib.STEP_SECONDS if calib.step_model()[0] else 0.0  # nothing is run without the model
+    plans = (("kernels", calib.KERNEL_SECONDS, lambda: calib.kernels(device, dry, log)),
+             ("blocks", calib.BLOCK_SECONDS, lambda: calib.block_checks(device, dry, log, run)),
+             ("steps", step_seconds, lambda: calib.step_checks(device, xl, spec, state["kernels"], dry, log, run)))
+    for name, planned, fn in plans:
+        if dry or phase_fits(clock.left(), planned, keep):
+            state[name] = phase(name, fn)
+        else:
+            state["skipped"].append(f"{name}: {clock.left():.0f} s left of the time budget, {planned:.0f} s needed "
+                                    f"with {keep:.0f} s kept for the sweep and the distributed launches")
+
+
 def all_checks(state: dict, dry: bool) -> list[dict]:
     xl, eager = state["xl"], state["eager"]
     checks = check_rows(xl, eager, dry) if xl is not None and xl.status == "ok" else [
         {"check": "GPT-3 XL run", "target": "fits and runs", "measured": "did not run or did not fit",
          "passed": None if dry else False}]
+    checks += calib.check_rows(state, dry)
     sc = state["scaling"]
     if sc is not None:
         p = (sc.get("sweep") or {}).get("prediction") or {}
@@ -333,16 +381,18 @@ def save(out: Path, device, state: dict, dry: bool, clock: Clock) -> dict:
                    "fit_note": ladder.fit_note if ladder else "not run",
                    "stopped": ladder.stopped if ladder else "not run"},
         "scaling": state["scaling"], "distributed": state["distributed"],
+        "kernels": state["kernels"], "step_time": state["steps"], "blocks": state["blocks"],
     }
     report = jsonable(report)
     write_text(out / "gpu-check.json", json.dumps(report, indent=2, allow_nan=False) + "\n")
     write_text(out / "gpu-check.md", markdown(report))
     runs = [r for r in report["ladder"]["runs"] + [report["xl"]] if r and r["status"] == "ok"]
-    if runs:  # a calibration profile of this GPU, as `llmplan bench` would save it
+    kernels = calib.profile_keys(report["kernels"])
+    if runs or kernels:  # a calibration profile of this GPU, as `llmplan bench` and `bench --calibrate` save it
         save_profile({"schema_version": PROFILE_SCHEMA, "kind": PROFILE_KIND, "created": report["date"],
                       "device": report["device"], "versions": report["versions"], "runs": runs,
                       "fit": report["ladder"]["fit"], "overhead_bytes": None,
-                      "overhead_method": "not measured by gpu_check"}, out / "profile.json")
+                      "overhead_method": "not measured by gpu_check", **kernels}, out / "profile.json")
     return report
 
 
