@@ -221,3 +221,6 @@ def test_a_measured_profile_round_trips_into_the_step_time_efficiencies(tmp_path
     tier = "scaleup" if 2 <= eff.nvlink_domain_gpus else "scaleout"  # the link two ranks of this device span
     assert eff.collective_bus_bytes_per_s(tier, 1 << 20) == pytest.approx(3e9)
     assert efficiency_for(device, None).source.startswith("default")
+    from llmplan.estimate.steptime import make_system  # the step-time model takes the profile the same way
+
+    assert make_system(device, 1, profile=prof).eff.source == eff.source

@@ -61,6 +61,20 @@ def test_a_cpu_profile_without_a_peak_plans_from_its_measured_flops(cli, tmp_pat
     assert other.code == 2 and "not H100-SXM" in other.stderr
 
 
+@pytest.mark.slow  # a tiny ladder and a calibration: a few seconds
+def test_a_calibrated_cpu_profile_without_a_peak_still_plans_from_its_measured_flops(cli, tmp_path):
+    """Kernel curves in the profile take the step-time model only where a peak is known: without one the
+    measured training FLOP/s plan the CPU and no MFU is reported."""
+    out = tmp_path / "cpu.json"
+    assert cli("bench", *FAST, "--out", str(out)).code == 0
+    assert cli("bench", "--calibrate", "--quick", "--device", "cpu", "--steps", "2", "--out", str(out)).code == 0
+    r = cli("compute", "--params", "20M", "--tokens", "1B", "--profile", str(out), "--json")
+    assert r.code == 0, r.stderr
+    assert r.json()["mfu"] is None and r.json()["achieved_flops_per_gpu"] > 0
+    tp = cli("compute", "--params", "20M", "--tokens", "1B", "--profile", str(out), "--tp", "1")
+    assert tp.code == 2 and tp.stdout == "" and "layout options need a device with a peak" in tp.stderr
+
+
 def test_a_profile_with_neither_peak_nor_runs_says_what_to_do(cli, tmp_path):
     out = tmp_path / "cpu.json"
     assert cli("bench", "--calibrate", "--quick", "--device", "cpu", "--steps", "2", "--out", str(out)).code == 0

@@ -338,7 +338,11 @@ def compute(
     s = _seq(seq, spec, notes)
     flops = training_flops(spec, d, recompute, s)
     run = est = None
-    if gpu is not None and cst.wants_step_time(mfu, fields, profile, gpu):
+    if _measured_only(gpu) and fields:
+        raise LlmplanError(f"the profile of {gpu.name} has no peak FLOP/s: it is planned from the FLOP/s its bench "
+                           "measured, without a layout; layout options need a device with a peak (`llmplan bench "
+                           "--peak-tflops T` there, or --gpu)")
+    if gpu is not None and not _measured_only(gpu) and cst.wants_step_time(mfu, fields, profile, gpu):
         run, est = cst.step_time_run(spec, flops, gpu, n_gpus, dt, s, fields, given_recompute, profile,
                                      lo.node_gpus(node, gpu), tp_overlap, price, pue, notes)
         if given_recompute is None and est.layout["recompute"] != "none":
