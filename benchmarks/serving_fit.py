@@ -1,6 +1,7 @@
 """Fit each engine's fixed costs on a declared subset of the published serving rows, and only there.
 
-    python benchmarks/serving_fit.py     # prints the fitted constants and the subset they came from
+    python benchmarks/serving_fit.py          # prints the fitted constants and the subset they came from
+    python benchmarks/serving_fit.py --write  # and writes them into llmplan/estimate/serve_engines.py
 
 FIT_SUBSET: AIConfigurator's measured silicon rows at concurrency <= 4 (where the fixed per-layer cost and the
 per-request overhead are the largest share of TPOT and TTFT, and queueing is smallest):
@@ -16,7 +17,9 @@ in docs/validation.md.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -113,7 +116,27 @@ def fit(rows: list[dict] | None = None) -> tuple[dict, dict]:
     return engines, used
 
 
-def main() -> None:
+ENGINES_FILE = ROOT / "llmplan" / "estimate" / "serve_engines.py"
+
+
+def write(engines: dict) -> None:
+    """Put the fitted constants into serve_engines.py (each engine's block, rounded as printed)."""
+    text = ENGINES_FILE.read_text()
+    for name, e in engines.items():
+        start = text.index(f'"{name}": Engine(')
+        end = text.index("source=", start)
+        block = text[start:end]
+        for field, scale, unit in (("fixed_layer_seconds", 1e6, "e-6"), ("fixed_moe_layer_seconds", 1e6, "e-6"),
+                                   ("request_overhead_seconds", 1e3, "e-3")):
+            block = re.sub(rf"{field}=[0-9.e-]+", f"{field}={getattr(e, field) * scale:.1f}{unit}", block)
+        text = text[:start] + block + text[end:]
+    ENGINES_FILE.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write", action="store_true", help="write the constants into serve_engines.py")
+    args = ap.parse_args(argv)
     engines, used = fit()
     for n in ("generic", *NAMES):
         e = engines[n]
@@ -121,7 +144,10 @@ def main() -> None:
               f"fixed_moe_layer_seconds={e.fixed_moe_layer_seconds * 1e6:.1f}e-6 "
               f"request_overhead_seconds={e.request_overhead_seconds * 1e3:.1f}e-3")
     for k, ids in used.items():
-        print(f"{k}: {len(ids)} rows: {', '.join(i[:70] for i in ids)}")
+        what = "the generic value" if ids == ["generic"] else f"{len(ids)} rows: {', '.join(i[:70] for i in ids)}"
+        print(f"{k}: {what}")
+    if args.write:
+        write(engines)
 
 
 if __name__ == "__main__":

@@ -57,3 +57,19 @@ def test_bad_input_is_one_line_exit_2(cli, args, message):
     r = cli(*base, *args)
     assert r.code == 2 and r.stdout == ""
     assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr
+
+
+def test_a_measured_bandwidth_from_a_profile_replaces_the_default(cli, tmp_path):
+    import json
+
+    path = tmp_path / "h100.json"
+    path.write_text(json.dumps({"schema_version": 1, "kind": "llmplan.profile",
+                                "device": {"name": "NVIDIA H100 80GB HBM3", "peak_flops": 989.4e12},
+                                "runs": [{"params": 1e8, "mfu": 0.3}], "hbm_bytes_per_s": 2.0e12}))
+    args = ("serve", "--model", "llama-3-8b", "--gpu", "h100", "-i", "500", "-o", "200", "--concurrency", "1",
+            "--json")
+    default, measured = cli(*args).json(), cli(*args, "--profile", str(path)).json()
+    assert measured["rates"]["hbm_bytes_per_s"] == 2.0e12 and "measured" in measured["rates"]["source"]
+    # batch 1 decode streams the weights: slower bandwidth, slower tokens, in proportion
+    ratio = measured["step"]["decode_only"]["gemm_seconds"] / default["step"]["decode_only"]["gemm_seconds"]
+    assert ratio == pytest.approx(default["rates"]["hbm_bytes_per_s"] / 2.0e12, rel=0.1)

@@ -103,6 +103,9 @@ def show_estimate(spec: ModelSpec, est: ServeEstimate, as_json: bool) -> None:
     note(f"engine: {get_engine(est.engine).source}; KV pool {m.rule}")
 
 
+SHOWN = 10  # layouts in the table
+
+
 def show_layouts(spec: ModelSpec, gpu, found, I: int, O: int, slo_ttft, slo_tpot, rate, engine: Engine,
                  as_json: bool) -> None:
     if as_json:
@@ -123,13 +126,20 @@ def show_layouts(spec: ModelSpec, gpu, found, I: int, O: int, slo_ttft, slo_tpot
     title = (f"Fewest {gpu.name} for {rate:g} requests/s" if rate is not None
              else f"Layouts on {found[0].gpus} x {gpu.name}") + f" ({targets})"
     cols = ["TP", "EP", "replicas", "GPUs", "in flight", "TTFT", "TPOT", "tok/s/GPU"]
+    shown = found[:SHOWN]
     con.print(table(title, cols, [[str(x.tp), str(x.ep), str(x.replicas), str(x.gpus), f"{x.concurrency:,.0f}",
                                    _time(x.ttft_seconds), _time(x.tpot_seconds),
-                                   _num(x.output_tokens_per_second_per_gpu)] for x in found]))
+                                   _num(x.output_tokens_per_second_per_gpu)] for x in shown]))
+    if len(found) > SHOWN:
+        note(f"{len(found) - SHOWN} more layouts meet the targets (--json lists them all)")
     if rate is not None:
         b = found[0]
         note(f"fewest GPUs: {b.gpus} ({b.replicas} x TP {b.tp}" + (f", EP {b.ep}" if b.ep > 1 else "") + ")")
-    note(f"each layout at the largest load that keeps the targets ({I:,} in, {O:,} out; engine {engine.name})")
+    if rate is None:
+        note(f"each layout at the largest load that keeps the targets ({I:,} in, {O:,} out; engine {engine.name})")
+    else:
+        note(f"each layout with the replicas the rate needs, at its share of the rate ({I:,} in, {O:,} out; "
+             f"engine {engine.name})")
 
 
 def relax_hint(spec: ModelSpec, gpu, I: int, O: int, slo_ttft, slo_tpot, common: dict) -> str:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from llmplan.errors import LlmplanError
 from llmplan.estimate.serve_model import check_layout, deployment, serve_estimate
-from llmplan.estimate.serve_queue import steady_state
+from llmplan.estimate.serve_engines import Engine, get_engine
+from llmplan.estimate.serve_queue import solve_rate, steady_state
 from llmplan.models import ModelSpec
 from llmplan.models.layers import MoE
 
@@ -52,6 +53,11 @@ def candidate_layouts(spec: ModelSpec, gpus: int) -> list[tuple[int, int]]:
     return out
 
 
+def overhead_of(kw: dict) -> float:
+    engine = kw.get("engine")
+    return (engine if isinstance(engine, Engine) else get_engine(engine)).request_overhead_seconds
+
+
 def _replica_at_slo(spec, gpu, tp, ep, I, O, slo_ttft, slo_tpot, **kw):
     """(per-replica concurrency, steady state, KV-limited cap) at the largest load within the targets, or None."""
     try:
@@ -63,9 +69,12 @@ def _replica_at_slo(spec, gpu, tp, ep, I, O, slo_ttft, slo_tpot, **kw):
                      kw.get("prefill_chunk"), kw.get("profile"))
     cap = est.max_concurrency
 
+    overhead = dep.engine.request_overhead_seconds
+
     def ok(c: float):
         s = steady_state(dep, c, I, O, closed_loop=False)
-        good = (slo_ttft is None or s.ttft_seconds <= slo_ttft) and (slo_tpot is None or s.tpot_seconds <= slo_tpot)
+        good = ((slo_ttft is None or s.ttft_seconds + overhead <= slo_ttft)
+                and (slo_tpot is None or s.tpot_seconds <= slo_tpot))
         return good, s
 
     good, s = ok(cap)
@@ -97,8 +106,8 @@ def layouts_at_slo(spec: ModelSpec, gpu, gpus: int, input_tokens: int, output_to
         c, s, cap = r
         n = gpus // tp
         tok = c * output_tokens / s.cycle_seconds * n
-        out.append(Layout(tp, ep, n, gpus, c * n, s.ttft_seconds, s.tpot_seconds, tok, tok / gpus,
-                          s.requests_per_second * n, cap * n))
+        out.append(Layout(tp, ep, n, gpus, c * n, s.ttft_seconds + overhead_of(kw), s.tpot_seconds, tok,
+                          tok / gpus, s.requests_per_second * n, cap * n))
     return sorted(out, key=lambda x: -x.output_tokens_per_second_per_gpu)
 
 
@@ -112,8 +121,11 @@ def fewest_gpus_for_rate(spec: ModelSpec, gpu, rate: float, input_tokens: int, o
             continue
         c, s, cap = r
         n = max(math.ceil(rate / s.requests_per_second - 1e-9), 1)
-        # the replicas share the rate: each runs at rate / n, within its SLO load
+        # the n replicas share the rate: each runs its steady state at rate / n (Little's law), within the targets
+        dep = deployment(spec, gpu, tp, ep, kw.get("dtype"), kw.get("kv_dtype"), kw.get("engine"),
+                         kw.get("prefill_chunk"), kw.get("profile"))
+        at, wait, _ = solve_rate(dep, rate / n, input_tokens, output_tokens, cap)
         tok = rate * output_tokens
-        out.append(Layout(tp, ep, n, n * tp, c * n, s.ttft_seconds, s.tpot_seconds, tok, tok / (n * tp),
-                          rate, cap * n))
+        out.append(Layout(tp, ep, n, n * tp, at.concurrency * n, at.ttft_seconds + wait + overhead_of(kw),
+                          at.tpot_seconds, tok, tok / (n * tp), rate, cap * n))
     return sorted(out, key=lambda x: (x.gpus, -x.output_tokens_per_second_per_gpu))
