@@ -52,6 +52,20 @@ def test_the_kernels_are_measured_with_their_flop_and_byte_counts():
     assert decode["bytes_per_s"] == pytest.approx(decode["bytes"] / decode["seconds"])
 
 
+def test_an_interrupted_calibration_keeps_what_it_measured():
+    from llmplan.bench.kernels import measure_kernels
+
+    seen = []
+
+    def stop_at_the_third(what):
+        seen.append(what)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    r = measure_kernels(cpu(), tiny_plan(), on_step=stop_at_the_third)
+    assert r["interrupted"] and len(r["gemm_curve"]) == 2 and r["hbm_bytes_per_s"] is None and r["attention"] == []
+
+
 def test_timing_repeats_the_call_until_a_sample_is_long_enough():
     from llmplan.bench.kernels import time_kernel
 
@@ -115,6 +129,7 @@ def test_calibrate_writes_the_profile_keys_and_a_table_in_80_columns(cli, tmp_pa
     assert report["gemm_curve"] and report["hbm_bytes_per_s"] > 0 and report["collectives"] == []
     assert {a["kind"] for a in report["attention"]} == {"prefill", "decode"}
     assert "--nproc" in " ".join(report["notes"])  # collectives: said how to measure them
+    assert "calibrating" in r.stderr and " s" in r.stderr  # what it runs and about how long, before it starts
     prof = load_profile(str(out))
     assert prof.gemm_curve == tuple(report["gemm_curve"]) and prof.hbm_bytes_per_s == report["hbm_bytes_per_s"]
     assert prof.runs == () and prof.data["calibration"]["kernels"]["settings"]["repeats"] == 3

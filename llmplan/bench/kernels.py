@@ -45,6 +45,12 @@ class KernelPlan:
         """Measurements in the plan (one progress step each)."""
         return len(self.gemm_shapes) * len(self.dtypes) + 1 + len(self.prefill) + len(self.decode)
 
+    @property
+    def predicted_seconds(self) -> float:
+        """About how long the plan takes: per measurement, the samples plus about as many again for the warm-up,
+        the calls that size a sample and the tensors' set-up (a CPU's `--quick` plan: about a second)."""
+        return self.count * 2 * (self.repeats + 1) * self.sample_seconds
+
 
 def _square_and_skinny(squares, skinny_m, wide) -> tuple[tuple[int, int, int], ...]:
     """Square GEMMs of power-of-two sizes and skinny ones (m x wide x wide), wide = 3 x a power of two: a skinny

@@ -84,7 +84,11 @@ def run_calibrate(device: str, dtype: str | None, quick: bool, steps: int | None
     if env is not None and env.rank != 0:
         return
     for n in dev.notes:
-        note(n)
+        if "MFU" not in n:  # no MFU here; GEMMs are put beside the peak where one is known
+            note(n)
+    note(f"calibrating {dev.name}: {len(plan.gemm_shapes) * len(plan.dtypes)} GEMMs "
+         f"({', '.join(plan.dtypes)}), memory bandwidth, {len(plan.prefill)} prefill and {len(plan.decode)} decode "
+         f"attention kernels; about {max(plan.predicted_seconds, 1):.0f} s")
     with _Progress(plan.count) as progress:
         measured = measure_kernels(dev, plan, on_step=progress)
     report = _report(dev, measured, collectives, argv)
