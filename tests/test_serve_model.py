@@ -217,3 +217,15 @@ def test_memory_fraction_is_checked():
                      memory_fraction=1.5)
     assert serve_memory(spec, H100, weight_plan(spec, "bf16"), "bf16", 1, get_engine("vllm"), 100).memory_bytes \
         == 80 * GiB
+
+
+def test_vllm_limits_depend_on_the_gpu():
+    # vllm/engine/arg_utils.py get_batch_defaults: >= 70 GiB and not an A100 -> 1024 sequences, 8192 tokens a step
+    spec = get_preset("llama-3-8b")
+    big = deployment(spec, H100, engine="vllm")
+    small = deployment(spec, get_gpu("a100"), engine="vllm")
+    assert (big.engine.max_batch, big.prefill_chunk) == (1024, 8192)
+    assert (small.engine.max_batch, small.prefill_chunk) == (256, 2048)
+    e = serve_estimate(spec, get_gpu("a100"), input_tokens=100, output_tokens=100, max_throughput=True,
+                       engine="vllm")
+    assert e.max_concurrency == 256

@@ -9,7 +9,7 @@ on all rows in docs/validation.md. No engine: the generic one, with the middle o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llmplan.errors import LlmplanError
 
@@ -32,6 +32,16 @@ class Engine:
                                    # False: pages as the request grows, preempting when full (vLLM, SGLang)
     source: str
     fitted_on: str = ""        # the published rows the fixed costs were fitted on
+    small_gpu_limits: tuple[int, int] | None = None  # (max_batch, max_num_tokens) below 70 GiB or on an A100
+
+    def for_gpu(self, gpu) -> "Engine":
+        """The engine's limits on this GPU: vLLM keeps 256 sequences and 2,048 tokens per step on GPUs under 70 GiB
+        and on A100s (vllm/engine/arg_utils.py get_batch_defaults, "Setting large max_num_batched_tokens for A100
+        reduces throughput, see PR #17885")."""
+        small = self.small_gpu_limits
+        if small and (gpu.memory_bytes < 70 * 2**30 or "a100" in gpu.name.lower()):
+            return replace(self, max_batch=small[0], max_num_tokens=small[1], small_gpu_limits=None)
+        return self
 
 
 # Fixed costs: fitted by benchmarks/serving_fit.py on its declared subset (AIConfigurator's silicon rows at
@@ -53,8 +63,10 @@ ENGINES: dict[str, Engine] = {
         allreduce_latency_seconds=10e-6, request_overhead_seconds=0.0e-3,
         kv_fp8_with_fp8_weights=False, reserves_whole_request=False,
         source="vLLM: gpu_memory_utilization 0.9 of total memory (vllm/config: CacheConfig), block_size 16, "
-               "max_num_seqs 1024 and max_num_batched_tokens 8192 on >= 70 GiB GPUs (engine/arg_utils.py "
-               "V1 defaults, recalled), kv_cache_dtype 'auto' = the model's dtype"),
+               "max_num_seqs 1024 and max_num_batched_tokens 8192 for the OpenAI server on GPUs of >= 70 GiB "
+               "other than A100, else 256 and 2,048 (vllm/engine/arg_utils.py get_batch_defaults), "
+               "kv_cache_dtype 'auto' = the model's dtype",
+        small_gpu_limits=(256, 2048)),
     "trtllm": Engine(
         name="trtllm", memory_fraction=0.90, memory_base="free", block_tokens=32, max_batch=2048,
         max_num_tokens=8192, fixed_layer_seconds=10.6e-6, fixed_moe_layer_seconds=68.2e-6,

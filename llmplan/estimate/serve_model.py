@@ -117,7 +117,7 @@ def default_kv_dtype(plan, engine: Engine, gpu) -> str:
 def deployment(spec: ModelSpec, gpu, tp: int = 1, ep: int = 1, dtype: str | None = None,
                kv_dtype: str | None = None, engine: str | Engine | None = None, prefill_chunk: int | None = None,
                profile: dict | None = None) -> Deployment:
-    eng = engine if isinstance(engine, Engine) else get_engine(engine)
+    eng = (engine if isinstance(engine, Engine) else get_engine(engine)).for_gpu(gpu)
     if not getattr(gpu, "bandwidth_bytes_per_s", 0):
         raise LlmplanError(f"serving is bound by memory bandwidth and {gpu.name} has no figure for it: add hbm=RATE "
                            "to --gpu (e.g. hbm=3.35TB/s)")

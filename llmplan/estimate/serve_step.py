@@ -108,10 +108,11 @@ def _gemm(eff, m: float, n: float, k: float, dtype: str, weight_bytes_per_param:
 
 def _elementwise_values(g, h: int, tp: int) -> float:
     """16-bit values one token's element-wise ops stream through HBM in one layer (Korthikanti et al. 2022 list
-    the same tensors): two fused residual-add + RMSNorm kernels, each reading the residual and the branch output and
-    writing both (4 h, replicated on every tensor-parallel rank), the gated activation (reads 2 f, writes f, with
-    f = inner width / tp; top-k experts' widths for MoE) and rotary on q and k (read and write)."""
-    values = 8.0 * h
+    the same tensors): a fused residual-add + RMSNorm kernel per norm of the layer (two for a pre-norm block, one
+    for Nemotron-H's single-mixer layers), each reading the residual and the branch output and writing both (4 h,
+    replicated on every tensor-parallel rank), the gated activation (reads 2 f, writes f, with f = inner width /
+    tp; top-k experts' widths for MoE) and rotary on q and k (read and write)."""
+    values = 4.0 * h * g.norms
     ffn = g.ffn
     if isinstance(ffn, MoE):
         values += 3.0 * (ffn.top_k * ffn.expert_ffn + ffn.shared_ffn) / tp
