@@ -8,10 +8,11 @@ converted to tokens/s with the FLOP count their source states (row field `flop_c
 Rows with step time are converted as global batch x seq / (step time x GPUs).
 
 Fields a source does not print are chosen as `llmplan plan` would choose them (fastest that fits): micro-batch
-(1, 2, 4, 8) and recompute (none, selective, full). A global batch not printed is the smallest multiple of
-dp x micro-batch giving 4 x pp micro-batches. Software features are read off the source, not fitted: flash
-attention from 2022 on (llm-foundry, torchtitan, NeMo, Megatron-Bridge, Megatron-LM 2024) and unfused attention
-before (Megatron 2021-22, Megatron-DeepSpeed, metaseq); TP communication overlap where the source says it is on
+(1, 2, 4, 8) and recompute (none, selective, full). A global batch not printed is dp x micro-batch (no
+gradient accumulation), times 4 x pp micro-batches with a pipeline. Software features are read off the source, not fitted: flash
+attention from 2022 on, FlashAttention-2 class for llm-foundry (2023) and torchtitan (PyTorch SDPA's flash backend),
+Transformer Engine's cuDNN kernel (FlashAttention-3 class on Hopper) for NeMo, Megatron-Bridge and Megatron-LM 2024,
+and unfused attention before (Megatron 2021-22, Megatron-DeepSpeed, metaseq); TP communication overlap where the source says it is on
 (Megatron-LM 2024 README `--tp-comm-overlap`; NeMo and Megatron-Bridge H100 recipes); sequence parallelism when
 printed, else on with TP for the Megatron-Core era sources.
 
@@ -40,8 +41,9 @@ from llmplan.models.spec import ModelSpec  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "published_runs.json"
 OLD_SOFTWARE = ("narayanan2021", "korthikanti2022", "mtnlg2022", "bloom", "opt", "vtrain")
-CORE_ERA = ("megatron", "nemo", "mbridge")
+CORE_ERA = ("megatron", "nemo", "mbridge", "torchtitan")  # SP with TP (torchtitan: SequenceParallel norms)
 TP_OVERLAP = ("megatron-h100", "nemo", "mbridge")
+FLASH2 = ("llmfoundry", "torchtitan")  # FlashAttention-2 / PyTorch SDPA's flash backend (FA3 is Hopper-only, 2024-07)
 
 
 def family(row: dict) -> str:
@@ -154,20 +156,23 @@ def predict(row: dict):
         sp = tp > 1 and fam.startswith(CORE_ERA)
     base = dict(tp=tp, pp=pp, cp=cp, ep=ep, vp=row.get("vp") or 1, zero=_sharding(row), sp=bool(sp),
                 seq=row["seq"], dtype=_dtype(row), tp_overlap=fam.startswith(TP_OVERLAP),
-                attention="unfused" if fam.startswith(OLD_SOFTWARE) else "flash")
+                attention="unfused" if fam.startswith(OLD_SOFTWARE) else "flash2" if fam.startswith(FLASH2)
+                else "flash")
     mbs = [row["micro_batch"]] if row.get("micro_batch") else [1, 2, 4, 8]
+    if fam == "torchtitan" and pp > 1:  # torchtitan splits the local batch into micro-batches of 1 for PP
+        mbs = [1]                       # (parallelism.pipeline_parallel_microbatch_size, default 1)
     recs = [_recompute(row)] if _recompute(row) else ["none", "selective", "full"]
     system = make_system(gpu, n, 8)
     best = None
     for mb in mbs:
-        gb = row.get("global_batch") or dp * mb * 4 * pp
+        gb = row.get("global_batch") or dp * mb * (4 * pp if pp > 1 else 1)
         for rec in recs:
             try:
                 layout = make_layout(n, spec, **base, micro_batch=mb, global_batch=gb, recompute=rec)
             except LlmplanError:
                 continue
             est = estimate_step(spec, system, layout)
-            key = (not est.fits, est.step_seconds)
+            key = (not est.fits, -est.tokens_per_second_per_gpu)  # global batches differ: compare throughput
             if best is None or key < best[0]:
                 best = (key, est)
     if best is None:

@@ -115,7 +115,7 @@ def layer_cost(eff: Efficiency, layout: Layout, mixer, ffn, norms: int, hidden: 
             soft = eff.memory_seconds(UNFUSED_SOFTMAX_BYTES * tokens * heads * full)
             af, ab = bmm + soft, 2 * bmm + 2 * soft
         else:
-            rate = eff.attention_flops_per_s(dt, keys)
+            rate = eff.attention_flops_per_s(dt, keys, (a.head_dim + a.d_v) / 2, t.attention)
             af, ab = core / rate, BWD_ATTENTION * core / rate
         mf += 2 * (a.q_dim / tp + kv_width / 2) * tokens * w if a.rope else 0.0  # rotary on q and k
         tp_colls += 1

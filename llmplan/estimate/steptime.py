@@ -138,6 +138,16 @@ def _params_per_rank(spec: ModelSpec, layout: Layout, counts: tuple[int, ...], f
     return dense, expert
 
 
+@lru_cache(maxsize=256)
+def _groups(spec: ModelSpec):
+    return spec.layer_groups
+
+
+@lru_cache(maxsize=65536)
+def _head_cost(eff: Efficiency, key: Layout, hidden: int, vocab: int, node: int):
+    return head_cost(eff, key, hidden, vocab, node)
+
+
 @lru_cache(maxsize=65536)
 def _layer_cost(eff: Efficiency, key: Layout, mixer, ffn, norms: int, hidden: int, node: int):
     return layer_cost(eff, key, mixer, ffn, norms, hidden, node)
@@ -145,11 +155,11 @@ def _layer_cost(eff: Efficiency, key: Layout, mixer, ffn, norms: int, hidden: in
 
 def estimate_step(spec: ModelSpec, system: System, layout: Layout, memory: bool = True) -> StepEstimate:
     t, eff, node = layout, system.eff, system.node_gpus
-    groups = spec.layer_groups
-    key = replace(t, pp=1, vp=1, dp=1, zero=0, global_batch=1, ep=t.ep)  # what a layer's cost depends on
+    groups = _groups(spec)
+    key = replace(t, pp=1, vp=1, dp=1, zero=0, global_batch=1)  # what a layer's cost depends on
     costs = [_layer_cost(eff, key, g.mixer, g.ffn, g.norms, spec.hidden, node) for g in groups]
     stages = _stage_groups(tuple(g.count for g in groups), t.pp, t.vp)
-    head, head_comm = head_cost(eff, t, spec.hidden, spec.vocab, node)
+    head, head_comm = _head_cost(eff, key, spec.hidden, spec.vocab, node)
     w = ACT_BYTES
     tokens = t.micro_batch * t.seq / t.cp
     p2p = 0.0
@@ -185,9 +195,14 @@ def estimate_step(spec: ModelSpec, system: System, layout: Layout, memory: bool 
             parts["pp_p2p"] = 2 * t.vp * p2p
         return parts, hidden
 
-    per_stage = [stage_parts(s) for s in range(t.pp)]
-    slow = max(range(t.pp), key=lambda s: sum(per_stage[s][0].values()))
-    mb_parts, mb_hidden = per_stage[slow]
+    # ranks holding the same layers cost the same: time each distinct one once (the last also holds the head)
+    distinct: dict = {}
+    for s in range(t.pp):
+        k = (stages[s], s == t.pp - 1)
+        if k not in distinct:
+            parts_s = stage_parts(s)
+            distinct[k] = (s, sum(parts_s[0].values()), parts_s)
+    slow, _, (mb_parts, mb_hidden) = max(distinct.values(), key=lambda v: (v[1], -v[0]))
     stage_time = sum(mb_parts.values())
     m = t.micro_batches
     breakdown = {k: m * v for k, v in mb_parts.items()}

@@ -32,12 +32,13 @@ class Family:
     tiles: tuple               # ((tm, tn, fraction of the large-tile rate), ...) cuBLAS-like tile shapes
     gemm_fraction: float       # tensor-pipe rate / dense peak (derived from `mamf` when one is published)
     hbm_fraction: float        # streaming copy: achieved / datasheet HBM bandwidth
-    attention_fraction: float  # flash-attention forward+backward core at long sequence: achieved / peak
+    attention_fraction: float  # best flash-attention kernel, fwd+bwd core, head dim 128, long sequence / peak
     nvlink_domain_gpus: int    # defaults while the catalog lacks them (hardware catalog branch adds them)
     scaleup_bytes_per_s: float     # per GPU, one direction
     scaleout_bytes_per_s: float    # per GPU NIC, one direction
     source: str
     mamf: tuple = ()           # (FLOP/s, m, n, k): a published maximum achievable matmul rate and its best shape
+    flash2_fraction: float = 0.0  # FlashAttention-2 where a newer kernel is the best (Hopper); 0: the same
 
 
 # Sources of the numbers (one line each; docs/methodology.md "Step time" lists them in full):
@@ -58,7 +59,7 @@ FAMILIES = {
                    (267.9e12, 6912, 16384, 2048)),
     "H100": Family("H100", 132, ((128, 256, 1.0), (128, 128, 0.9), (128, 64, 0.75), (64, 64, 0.55)), 0.90, 0.87,
                    0.55, 8, 450e9, 50e9, f"H100 defaults: MAMF 792.1 TFLOP/s bf16 (Bekman), FlashAttention-3/cuDNN "
-                   f"~0.55; {_NV}", (792.1e12, 6144, 17920, 2816)),
+                   f"~0.55, FlashAttention-2 ~0.33; {_NV}", (792.1e12, 6144, 17920, 2816), 0.33),
     "B200": Family("B200", 148, ((256, 256, 1.0), (128, 256, 0.93), (128, 128, 0.85), (64, 128, 0.6)), 0.85, 0.85,
                    0.55, 8, 900e9, 50e9, f"B200 defaults: tensor pipe 0.85 of peak (no published MAMF here; power-limited like H100); {_NV}"),
     "MI300": Family("MI300", 304, ((256, 256, 1.0), (256, 128, 0.9), (128, 128, 0.8), (64, 64, 0.55)), 0.65, 0.80,
@@ -180,15 +181,24 @@ class Efficiency:
         """Seconds to stream `nbytes` through HBM (element-wise ops, norms, the optimizer step)."""
         return nbytes / self.hbm_bytes_per_s if nbytes > 0 else 0.0
 
-    def attention_flops_per_s(self, dtype: str = "bf16", seq: float = 4096) -> float:
-        """Achieved FLOP/s of the flash-attention core (training forward+backward, prefill) at `seq` keys."""
+    def attention_flops_per_s(self, dtype: str = "bf16", seq: float = 4096, head_dim: float = 128,
+                              kernel: str = "flash") -> float:
+        """Achieved FLOP/s of the flash-attention core (training forward+backward, prefill) at `seq` keys.
+
+        kernel "flash": the best kernel of the family (FlashAttention-3 / cuDNN on Hopper, FlashAttention-2 on
+        Ampere); "flash2": FlashAttention-2. Head dims below 128 reuse each K/V tile over fewer FLOPs:
+        d / (d + 32), normalised at 128 (FlashAttention-2 Fig. 4: head dim 64 reaches ~0.8 of head dim 128)."""
         pts = self.attention_measured.get(dtype) or self.attention_measured.get(
             {"bf16": "fp16", "fp16": "bf16"}.get(dtype, ""))
         if pts:
             return self.peak(dtype) * _interp_log(pts, seq)
         # fp8 attention: the core stays 16-bit in Transformer Engine's default recipe and torchao float8 linears
         core_dtype = "bf16" if dtype == "fp8" else dtype
-        return self.peak(core_dtype) * self.family.attention_fraction * seq / (seq + ATTENTION_HALF_SEQ)
+        frac = self.family.attention_fraction
+        if kernel == "flash2" and self.family.flash2_fraction:
+            frac = self.family.flash2_fraction
+        width = (head_dim / (head_dim + 32.0)) / (128.0 / 160.0)
+        return self.peak(core_dtype) * frac * min(width, 1.1) * seq / (seq + ATTENTION_HALF_SEQ)
 
     def collective_bus_bytes_per_s(self, tier: str, nbytes: float | None = None) -> float:
         """Achievable nccl-tests bus bandwidth on `tier` ("scaleup" NVLink, "scaleout" NIC) per GPU."""
