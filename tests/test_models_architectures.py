@@ -212,3 +212,50 @@ def test_cli_bad_config_is_one_line(cli, tmp_path):
     out = cli("models", str(tmp_path))
     assert out.code == 2 and "layer_types lists 5 layers" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+# llmplan models NAME ---------------------------------------------------------------------------------------------
+def test_cli_shows_layer_make_up_mtp_and_format(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    out = cli("models", "deepseek-v3")
+    assert out.code == 0
+    assert "61 (3 dense MLA + 58 MoE MLA)" in out.stdout and "Layer kinds" in out.stdout
+    assert "671 B (+13.5 B MTP = 684.5 B)" in out.stdout and "fp8" in out.stdout
+    assert max(len(line) for line in out.stdout.splitlines()) <= 80
+
+
+def test_cli_json_has_groups_active_and_mtp(cli):
+    data = cli("models", "deepseek-v3", "--json").json()
+    for key in ("name", "params", "params_active", "breakdown", "shape", "source"):  # kept keys
+        assert key in data
+    assert [g["count"] for g in data["groups"]] == [3, 58] and data["groups"][1]["ffn"]["type"] == "moe"
+    assert data["layers_summary"] == "3 dense MLA + 58 MoE MLA"
+    assert data["mtp"]["layers"] == 1 and data["mtp"]["params_with_mtp"] == data["params"] + data["mtp"]["params"]
+    assert data["weight_format"]["method"] == "fp8" and data["params_active"] == 37_552_282_624
+    hybrid = cli("models", "qwen3-next-80b-a3b", "--json").json()
+    assert {k["mixer"] for k in hybrid["layer_kinds"]} == {"Gated DeltaNet", "GQA"}
+
+
+def test_cli_flat_model_output_unchanged(cli):
+    data = cli("models", "llama-2-7b", "--json").json()
+    assert data["groups"][0]["count"] == 32 and data["mtp"]["params"] == 0 and data["weight_format"] is None
+    assert "Layer kinds" not in cli("models", "llama-2-7b").stdout
+
+
+def test_quantization_formats():
+    """fp8 block-scaled (DeepSeek-V3), MXFP4 experts (gpt-oss), AWQ/GPTQ int4 per group of 128; an unknown method is
+    said in the assumptions, not guessed."""
+    from llmplan.models.hf_build import weight_format
+    from llmplan.models.hf_common import Cfg
+
+    c = Cfg({"hidden_size": 4096}, "llama", "x")
+    awq = weight_format(c, {"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True})
+    assert (awq.bits, awq.block, awq.bytes_per_param) == (4, 128, 0.5 + 2.5 / 128)
+    gptq = weight_format(c, {"quant_method": "gptq", "bits": 4, "group_size": -1})
+    assert gptq.block == 4096
+    with pytest.raises(LlmplanError, match="weight_block_size must be two positive integers"):
+        weight_format(c, {"quant_method": "fp8", "weight_block_size": [128]})
+    conf = config("Qwen3-8B")
+    conf["quantization_config"] = {"quant_method": "bitsandbytes"}
+    s = spec_from_hf_config(conf)
+    assert s.weight_format is None and any("'bitsandbytes' is not read" in a for a in s.assumptions)
