@@ -162,8 +162,8 @@ def main() -> int:
         else:  # configs the primary version does not hold: recorded with the version that counted them
             primary = out["by_version"].get(out["transformers_version"], {}).get("counts", {})
             for k, v in counts.items():
-                if k not in primary:
-                    out["counts"][k] = v
+                if k not in out["counts"] or transformers.__version__ == out["transformers_version"]:
+                    out["counts"][k] = v  # a new config, or the primary version's own count
                 elif primary[k] == v["params"] and "params_active" in v:  # same model: its active count
                     out["counts"][k].update(params_active=v["params_active"], params_active_by=v["transformers"])
         out["counts"] = dict(sorted(out["counts"].items(), key=lambda kv: kv[0].lower()))

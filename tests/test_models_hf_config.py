@@ -48,9 +48,12 @@ def test_every_config_says_where_it_comes_from():
     """Configs added for the per-layer readers record the repository, path and commit they were copied from."""
     sources = json.loads((CONFIGS / "SOURCES.json").read_text())
     for name, entry in COUNTS["counts"].items():
-        if entry.get("transformers", "").startswith("5."):
+        if name in sources or entry.get("transformers", "").startswith("5."):
             src = sources[name]
-            assert src["source_repo"].count("/") == 1 and len(src["source_commit"]) == 40, name
+            if "source_repo" in src:  # copied from a repository at a commit
+                assert src["source_repo"].count("/") == 1 and len(src["source_commit"]) == 40, name
+            else:  # a config class's defaults, or a hub config's shape keys written out, with a note saying so
+                assert ("source_class_defaults" in src or "source_hub" in src) and src["note"], name
 
 
 def test_every_config_has_a_count_and_every_count_a_config():
@@ -78,8 +81,10 @@ def test_transformers_versions_agree_except_t5_v11_head():
                 assert COUNTS["counts"][name]["transformers"] == version and COUNTS["counts"][name]["params"] == n
                 continue
             c = config(name)
-            if version.startswith("5.") and c["model_type"] == "t5" and c.get("tie_word_embeddings") is False:
-                assert primary[name] - n == c["vocab_size"] * c["d_model"], name
+            if (version.startswith("5.") and c["model_type"] in ("t5", "mt5", "umt5")
+                    and c.get("tie_word_embeddings") is False):
+                spec_ = spec(name)  # the config's sizes, defaults included
+                assert primary[name] - n == spec_.vocab * spec_.hidden, name
             else:
                 assert n == primary[name], (name, version)
 

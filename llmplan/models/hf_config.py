@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from llmplan.errors import LlmplanError
-from llmplan.models import hf_classic, hf_dense, hf_hybrid, hf_moe
+from llmplan.models import hf_classic, hf_dense, hf_encoders, hf_hybrid, hf_moe
 from llmplan.models.hf_common import Cfg, check_common_keys, hf_defaults
 from llmplan.models.spec import ModelSpec
 
@@ -35,6 +35,8 @@ _CFG_READERS = {
     "glm_moe_dsa": hf_moe.glm_moe_dsa, "kimi_k2": hf_moe.deepseek_v3,
     "nemotron_h": hf_hybrid.nemotron_h, "qwen3_next": hf_hybrid.qwen3_next,
     "qwen3_5_text": hf_hybrid.qwen3_5_text, "qwen3_5_moe_text": hf_hybrid.qwen3_5_moe_text,
+    "modernbert": hf_encoders.modernbert, "deberta-v2": hf_encoders.deberta_v2, "bart": hf_encoders.bart,
+    "mt5": hf_encoders.mt5, "umt5": hf_encoders.umt5,
 }
 
 

@@ -91,12 +91,15 @@ def count_params(spec: ModelSpec) -> ParamBreakdown:
     h, v = spec.hidden, spec.vocab
     e = spec.embed_dim or h
 
+    # an encoder-decoder with learned positions keeps a position table and an embedding norm per stack (BART)
+    per_stack = 2 if spec.arch == "encoder-decoder" else 1
     embeddings = v * e
     if spec.embed_dim and spec.embed_dim != h:
         embeddings += 2 * e * h  # OPT-350m: project_in and project_out, no bias
     if spec.position == "learned":
-        embeddings += (spec.context + spec.position_offset) * h
+        embeddings += per_stack * (spec.context + spec.position_offset) * h
     embeddings += spec.type_vocab * h
+    embeddings += spec.relative_embeddings * h  # DeBERTa rel_embeddings
 
     attention = mlp = norms = recurrent = inactive = 0
     if spec.arch == "encoder-decoder":
@@ -119,9 +122,11 @@ def count_params(spec: ModelSpec) -> ParamBreakdown:
         stacks = 1
     if spec.final_norm:
         norms += stacks * norm_params(spec)
-    if spec.relative_buckets:
-        attention += stacks * spec.relative_buckets * spec.heads  # T5: first layer of each stack
-    if spec.embedding_norm:
+    if spec.relative_buckets:  # T5: in the first layer of each stack; UMT5: in every layer
+        attention += (spec.total_layers if spec.relative_per_layer else stacks) * spec.relative_buckets * spec.heads
+    if spec.embedding_norm:  # a norm right after the embeddings (BERT, BLOOM; each stack of BART)
+        norms += per_stack * norm_params(spec)
+    if spec.relative_embedding_norm:
         norms += norm_params(spec)
 
     output_head = 0 if spec.tied_embeddings else linear(e, v, spec.lm_head_bias)
