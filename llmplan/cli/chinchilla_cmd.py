@@ -143,7 +143,7 @@ def chinchilla(
 
       llmplan chinchilla --flops 1e22 --unique-tokens 100B
 
-      llmplan chinchilla --flops 1e22 --law ./law.json --json
+      llmplan chinchilla --flops 1e22 --law examples/law.json --json
     """
     # Validate every input before computing or writing anything.
     if model is not None:

@@ -141,13 +141,13 @@ def fit(
 
     Examples:
 
-      llmplan fit runs.csv
+      llmplan fit examples/runs.csv
 
-      llmplan fit chinchilla_figure4_points.csv --drop-highest 5 --bootstrap 200
+      llmplan fit examples/chinchilla_figure4_points.csv --drop-highest 5 --bootstrap 200
 
-      llmplan fit runs.csv --at-flops 1e24 --save law.json --plot fit.png
+      llmplan fit examples/runs.csv --at-flops 1e24 --save law.json --plot fit.png
 
-      llmplan fit runs.csv --json --bootstrap 0
+      llmplan fit examples/runs.csv --json --bootstrap 0
     """
     from llmplan.fit import (bootstrap_chinchilla, drop_highest_loss, fit_approach2, fit_chinchilla, fit_envelope,
                              read_runs, write_law)

@@ -73,7 +73,7 @@ def models(
 
       llmplan models llama-2-7b
 
-      llmplan models ./Mistral-7B/config.json --json
+      llmplan models examples/Mistral-7B-v0.1/config.json --json
 
       llmplan models --params 13B
     """
