@@ -22,6 +22,7 @@ SMALLER = {  # what a bench example gets appended in the test (the budget, not t
     "ladder": ["--budget-seconds", "4", "--max-rungs", "2", "--steps", "1", "--warmup", "0"],
     "model": ["--steps", "1", "--warmup", "0"],
     "scaling": ["--budget-seconds", "20"],
+    "calibrate": ["--steps", "1", "--warmup", "0"],
 }
 
 
@@ -99,7 +100,8 @@ def test_the_example_runs_as_written(scratch, monkeypatch, source, line):
         torch = pytest.importorskip("torch")
         if _needs_gpu(argv) and not torch.cuda.is_available():
             pytest.skip("a 7B model or torchrun: checked on a GPU machine")
-        kind = "scaling" if "--scaling" in argv else "model" if "--model" in argv else "ladder"
+        kind = ("scaling" if "--scaling" in argv else "calibrate" if "--calibrate" in argv else
+                "model" if "--model" in argv else "ladder")
         argv += SMALLER[kind]
     monkeypatch.chdir(scratch)
     monkeypatch.setenv("LLMPLAN_DATA_DIR", str(scratch / "data"))
