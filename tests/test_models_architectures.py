@@ -259,3 +259,9 @@ def test_quantization_formats():
     conf["quantization_config"] = {"quant_method": "bitsandbytes"}
     s = spec_from_hf_config(conf)
     assert s.weight_format is None and any("'bitsandbytes' is not read" in a for a in s.assumptions)
+
+
+@pytest.mark.parametrize("model_type", ["deepseek_v4", "gemma4"])
+def test_types_not_described_yet_are_refused_with_the_reason(model_type):
+    with pytest.raises(LlmplanError, match=rf"'{model_type}' .* not supported yet: .*; supported: .*deepseek_v3"):
+        spec_from_hf_config({"model_type": model_type, "hidden_size": 4096})
