@@ -118,7 +118,7 @@ NOT_YET = {
 def spec_from_hf_config(config: dict, name: str = "config.json") -> ModelSpec:
     model_type = config.get("model_type")
     reader = READERS.get(model_type) if isinstance(model_type, str) else None
-    if reader is None and model_type in NOT_YET:
+    if reader is None and isinstance(model_type, str) and model_type in NOT_YET:
         raise LlmplanError(f"model_type {model_type!r} in {name} is not supported yet: {NOT_YET[model_type]} "
                            f"are not described; supported: {', '.join(sorted(READERS, key=str.lower))}")
     if reader is None:
