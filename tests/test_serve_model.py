@@ -229,3 +229,11 @@ def test_vllm_limits_depend_on_the_gpu():
     e = serve_estimate(spec, get_gpu("a100"), input_tokens=100, output_tokens=100, max_throughput=True,
                        engine="vllm")
     assert e.max_concurrency == 256
+
+
+def test_queueing_delay_grows_as_the_rate_nears_capacity():
+    spec = get_preset("llama-3.1-70b")
+    kw = dict(input_tokens=2000, output_tokens=300, tp=4, dtype="fp8", engine="vllm")
+    cap = serve_estimate(spec, H100, max_throughput=True, **kw).requests_per_second
+    ttfts = [serve_estimate(spec, H100, rate=f * cap, **kw).ttft_seconds for f in (0.2, 0.5, 0.8, 0.95)]
+    assert ttfts == sorted(ttfts) and ttfts[-1] > 2 * ttfts[0]

@@ -11,10 +11,11 @@ n_mix = C x I / budget mixed steps; the other steps decode only. Then
   TTFT = (own chunks + queueing) x t_mix
   output tokens/s = C x O / (N x TPOT)
 
-Queueing for the prefill budget: an M/D/1 queue (Poisson arrivals, deterministic service of ceil(I / budget)
-steps; Pollaczek-Khinchine mean wait rho / (2 (1 - rho)) x service) with rho = n_mix / N, the busy share of the
-prefill budget. At a fixed concurrency (a closed loop of C clients) a request only waits for the other C - 1, so
-rho is scaled by (C - 1) / C. At a rate R (open loop) the concurrency solves Little's law C = R x E2E(C); once C
+Queueing for the prefill budget at a rate: an M/D/1 queue (Poisson arrivals, deterministic service of
+ceil(I / budget) steps; Pollaczek-Khinchine mean wait rho / (2 (1 - rho)) x service) with rho the share of time
+the steps spend with prefill work. At a fixed concurrency (a closed loop of C equal clients) the requests that finish
+together come back together and share mixed steps; they wait only when the prompts need more mixed steps than a
+cycle has. At a rate R (open loop) the concurrency solves Little's law C = R x E2E(C); once C
 nears the KV-limited maximum c, requests also wait for a KV slot: M/D/c, Sakasegawa's approximation (1977)
 Lq = rho^sqrt(2 (c + 1)) / (1 - rho) x (1 + 0) / 2, Wq = Lq / R. Limits: every request has the same lengths,
 routing is uniform, the steps of one cycle are averaged (no burst at start-up), and the queueing formulas assume
@@ -65,7 +66,6 @@ def steady_state(dep: Deployment, concurrency: float, input_tokens: int, output_
     budget_total = float(dep.prefill_chunk)
     context = I + O / 2.0  # mean context of a decoding request
     k_p = math.ceil(I / budget_total) if I else 0.0
-    wait = 0.0
 
     def shape(k_p: float) -> tuple[float, float, float, float, float]:
         """decode tokens per step, own prefill steps, mixed steps per cycle, prefill tokens per mixed step."""
@@ -83,20 +83,31 @@ def steady_state(dep: Deployment, concurrency: float, input_tokens: int, output_
         needed = C * I / p_mix if p_mix else 0.0  # mixed steps the cycle's prompts need
         return N, d, own, needed, p_mix
 
-    for _ in range(200):
+    def settle(k_p: float, longer: float) -> tuple[float, float]:
+        """k_p and the wait (steps) at the fixed point; `longer` = t_mix / t_decode weighs the busy share by time."""
+        wait = 0.0
+        for _ in range(200):
+            N, d, own, needed, p_mix = shape(k_p)
+            if closed_loop:
+                # deterministic: when the prompts need more steps than a cycle has, requests wait for the budget
+                new = max(own, needed - o1)
+                wait = new - own
+            else:
+                busy = min(needed, N) * longer
+                rho = min(busy / (busy + max(N - needed, 0.0)), 0.999) if N else 0.0  # share of time prefilling
+                wait = rho / (2.0 * (1.0 - rho)) * own
+                new = own + wait
+            if abs(new - k_p) < 1e-6 * max(new, 1.0):
+                return new, wait
+            k_p = 0.5 * (k_p + new)
+        return k_p, wait
+
+    k_p, wait = settle(k_p, 1.0)
+    if not closed_loop:  # once more, with the busy share measured in time rather than in steps
         N, d, own, needed, p_mix = shape(k_p)
-        if closed_loop:
-            # deterministic: when the prompts need more steps than a cycle has, requests wait for the budget
-            new = max(own, needed - o1)
-            wait = new - own
-        else:
-            rho = min(needed / N, 0.999) if N else 0.0
-            wait = rho / (2.0 * (1.0 - rho)) * own
-            new = own + wait
-        if abs(new - k_p) < 1e-6 * max(new, 1.0):
-            k_p = new
-            break
-        k_p = 0.5 * (k_p + new)
+        t_mix = step_time(dep, d, context, p_mix, prefill_start=max(I - min(p_mix, I), 0.0) / 2.0).seconds
+        t_dec = step_time(dep, d, context).seconds
+        k_p, wait = settle(k_p, t_mix / t_dec if t_dec > 0 else 1.0)
     N, d, own, needed, p_mix = shape(k_p)
     n_mix = min(N, needed)
     mixed = step_time(dep, d, context, p_mix, prefill_start=max(I - min(p_mix, I), 0.0) / 2.0)
