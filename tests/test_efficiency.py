@@ -29,7 +29,8 @@ def test_skinny_gemm_is_bound_by_hbm(h100):
 def test_the_published_best_shape_reproduces_its_mamf():
     # Bekman, ml-engineering "Maximum Achievable Matmul FLOPS comparison table": A100 SXM 267.9 TFLOP/s bf16 at
     # 6912x16384x2048, H100 SXM 792.1 at 6144x17920x2816
-    for name, rate, shape in (("a100", 267.9e12, (6912, 16384, 2048)), ("h100", 792.1e12, (6144, 17920, 2816))):
+    for name, rate, shape in (("a100", 267.9e12, (6912, 16384, 2048)), ("h100", 792.1e12, (6144, 17920, 2816)),
+                              ("mi300x", 781.9e12, (4096, 10240, 4864))):
         assert efficiency_for(get_gpu(name)).gemm(*shape, "bf16") == pytest.approx(rate, rel=1e-6)
 
 

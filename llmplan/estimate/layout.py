@@ -59,7 +59,21 @@ def _list(values: list[int], limit: int = 8) -> str:
     return ", ".join(str(v) for v in values[:limit]) + (" ..." if len(values) > limit else "")
 
 
+_LIMITS: dict = {}
+
+
 def model_limits(spec: ModelSpec) -> tuple[int, int, int]:
+    hit = _LIMITS.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    if len(_LIMITS) > 256:
+        _LIMITS.clear()
+    value = _model_limits(spec)
+    _LIMITS[id(spec)] = (spec, value)
+    return value
+
+
+def _model_limits(spec: ModelSpec) -> tuple[int, int, int]:
     """(query heads every attention layer's TP must divide, experts of the MoE layers (0: dense), layers)."""
     heads, experts = 0, 0
     import math

@@ -83,40 +83,76 @@ def stage_layers(n_layers: int, pp: int, vp: int) -> list[list[int]]:
     return out
 
 
+def per_spec(fn):
+    """Cache a function of a model spec by the spec object itself (hashing a spec of many layer groups costs more
+    than the estimate; a spec is frozen, so the same object gives the same answer)."""
+    memo: dict = {}
+
+    def wrapper(spec, *args):
+        hit = memo.get((id(spec), args))
+        if hit is not None and hit[0] is spec:
+            return hit[1]
+        value = fn(spec, *args)
+        if len(memo) > 512:
+            memo.clear()
+        memo[(id(spec), args)] = (spec, value)
+        return value
+
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
 @lru_cache(maxsize=4096)
-def _stage_groups(counts: tuple[int, ...], pp: int, vp: int) -> tuple[tuple[int, ...], ...]:
-    """Per pipeline rank, how many layers of each group it holds (groups given by their layer counts)."""
-    owner = [g for g, c in enumerate(counts) for _ in range(c)]
-    return tuple(tuple(sum(1 for i in layers if owner[i] == g) for g in range(len(counts)))
-                 for layers in stage_layers(len(owner), pp, vp))
+def _stage_groups(owner: tuple[int, ...], kinds: int, pp: int, vp: int) -> tuple[tuple[int, ...], ...]:
+    """Per pipeline rank, how many layers of each kind it holds (`owner`: the kind of every layer, in order)."""
+    out = []
+    for layers in stage_layers(len(owner), pp, vp):
+        counts = [0] * kinds
+        for i in layers:
+            counts[owner[i]] += 1
+        out.append(tuple(counts))
+    return tuple(out)
 
 
-@lru_cache(maxsize=256)
+@per_spec
+def _kinds(spec: ModelSpec):
+    """The distinct layer makes (groups of equal mixer, FFN and norms merged) and the make of every layer."""
+    kinds: list = []
+    owner: list[int] = []
+    for g in spec.layer_groups:
+        k = (g.mixer, g.ffn, g.norms)
+        if k not in kinds:
+            kinds.append(k)
+        owner += [kinds.index(k)] * g.count
+    return tuple(kinds), tuple(owner)
+
+
+@per_spec
 def _group_params(spec: ModelSpec) -> tuple[tuple[float, float, float], ...]:
-    """Per group, one layer's (TP-split, expert, replicated) parameters."""
+    """Per layer make, one layer's (TP-split, expert, replicated) parameters."""
     h = spec.hidden
     out = []
-    for g in spec.layer_groups:
-        split = g.mixer.params(h) if g.mixer is not None else 0.0
+    for mixer, ffn, norms in _kinds(spec)[0]:
+        split = mixer.params(h) if mixer is not None else 0.0
         expert = replicated = 0.0
-        if isinstance(g.ffn, MoE):
-            expert = g.ffn.experts * g.ffn.expert_params(h)
-            split += g.ffn.shared_params(h)
-            replicated += g.ffn.router_params(h)
-        elif g.ffn is not None:
-            split += g.ffn.params(h)
-        replicated += g.norms * h
+        if isinstance(ffn, MoE):
+            expert = ffn.experts * ffn.expert_params(h)
+            split += ffn.shared_params(h)
+            replicated += ffn.router_params(h)
+        elif ffn is not None:
+            split += ffn.params(h)
+        replicated += norms * h
         out.append((float(split), float(expert), float(replicated)))
     return tuple(out)
 
 
-@lru_cache(maxsize=256)
+@per_spec
 def _edge_params(spec: ModelSpec) -> tuple[float, float]:
     b = count_params(spec)
     return float(b.embeddings), float(b.output_head or b.embeddings)
 
 
-@lru_cache(maxsize=256)
+@per_spec
 def _flops_per_token(spec: ModelSpec, seq: int) -> float:
     from llmplan.estimate.flops import train_flops_per_token
 
@@ -138,11 +174,6 @@ def _params_per_rank(spec: ModelSpec, layout: Layout, counts: tuple[int, ...], f
     return dense, expert
 
 
-@lru_cache(maxsize=256)
-def _groups(spec: ModelSpec):
-    return spec.layer_groups
-
-
 @lru_cache(maxsize=65536)
 def _head_cost(eff: Efficiency, key: Layout, hidden: int, vocab: int, node: int):
     return head_cost(eff, key, hidden, vocab, node)
@@ -155,10 +186,10 @@ def _layer_cost(eff: Efficiency, key: Layout, mixer, ffn, norms: int, hidden: in
 
 def estimate_step(spec: ModelSpec, system: System, layout: Layout, memory: bool = True) -> StepEstimate:
     t, eff, node = layout, system.eff, system.node_gpus
-    groups = _groups(spec)
+    kinds, owner = _kinds(spec)
     key = replace(t, pp=1, vp=1, dp=1, zero=0, global_batch=1)  # what a layer's cost depends on
-    costs = [_layer_cost(eff, key, g.mixer, g.ffn, g.norms, spec.hidden, node) for g in groups]
-    stages = _stage_groups(tuple(g.count for g in groups), t.pp, t.vp)
+    costs = [_layer_cost(eff, key, mixer, ffn, norms, spec.hidden, node) for mixer, ffn, norms in kinds]
+    stages = _stage_groups(owner, len(kinds), t.pp, t.vp)
     head, head_comm = _head_cost(eff, key, spec.hidden, spec.vocab, node)
     w = ACT_BYTES
     tokens = t.micro_batch * t.seq / t.cp

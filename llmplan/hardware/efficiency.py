@@ -63,8 +63,8 @@ FAMILIES = {
     "B200": Family("B200", 148, ((256, 256, 1.0), (128, 256, 0.93), (128, 128, 0.85), (64, 128, 0.6)), 0.85, 0.85,
                    0.55, 8, 900e9, 50e9, f"B200 defaults: tensor pipe 0.85 of peak (no published MAMF here; power-limited like H100); {_NV}"),
     "MI300": Family("MI300", 304, ((256, 256, 1.0), (256, 128, 0.9), (128, 128, 0.8), (64, 64, 0.55)), 0.65, 0.80,
-                    0.40, 8, 64e9, 50e9, "MI300X defaults: hipBLASLt bf16 ~0.6 of the 1,307 TFLOP/s peak; "
-                    "Infinity Fabric 64 GB/s per peer link"),
+                    0.40, 8, 64e9, 50e9, "MI300X defaults: MAMF 781.9 TFLOP/s bf16 (Bekman, ROCm 6.2); "
+                    "Infinity Fabric 64 GB/s per peer link", (781.9e12, 4096, 10240, 4864)),
     "generic": Family("generic", 80, ((128, 128, 1.0), (64, 64, 0.6)), 0.75, 0.80, 0.45, 1, 32e9, 12.5e9,
                       "generic defaults (device not in a known family): 0.7 of peak, PCIe Gen4 x16 between GPUs"),
 }
