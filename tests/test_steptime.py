@@ -119,3 +119,42 @@ def test_the_test_copy_of_the_published_runs_matches_the_shared_reference():
     if not shared.exists():
         pytest.skip("shared reference folder not beside the repository")
     assert shared.read_bytes() == here.read_bytes()
+
+
+def test_optimizer_step_is_30_bytes_per_parameter_of_the_shard():
+    spec = get_preset("llama-2-7b")
+    sys1 = make_system(get_gpu("h100"), 8)
+    z0 = estimate_step(spec, sys1, make_layout(8, spec, micro_batch=1, global_batch=8, seq=4096, zero=0),
+                       memory=False)
+    z1 = estimate_step(spec, sys1, make_layout(8, spec, micro_batch=1, global_batch=8, seq=4096, zero=1),
+                       memory=False)
+    from llmplan.models import count_params
+
+    n = count_params(spec).total
+    assert z0.step_breakdown["optimizer"] == pytest.approx(30 * n / sys1.eff.hbm_bytes_per_s, rel=1e-3)
+    assert z1.step_breakdown["optimizer"] == pytest.approx(z0.step_breakdown["optimizer"] / 8, rel=1e-3)
+    assert z0.step_breakdown["zero_param_gather"] == 0 < z1.step_breakdown["zero_param_gather"] + \
+        z1.hidden_comm_seconds["zero_param_gather"]
+
+
+def test_context_parallel_halves_the_attention_per_rank_and_hides_its_exchange():
+    spec = get_preset("llama-3.1-8b")
+    system = make_system(get_gpu("h100"), 8)
+    one = estimate_step(spec, system, make_layout(8, spec, tp=8, micro_batch=1, global_batch=8, seq=65536,
+                                                   recompute="full"), memory=False)
+    two = estimate_step(spec, make_system(get_gpu("h100"), 16), make_layout(16, spec, tp=8, cp=2, micro_batch=1,
+                        global_batch=8, seq=65536, recompute="full"), memory=False)
+    assert two.step_breakdown["attention_core"] == pytest.approx(one.step_breakdown["attention_core"] / 2, rel=0.02)
+    assert two.hidden_comm_seconds["cp_comm"] > 0
+
+
+def test_fsdp_gathers_every_micro_batch():
+    spec = get_preset("llama-2-7b")
+    system = make_system(get_gpu("a100"), 64)
+
+    def comm(gb):
+        e = estimate_step(spec, system, make_layout(64, spec, micro_batch=1, global_batch=gb, seq=4096, zero=3),
+                          memory=False)
+        return e.step_breakdown["zero_param_gather"] + e.hidden_comm_seconds["zero_param_gather"]
+
+    assert comm(256) == pytest.approx(4 * comm(64), rel=1e-6)  # 4 micro-batches: 4 x the gathers
