@@ -129,7 +129,7 @@ app = typer.Typer(
     "  llmplan models llama-2-7b\n\n"
     "  llmplan memory --model llama-2-7b --gpu h100 --zero 3 --dp 8 --seq 4096\n\n"
     "  llmplan compute --model llama-2-7b --tokens 1T --gpu h100 --gpus 64 --price 2.5\n\n"
-    "  llmplan serve --model llama-3-70b --gpu h100 --tp 4 -i 1000 -o 500 --concurrency 64\n\n"
+    "  llmplan serve --model llama-3.1-70b --gpu h100 --tp 4 -i 1000 -o 500 --concurrency 64\n\n"
     "  llmplan chinchilla --flops 1e23",
     no_args_is_help=True,
     add_completion=False,

@@ -69,24 +69,25 @@ def serve(
 ) -> None:
     """Plan a deployment: TTFT, TPOT, throughput, concurrency and memory for a model under load.
 
-    Memory first (weights per GPU, the engine's KV pool in pages, so the largest concurrency), then the time of
-    each continuous-batching step (weights and KV read at the achievable bandwidth, GEMMs at their size, a fixed
-    cost per layer, tensor-parallel all-reduces, prefill chunks sharing steps with decodes), then queueing.
+    Memory first: weights per GPU and the engine's KV pool in pages, so the largest concurrency.
 
-    With --slo-ttft / --slo-tpot: the layouts (TP x EP x replicas on --gpus) that meet the targets, best
-    throughput per GPU first; with --rate too, the fewest GPUs that serve that rate within them.
+    Then each continuous-batching step: weights, KV and GEMMs at achievable rates, per-layer costs, all-reduces.
+
+    Prompts are prefilled in chunks that share steps with the decodes; --rate adds the queueing delay.
+
+    With --slo-ttft / --slo-tpot: the layouts (TP x EP x replicas) that meet them, best per GPU first.
 
     Examples:
 
-      llmplan serve --model llama-3-70b --gpu h100 --tp 4 --input-tokens 1000 --output-tokens 500 --concurrency 64
+      llmplan serve -m llama-3.1-70b -g h100 --tp 4 -i 1000 -o 500 -c 64
 
-      llmplan serve --model llama-3.1-8b --gpu h200 --dtype fp8 -i 1000 -o 1000 --max-throughput --engine trtllm
+      llmplan serve -m llama-3.1-8b -g h200 --dtype fp8 -i 1000 -o 1000 --max-throughput
 
-      llmplan serve --model mixtral-8x7b --gpu h100 --gpus 8 --tp 2 -i 2000 -o 200 --rate 20 --kv-dtype fp8
+      llmplan serve -m mixtral-8x7b -g h100 --gpus 8 --tp 2 -i 2000 -o 200 -r 20 --engine vllm
 
-      llmplan serve --model llama-3-70b --gpu h100 --gpus 8 -i 2000 -o 500 --max-throughput --slo-ttft 2s --slo-tpot 50ms
+      llmplan serve -m llama-3.1-70b -g h100 --gpus 8 -i 2000 -o 500 --max-throughput --slo-tpot 50ms
 
-      llmplan serve --model llama-3-70b --gpu h100 -i 2000 -o 500 --rate 10 --slo-ttft 2s --slo-tpot 50ms --json
+      llmplan serve -m llama-3.1-70b -g h100 -i 2000 -o 500 --rate 10 --slo-ttft 2s --slo-tpot 50ms --json
     """
     from llmplan.cli import serve_views as views
     from llmplan.estimate.serve_model import serve_estimate

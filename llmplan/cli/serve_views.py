@@ -33,7 +33,8 @@ def estimate_dict(est: ServeEstimate) -> dict:
     m, s = est.memory, est.steady
     return {
         "model": est.model, "gpu": est.gpu, "gpus": est.gpus, "tp": est.tp, "ep": est.ep, "replicas": est.replicas,
-        "engine": est.engine, "weights": est.weights, "kv_dtype": est.kv_dtype, "compute_dtype": est.compute_dtype,
+        "engine": est.engine, "engine_max_batch": est.engine_max_batch, "prefill_chunk": est.prefill_chunk,
+        "weights": est.weights, "kv_dtype": est.kv_dtype, "compute_dtype": est.compute_dtype,
         "input_tokens": est.input_tokens, "output_tokens": est.output_tokens, "load": est.load,
         "concurrency": est.concurrency, "rate": est.rate,
         "ttft_seconds": est.ttft_seconds, "tpot_seconds": est.tpot_seconds, "e2e_seconds": est.e2e_seconds,
@@ -62,8 +63,6 @@ def show_estimate(spec: ModelSpec, est: ServeEstimate, as_json: bool) -> None:
     if as_json:
         emit_json({"command": "serve", **estimate_dict(est)})
         return
-    from llmplan.estimate.serve_engines import get_engine
-
     con = stdout_console()
     m, s = est.memory, est.steady
     layout = f"TP {est.tp}" + (f", EP {est.ep}" if est.ep > 1 else "") + f", {est.replicas} replica" + \
@@ -100,7 +99,8 @@ def show_estimate(spec: ModelSpec, est: ServeEstimate, as_json: bool) -> None:
     for n in est.notes:
         note(n)
     note(f"rates: {est.rates.source}")
-    note(f"engine: {get_engine(est.engine).source}; KV pool {m.rule}")
+    note(f"engine {est.engine}: KV pool {m.rule}; at most {est.engine_max_batch:,} sequences and "
+         f"{est.prefill_chunk:,} tokens a step; sources in docs/methodology.md, Serving")
 
 
 SHOWN = 10  # layouts in the table

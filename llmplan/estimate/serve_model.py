@@ -60,6 +60,8 @@ class ServeEstimate:
     memory: ServeMemory
     steady: Steady
     rates: Rates
+    engine_max_batch: int = 0      # the engine's batch cap on this GPU
+    prefill_chunk: int = 0         # token budget of one step
     notes: tuple[str, ...] = ()
 
 
@@ -211,7 +213,7 @@ def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: in
         output_tokens_per_second=tok_s, output_tokens_per_second_per_gpu=tok_s / gpus,
         requests_per_second=state.requests_per_second * replicas, max_concurrency=cap * replicas,
         overloaded=overloaded, admission_wait_seconds=admission, memory=mem, steady=state, rates=dep.rates,
-        notes=tuple(notes))
+        engine_max_batch=eng.max_batch, prefill_chunk=dep.prefill_chunk, notes=tuple(notes))
 
 
 def static_state(dep: Deployment, batch: int, input_tokens: int, output_tokens: int) -> Steady:
