@@ -83,7 +83,7 @@ def load_config(config_dir: Path):
 def active(model, text_config) -> int | None:
     """Total minus routed experts x (1 - top_k / experts); None for a dense model."""
     experts = next((getattr(text_config, k) for k in EXPERTS if getattr(text_config, k, None)), None)
-    top_k = getattr(text_config, "num_experts_per_tok", None)
+    top_k = getattr(text_config, "num_experts_per_tok", None) or getattr(text_config, "top_k_experts", None)
     routed = sum(p.numel() for n, p in model.named_parameters()
                  if ".experts." in n and "shared_expert" not in n and not TOWERS.search(n))
     if not experts or not top_k or not routed:
@@ -162,9 +162,10 @@ def main() -> int:
         else:  # configs the primary version does not hold: recorded with the version that counted them
             primary = out["by_version"].get(out["transformers_version"], {}).get("counts", {})
             for k, v in counts.items():
-                if k not in out["counts"] or transformers.__version__ == out["transformers_version"]:
-                    out["counts"][k] = v  # a new config, or the primary version's own count
-                elif primary[k] == v["params"] and "params_active" in v:  # same model: its active count
+                recorded = out["counts"].get(k, {}).get("transformers", out["transformers_version"])
+                if k not in out["counts"] or recorded == transformers.__version__:
+                    out["counts"][k] = v  # a new config, or a recount by the version that counted it
+                elif primary.get(k) == v["params"] and "params_active" in v:  # same model: its active count
                     out["counts"][k].update(params_active=v["params_active"], params_active_by=v["transformers"])
         out["counts"] = dict(sorted(out["counts"].items(), key=lambda kv: kv[0].lower()))
         order = ["schema_version", "kind", "produced_by", "transformers_version", "torch_version", "counts"]

@@ -159,6 +159,13 @@ P = [
      "Gemma Team 2025, Gemma 3 Technical Report, Table 1 (27B: 25,600M non-embedding + 1,416M embedding + 417M "
      "vision); google/gemma-3-27b-pt config.json; the text model is planned. The report's embedding count "
      "exceeds the 262,208-row vocabulary's 1,410M", "27.0B", None, None),
+    ("gemma-4-26b-a4b", ["gemma-4-26b-a4b-it"], "Gemma", "gemma-4-26B-A4B",
+     "google/gemma-4-26B-A4B (26B total with the vision tower, 4B active, as its name states); config as ai-dynamo/aiconfigurator vendors "
+     "it; the text model is planned", "26B", "4B", "all"),
+    ("gemma-4-31b", ["gemma-4-31b-it"], "Gemma", "Gemma-4-31B-IT-NVFP4",
+     "google/gemma-4-31B-it (31B, as its name states); config of nvidia/Gemma-4-31B-IT-NVFP4 as "
+     "ai-dynamo/aiconfigurator vendors it (NVFP4 weights: modelopt, not read); the text model is planned", "31B",
+     None, None),
     ("mistral-small-3-24b", ["mistral-small-24b", "mistral-small-24b-base-2501", "mistral-small-3"], "Mistral",
      "mistral-small-3-24b",
      "mistralai/Mistral-Small-24B-Base-2501 config.json and model card (24B parameters)", "24B", None, None),

@@ -261,7 +261,22 @@ def test_quantization_formats():
     assert s.weight_format is None and any("'bitsandbytes' is not read" in a for a in s.assumptions)
 
 
-@pytest.mark.parametrize("model_type", ["deepseek_v4", "gemma4"])
+@pytest.mark.parametrize("model_type", ["deepseek_v4"])
 def test_types_not_described_yet_are_refused_with_the_reason(model_type):
     with pytest.raises(LlmplanError, match=rf"'{model_type}' .* not supported yet: .*; supported: .*deepseek_v3"):
         spec_from_hf_config({"model_type": model_type, "hidden_size": 4096})
+
+
+def test_gemma4_global_layers_kv_sharing_and_moe():
+    """Gemma 4: global layers of global_head_dim with fewer KV heads and K as V (no v_proj, K cached once); the
+    26B-A4B's MoE beside a dense MLP; kv-shared layers hold no cache of their own; per-layer input embeddings."""
+    moe = spec("gemma-4-26B-A4B")
+    kinds = [(g.mixer.kind, g.mixer.head_dim, g.mixer.kv_heads, g.mixer.k_eq_v) for g in moe.layer_groups]
+    assert ("full", 512, 2, True) in kinds and ("sliding", 256, 8, False) in kinds
+    assert all(g.ffn.shared_ffn == 2112 and g.ffn.router_scales for g in moe.layer_groups)
+    full = next(g.mixer for g in moe.layer_groups if g.mixer.kind == "full")
+    assert full.kv_values_per_token() == 2 * 512  # K only
+    shared = spec("gemma4-text-class-defaults-kv-shared")
+    assert sum(g.count for g in shared.layer_groups if g.mixer.kv_shared) == 10
+    assert all(g.mixer.kv_values_per_token() == 0 for g in shared.layer_groups if g.mixer.kv_shared)
+    assert spec("gemma4-text-class-defaults").per_layer_input == 256

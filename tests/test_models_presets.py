@@ -42,6 +42,8 @@ LOOSER = {
                 "its MTP layer (358.3B)"),
     "glm-4.7": (0.007, "relative", "355B as GLM-4.5; the vendored config lacks the MTP layer and biases"),
     "falcon-180b": (0.009, "relative", "180B is nominal: the shape holds 178.6B with the tied head"),
+    "gemma-4-26b-a4b": (0.03, "relative", "the name's 26B counts the vision tower (whole model 25.81B); the text "
+                        "model holds 25.23B"),
     "llama-3.1-70b": (1.0, "units", "Dubey et al. 2024 name the 70.55B model 70B (truncated)"),
     "llama-3.3-70b": (1.0, "units", "the Llama 3.3 card names the 70.55B model 70B (truncated)"),
     "llama-4-maverick": (1.0, "units", "Meta's 400B truncates the 400.71B text model"),

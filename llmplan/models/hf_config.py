@@ -35,6 +35,7 @@ _CFG_READERS = {
     "glm_moe_dsa": hf_moe.glm_moe_dsa, "kimi_k2": hf_moe.deepseek_v3,
     "nemotron_h": hf_hybrid.nemotron_h, "qwen3_next": hf_hybrid.qwen3_next,
     "qwen3_5_text": hf_hybrid.qwen3_5_text, "qwen3_5_moe_text": hf_hybrid.qwen3_5_moe_text,
+    "gemma4_text": hf_dense.gemma4_text,
     "modernbert": hf_encoders.modernbert, "deberta-v2": hf_encoders.deberta_v2, "bart": hf_encoders.bart,
     "mt5": hf_encoders.mt5, "umt5": hf_encoders.umt5,
 }
@@ -54,11 +55,11 @@ _CFG_READERS["mixtral"] = _mixtral
 # multimodal wrappers: model_type -> (what it wraps, reader of its text_config by the text model_type)
 _TEXT_READERS = {
     "gemma3_text": hf_dense.gemma3_text, "llama4_text": hf_moe.llama4_text, "mistral": hf_dense.mistral,
-    "ministral3": hf_dense.mistral,
+    "ministral3": hf_dense.mistral, "gemma4_text": hf_dense.gemma4_text,
     "qwen3_vl_text": hf_dense.qwen3, "qwen3_vl_moe_text": hf_moe.qwen3_moe, "qwen3_5_text": hf_hybrid.qwen3_5_text,
     "qwen3_5_moe_text": hf_hybrid.qwen3_5_moe_text,
 }
-_WRAPPERS = {"gemma3": "Gemma 3", "llama4": "Llama 4", "mistral3": "Mistral 3", "qwen3_vl": "Qwen3-VL",
+_WRAPPERS = {"gemma3": "Gemma 3", "gemma4": "Gemma 4", "llama4": "Llama 4", "mistral3": "Mistral 3", "qwen3_vl": "Qwen3-VL",
              "qwen3_vl_moe": "Qwen3-VL-MoE", "qwen3_5": "Qwen3.5", "qwen3_5_moe": "Qwen3.5-MoE"}
 
 _CLASSIC = {
@@ -109,9 +110,6 @@ def _read_wrapper(config: dict, name: str, model_type: str) -> ModelSpec:
 NOT_YET = {
     "deepseek_v4": "DeepSeek-V4's hyper-connections (attn_hc, ffn_hc, hc_head), compressed attention with its "
                    "indexer and grouped output projection (transformers DeepseekV4Attention)",
-    "gemma4": "Gemma 4's per-layer input embeddings, global layers of another head width and its MoE variant "
-              "(transformers Gemma4TextModel)",
-    "gemma4_text": "Gemma 4's per-layer input embeddings and global layers of another head width",
 }
 
 

@@ -158,3 +158,53 @@ def cohere(c: Cfg, name: str) -> ModelSpec:
 def require_text(c: Cfg, wrapper: str) -> None:
     if not c.raw:
         raise LlmplanError(f"{c.name}: a {wrapper} config needs its text_config")
+
+
+def gemma4_text(c: Cfg, name: str, top: Cfg | None = None, assumptions=()) -> ModelSpec:
+    """modeling_gemma4.py (Gemma4TextModel): Gemma 3's four norms and q/k head norms (v_norm has no weight); global
+    layers of global_head_dim with num_global_key_value_heads and, with attention_k_eq_v, no v_proj; the last
+    num_kv_shared_layers reuse earlier K/V (no k/v projections or norms; with use_double_wide_mlp a 2x MLP); with
+    enable_moe_block a MoE beside the dense MLP (Gemma4TextRouter: a projection, a scale per hidden unit and per
+    expert; three more norms); per-layer input embeddings of hidden_size_per_layer_input (a gate, a projection and a
+    norm per layer, one table and one projection for the model). Layers follow layer_types, else 5 sliding : 1
+    global, the last layer always global (Gemma4TextConfig.__post_init__)."""
+    from llmplan.models.layers import MoE
+
+    h, n = c.int("hidden_size"), c.int("num_hidden_layers")
+    context = c.int("max_position_embeddings")
+    kinds = layer_kinds(c, n, HF_KINDS) or ["sliding" if (i + 1) % 6 else "full" for i in range(n)]
+    kinds[-1] = "full"
+    if not isinstance(c.value("per_layer_config", None), (dict, type(None))):
+        raise c.bad("per_layer_config", "an object of layer index -> overrides", c.value("per_layer_config"))
+    overrides = {int(k): v for k, v in (c.value("per_layer_config", None) or {}).items()}
+    k_eq_v = c.bool("attention_k_eq_v", default=False)
+    global_kv = c.int("num_global_key_value_heads", null=0) if k_eq_v else 0
+    shared_from = n - c.int("num_kv_shared_layers", default=0, minimum=0)
+    double = c.bool("use_double_wide_mlp", default=False)
+    ffn = c.int("intermediate_size")
+    heads, kv = c.int("num_attention_heads"), c.int("num_key_value_heads", null=c.int("num_attention_heads"))
+    moe = None
+    if c.bool("enable_moe_block", default=False):
+        moe = dict(experts=c.int("num_experts", minimum=2), top_k=c.int("top_k_experts"),
+                   expert_ffn=c.int("moe_intermediate_size"), router_scales=True)
+    ple = c.int("hidden_size_per_layer_input", default=0, minimum=0)
+    bias = c.bool("attention_bias", default=False)
+    window = window_of = c.int("sliding_window")
+    if window > context:
+        raise LlmplanError(f"{c.name}: sliding_window ({window:,}) exceeds the context ({context:,})")
+    layers: list[Layer] = []
+    for i, kind in enumerate(kinds):
+        o = overrides.get(i, {"head_dim": c.int("global_head_dim", default=512),
+                              **({"num_key_value_heads": global_kv} if global_kv else {})} if kind == "full" else {})
+        attn = Attention(heads=heads, kv_heads=int(o.get("num_key_value_heads", kv)),
+                         head_dim=int(o.get("head_dim", c.int("head_dim"))), qkv_bias=bias, out_bias=bias,
+                         qk_norm="head", kind=kind, window=window_of if kind == "sliding" else 0,
+                         k_eq_v=k_eq_v and kind == "full", kv_shared=i >= shared_from)
+        width = ffn * (2 if double and i >= shared_from else 1)
+        f = MoE(**moe, shared_ffn=width) if moe else Dense(width)
+        layers.append((attn, f, 4 + (3 if moe else 0) + (1 if ple else 0)))
+    spec = decoder_spec(c, name, layers, hidden=h, tied_default=True, activation_key="hidden_activation", top=top,
+                        assumptions=assumptions)
+    if ple:
+        spec = spec.with_(per_layer_input=ple, per_layer_vocab=c.int("vocab_size_per_layer_input"))
+    return spec

@@ -52,6 +52,9 @@ class Attention:
     sinks: bool = False        # one learned sink logit per head (gpt-oss)
     output_gate: bool = False  # q_proj also yields a sigmoid gate on the attention output, doubling its width
                                # (Qwen3-Next / Qwen3.5 attn_output_gate: Qwen3NextAttention q_proj)
+    k_eq_v: bool = False       # the keys serve as values: no v_proj, the cache holds K only (Gemma 4 attention_k_eq_v)
+    kv_shared: bool = False    # reuses an earlier layer's K and V: no k/v projections or norms, no cache of its own
+                               # (Gemma 4 num_kv_shared_layers)
     # Multi-head latent attention: kv_lora_rank > 0 turns it on (DeepSeek-V2 eq. 9-11, Kimi K2, GLM-5)
     q_lora_rank: int = 0       # 0: q is a plain hidden -> heads x head_dim projection
     kv_lora_rank: int = 0      # width of the compressed KV latent c_KV
@@ -104,12 +107,14 @@ class Attention:
                   + self.kv_lora_rank * self.heads * (qk_nope + self.d_v))           # kv_b_proj
             total = q + kv + linear(self.heads * self.d_v, h, self.out_bias)
         else:
-            kv_width = self.kv_heads * (self.head_dim + self.d_v)
+            kv_width = self.kv_heads * (self.head_dim + (0 if self.k_eq_v else self.d_v))
+            if self.kv_shared:
+                kv_width = 0
             q_width = self.q_dim * (2 if self.output_gate else 1)
             total = (linear(h, q_width, self.qkv_bias) + h * kv_width + (kv_width if self.qkv_bias else 0)
                      + linear(self.heads * self.d_v, h, self.out_bias))
         if self.qk_norm == "head":
-            total += 2 * self.head_dim
+            total += self.head_dim * (1 if self.kv_shared else 2)
         elif self.qk_norm == "proj":
             total += self.q_dim + self.kv_heads * self.head_dim
         if self.sinks:
@@ -124,11 +129,13 @@ class Attention:
         """Values one layer caches per token: K and V per KV head; for MLA the latent and the shared rotary key
         (kv_lora_rank + qk_rope_head_dim, as vLLM and SGLang cache it), or the K and V that the latent expands
         to when `expanded_mla`; plus the indexer's key for sparse attention."""
+        if self.kv_shared:
+            return 0  # the producing layer's cache serves this one
         if self.is_mla:
             values = (self.heads * (self.head_dim + self.d_v) if expanded_mla
                       else self.kv_lora_rank + self.qk_rope_head_dim)
         else:
-            values = self.kv_heads * (self.head_dim + self.d_v)
+            values = self.kv_heads * (self.head_dim + (0 if self.k_eq_v else self.d_v))
         return values + self.index_head_dim
 
     def tokens_held(self, seq: int) -> int:
@@ -241,6 +248,7 @@ class MoE:
     shared_gate: bool = False  # Qwen2-MoE: a sigmoid gate (hidden -> 1) on the shared expert
     latent: int = 0            # routed experts work in a latent width, between two projections hidden <-> latent
                                # (Nemotron 3 Super moe_latent_size: NemotronHMoE fc1/fc2_latent_proj); 0: none
+    router_scales: bool = False  # a learned scale per hidden unit and per expert on the router (Gemma4TextRouter)
 
     def __post_init__(self) -> None:
         _check_ints(self, ("experts", "top_k", "expert_ffn"), 1)
@@ -262,7 +270,8 @@ class MoE:
 
     def router_params(self, hidden: int) -> int:
         # DeepSeek-V3's e_score_correction_bias is a buffer in transformers, not a parameter: not counted
-        return linear(hidden, self.experts, self.router_bias)
+        scales = hidden + self.experts if self.router_scales else 0
+        return linear(hidden, self.experts, self.router_bias) + scales
 
     def params(self, hidden: int) -> int:
         return (self.experts * self.expert_params(hidden) + self.shared_params(hidden) + self.router_params(hidden)

@@ -100,6 +100,8 @@ def count_params(spec: ModelSpec) -> ParamBreakdown:
         embeddings += per_stack * (spec.context + spec.position_offset) * h
     embeddings += spec.type_vocab * h
     embeddings += spec.relative_embeddings * h  # DeBERTa rel_embeddings
+    ple = spec.per_layer_input * spec.layers    # Gemma 4 per-layer embeddings: one table of layers x width per token
+    embeddings += spec.per_layer_vocab * ple
 
     attention = mlp = norms = recurrent = inactive = 0
     if spec.arch == "encoder-decoder":
@@ -133,6 +135,9 @@ def count_params(spec: ModelSpec) -> ParamBreakdown:
     if spec.tied_embeddings and spec.lm_head_bias:
         output_head = v  # a bias on a tied head is still its own parameter
     other = linear(h, h, True) if spec.pooler else 0
+    if ple:  # Gemma4TextModel per_layer_model_projection and its norm; each layer's input gate and projection
+        other += h * ple + 2 * h * ple
+        norms += spec.per_layer_input
 
     mtp = spec.mtp_layers * mtp_module_params(spec)
     exact = ParamBreakdown(embeddings, attention, mlp, norms, output_head, other, 0, recurrent, mtp)

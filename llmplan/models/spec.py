@@ -54,6 +54,8 @@ class ModelSpec:
     relative_per_layer: bool = False  # UMT5: that bias in every layer, not only the first of each stack
     relative_embeddings: int = 0   # DeBERTa-v2/v3: rows of the shared relative-position embedding (rel_embeddings)
     relative_embedding_norm: bool = False  # DeBERTa's LayerNorm on them (norm_rel_ebd "layer_norm")
+    per_layer_input: int = 0       # Gemma 4 per-layer embeddings: width per layer (hidden_size_per_layer_input)
+    per_layer_vocab: int = 0       # ... and their vocabulary (vocab_size_per_layer_input)
     embed_dim: int = 0             # token-embedding width when it differs from hidden (OPT-350m projects in/out)
     # Layers that differ (llmplan.models.layers): the stack as run-length groups. Empty: `layers` copies of the one
     # block the flat fields above describe. When given, the flat fields hold the first attention layer's shape and
@@ -83,7 +85,8 @@ class ModelSpec:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise bad(f"{name} must be a positive integer, got {value!r}")
         for name in ("kv_heads", "head_dim", "encoder_layers", "position_offset", "type_vocab",
-                     "relative_buckets", "embed_dim", "norms_per_layer", "relative_embeddings"):
+                     "relative_buckets", "embed_dim", "norms_per_layer", "relative_embeddings", "per_layer_input",
+                     "per_layer_vocab"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise bad(f"{name} must be a non-negative integer, got {value!r}")
