@@ -299,3 +299,34 @@ def test_recurrent_activations_and_pipeline_stages_follow_the_layers():
     first_layers = sum(layer_bytes(spec, c, group=g) for g in layers[:59])
     assert a.first_stage_bytes == pytest.approx(2 * (a.embedding_bytes + first_layers))
     assert {label for label, _, _ in a.layer_kinds} == {"Mamba-2", "MLP-only", "full attention"}
+
+
+@needs_ref
+@pytest.mark.parametrize("name", sorted(_json("kv_expected.json")) if REF.is_dir() else [])
+def test_memory_of_the_twelve_real_configs_holds_the_servers_cache(name):
+    """Each real config.json read by llmplan.models.hf_config: `memory --mode infer` at 32k tokens holds the KV
+    cache and recurrent state that kv_expected.json states (bf16, one sequence)."""
+    from llmplan.models.hf_config import spec_from_hf_config
+
+    ref = _json("kv_expected.json")[name]
+    spec = spec_from_hf_config(_json(f"{name}.json"), name=name)
+    est = estimate_memory(MemoryConfig(spec=spec, mode="infer", seq=ref["seq"], kv_dtype="bf16"))
+    assert est.breakdown["kv_cache"] == ref["attention_kv_bytes"]
+    assert est.breakdown["state"] == ref["state_bytes"]
+    assert est.breakdown["kv_cache"] + est.breakdown["state"] == ref["kv_bytes_bf16_efficient"]
+    if "naive_expanded_mha_bytes" in ref:
+        assert cache_bytes(spec, ref["seq"], expanded_mla=True).kv_cache_bytes == ref["naive_expanded_mha_bytes"]
+
+
+def test_memory_reads_a_config_file(cli):
+    if not REF.is_dir():
+        pytest.skip("no reference configs")
+    r = cli("memory", "--model", str(REF / "gemma-2-9b-it.json"), "--mode", "infer", "--seq", "32768", "--json")
+    data = r.json()
+    assert data["breakdown"]["kv_cache"] == _json("kv_expected.json")["gemma-2-9b-it"]["attention_kv_bytes"]
+    assert data["layer_kinds"] == {"sliding": 21, "full": 21}
+    oss = cli("memory", "--model", str(REF / "gpt-oss-20b.json"), "--mode", "infer", "--seq", "4096", "--json").json()
+    told = cli("memory", "--model", str(REF / "gpt-oss-20b.json"), "--mode", "infer", "--seq", "4096", "--dtype",
+               "bf16", "--json").json()
+    assert oss["breakdown"]["weights"] < 0.7 * told["breakdown"]["weights"]  # MXFP4 experts unless --dtype
+    assert "mxfp4" in oss["weight_format"] and told["weight_format"] == "bf16"
