@@ -12,7 +12,11 @@ Grid: two shapes (GPT-style: LayerNorm, GELU, biases, learned positions; LLaMA-s
 grouped-query attention) x dtype (fp32, bf16 autocast) x batch x sequence x attention (flash, eager) x recompute
 (none, selective, full).
 
-Usage: python benchmarks/accuracy.py [--device cpu|cuda] [--quick] [--write docs/validation.md]
+--blocks: the same over blocks of current architectures built from layer groups (MLA with a dense first layer and
+a shared-expert MoE, sliding-window/global attention with sandwich norms, chunked and NoPE attention with a gated
+shared expert, gpt-oss-style sinks with biased experts), written to the `blocks` section.
+
+Usage: python benchmarks/accuracy.py [--device cpu|cuda] [--quick] [--blocks] [--write docs/validation.md]
 """
 
 from __future__ import annotations
@@ -40,7 +44,35 @@ SHAPES = {
 }
 
 
-def memory_grid(device_kind: str, quick: bool) -> list[dict]:
+def block_shapes() -> dict:
+    """Tiny current-architecture models, layer group by layer group (hidden 128, vocabulary 512)."""
+    from llmplan.models.layers import Attention, Dense, LayerGroup, MoE
+
+    base = dict(arch="decoder", hidden=128, vocab=512, context=512, position="rotary", norm="rmsnorm",
+                mlp="gated", activation="silu", tied_embeddings=False)
+    mla = Attention(heads=4, kv_heads=4, head_dim=48, v_head_dim=32, q_lora_rank=64, kv_lora_rank=32,
+                    qk_rope_head_dim=16)
+    local = Attention(heads=4, kv_heads=2, head_dim=32, kind="sliding", window=32)
+    full = Attention(heads=4, kv_heads=2, head_dim=32)
+    chunk = Attention(heads=4, kv_heads=2, head_dim=32, kind="chunked", window=32)
+    nope = Attention(heads=4, kv_heads=2, head_dim=32, rope=False)
+    oss = dict(heads=4, kv_heads=2, head_dim=32, qkv_bias=True, out_bias=True, sinks=True)
+    return {
+        "mla-dense-first-moe": ModelSpec.from_groups(name="mla-dense-first-moe", **base, groups=(
+            LayerGroup(1, mla, Dense(352)), LayerGroup(1, mla, MoE(8, 2, 96, shared_ffn=96)))),
+        "sliding-global": ModelSpec.from_groups(name="sliding-global", **{**base, "activation": "gelu_pytorch_tanh"},
+                                                groups=(LayerGroup(1, local, Dense(352), 4),
+                                                        LayerGroup(1, full, Dense(352), 4))),
+        "chunked-nope-shared": ModelSpec.from_groups(name="chunked-nope-shared", **base, groups=(
+            LayerGroup(1, chunk, MoE(8, 2, 96, shared_ffn=192, shared_gate=True)),
+            LayerGroup(1, nope, MoE(8, 2, 96, shared_ffn=192, shared_gate=True)))),
+        "sinks-biased-experts": ModelSpec.from_groups(name="sinks-biased-experts", **base, groups=(
+            LayerGroup(1, Attention(**oss, kind="sliding", window=32), MoE(8, 2, 96, bias=True, router_bias=True)),
+            LayerGroup(1, Attention(**oss), MoE(8, 2, 96, bias=True, router_bias=True)))),
+    }
+
+
+def memory_grid(device_kind: str, quick: bool, shapes: dict | None = None) -> list[dict]:
     from llmplan.bench.device import detect_device
     from llmplan.bench.runner import BenchConfig, run_config
 
@@ -50,7 +82,7 @@ def memory_grid(device_kind: str, quick: bool) -> list[dict]:
     for dtype in dtypes:
         device = detect_device(device_kind, dtype=dtype)
         for (shape, spec), (batch, seq), attention, recompute in itertools.product(
-                SHAPES.items(), sizes, ("flash", "eager"), ("none", "selective", "full")):
+                (shapes or SHAPES).items(), sizes, ("flash", "eager"), ("none", "selective", "full")):
             cfg = BenchConfig(spec, batch=batch, seq=seq, attention=attention, recompute=recompute,
                               warmup_steps=1, timed_steps=1)
             r = run_config(cfg, device)
@@ -64,7 +96,19 @@ def memory_grid(device_kind: str, quick: bool) -> list[dict]:
     return rows
 
 
-def flops_grid(quick: bool) -> list[dict]:
+def _dense_windows(spec):
+    """The spec with every window widened to full attention: what a masked eager kernel multiplies."""
+    from dataclasses import replace
+
+    from llmplan.models.layers import LayerGroup
+
+    if not spec.groups:
+        return spec
+    return spec.with_(groups=tuple(LayerGroup(g.count, replace(g.mixer, kind="full", window=0), g.ffn, g.norms)
+                                   if g.attention is not None else g for g in spec.groups))
+
+
+def flops_grid(quick: bool, shapes: dict | None = None) -> list[dict]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -73,7 +117,7 @@ def flops_grid(quick: bool) -> list[dict]:
 
     rows = []
     sizes = ((2, 64),) if quick else ((1, 64), (4, 128), (2, 256))
-    for (shape, spec), (batch, seq) in itertools.product(SHAPES.items(), sizes):
+    for (shape, spec), (batch, seq) in itertools.product((shapes or SHAPES).items(), sizes):
         torch.manual_seed(0)
         model = build_model(spec, attention="eager")
         tokens = torch.randint(0, spec.vocab, (batch, seq))
@@ -83,18 +127,21 @@ def flops_grid(quick: bool) -> list[dict]:
         predicted = train_flops_per_token(spec, seq) * batch * seq
         vector = sum(p.numel() for p in model.parameters() if p.ndim == 1)
         adjusted = predicted - 6 * vector * batch * seq
+        dense = train_flops_per_token(_dense_windows(spec), seq) * batch * seq - 6 * vector * batch * seq
         rows.append({"shape": shape, "batch": batch, "seq": seq, "counted": counted, "predicted": predicted,
                      "error_pct": (predicted / counted - 1) * 100,
-                     "adjusted_error_pct": (adjusted / counted - 1) * 100})
+                     "adjusted_error_pct": (adjusted / counted - 1) * 100,
+                     "dense_error_pct": (dense / counted - 1) * 100})
     return rows
 
 
-def markdown(mem: list[dict], flops: list[dict], device_kind: str) -> str:
+def markdown(mem: list[dict], flops: list[dict], device_kind: str, blocks: bool = False) -> str:
     errors = [abs(r["error_pct"]) for r in mem if r["error_pct"] is not None]
     act = [abs(r["act_error_pct"]) for r in mem if r["act_error_pct"] is not None]
     what = "max_memory_allocated" if device_kind == "cuda" else "counted bytes"
     lines = [
-        f"Measured {date.today().isoformat()} with `python benchmarks/accuracy.py --device {device_kind}` on "
+        f"Measured {date.today().isoformat()} with `python benchmarks/accuracy.py --device {device_kind}"
+        f"{' --blocks' if blocks else ''}` on "
         f"{platform.machine()}, Python {platform.python_version()}, torch {_torch_version()}. Memory: llmplan's "
         f"prediction against {what}; {len(mem)} configurations; error median {statistics.median(errors):.2f}%, "
         f"largest {max(errors):.2f}% (target: within 10% on the CPU). The activations alone (tensors saved for "
@@ -115,11 +162,13 @@ def markdown(mem: list[dict], flops: list[dict], device_kind: str) -> str:
                      f"{r['act_measured'] / 2**20:.3f} | {act_pred} | {act_err} |")
     lines += ["", "FLOPs of one training step (eager attention), llmplan against FlopCounterMode; 'adjusted' removes "
               "the bias and norm FLOPs that FlopCounterMode does not count.", "",
-              "| shape | batch x seq | FlopCounterMode | llmplan | error | adjusted error |",
-              "|---|---|---:|---:|---:|---:|"]
+              "| shape | batch x seq | FlopCounterMode | llmplan | error | adjusted error |"
+              + (" windows as full attention, adjusted |" if blocks else ""),
+              "|---|---|---:|---:|---:|---:|" + ("---:|" if blocks else "")]
     for r in flops:
         lines.append(f"| {r['shape']} | {r['batch']} x {r['seq']} | {r['counted']:.4g} | {r['predicted']:.4g} | "
-                     f"{r['error_pct']:+.2f}% | {r['adjusted_error_pct']:+.4f}% |")
+                     f"{r['error_pct']:+.2f}% | {r['adjusted_error_pct']:+.4f}% |"
+                     + (f" {r['dense_error_pct']:+.4f}% |" if blocks else ""))
     return "\n".join(lines)
 
 
@@ -133,12 +182,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--quick", action="store_true", help="a small grid (seconds)")
-    parser.add_argument("--write", type=Path, help="a markdown file with a `cpu` (or `gpu-accuracy`) section")
+    parser.add_argument("--blocks", action="store_true", help="current-architecture blocks instead of dense shapes")
+    parser.add_argument("--write", type=Path, help="a markdown file with a `cpu` (or `gpu-accuracy`, `blocks`) "
+                        "section")
     args = parser.parse_args()
-    text = markdown(memory_grid(args.device, args.quick), flops_grid(args.quick), args.device)
+    shapes = block_shapes() if args.blocks else None
+    text = markdown(memory_grid(args.device, args.quick, shapes), flops_grid(args.quick, shapes), args.device,
+                    args.blocks)
     print(text)
     if args.write:
-        write_section(args.write, "cpu" if args.device == "cpu" else "gpu-accuracy", text)
+        name = "blocks" if args.blocks else ("cpu" if args.device == "cpu" else "gpu-accuracy")
+        write_section(args.write, name, text)
 
 
 if __name__ == "__main__":

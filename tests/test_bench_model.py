@@ -5,6 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from llmplan.bench.model import build_model, built_params  # noqa: E402
+from llmplan.estimate.shapes import truncated  # noqa: E402
 from llmplan.errors import LlmplanError  # noqa: E402
 from llmplan.models import ModelSpec, count_params, load_presets  # noqa: E402
 
@@ -51,7 +52,7 @@ def test_full_width_presets_on_meta_device_count_exactly(name):
     with torch.device("meta"):
         model = build_model(spec, layers=2, device="meta")
     assert sum(p.numel() for p in model.parameters()) == built_params(spec, layers=2)
-    assert built_params(spec, layers=2) == count_params(spec.with_(layers=2)).total
+    assert built_params(spec, layers=2) == count_params(truncated(spec, 2)).total
 
 
 @pytest.mark.parametrize("attention", ["flash", "eager"])
@@ -102,3 +103,103 @@ def test_rejections_are_clear_errors():
         build_model(tiny(), recompute="some")
     with pytest.raises(LlmplanError, match="layers"):
         build_model(tiny(), layers=0)
+
+
+# Current architectures, layer group by layer group (tiny shapes) ------------------------------------------------
+from llmplan.models.layers import Attention, Dense, GatedDeltaNet, LayerGroup, Mamba2, MoE, merge_runs  # noqa: E402
+
+
+def grouped(groups, **kw) -> ModelSpec:
+    base = dict(name="tiny-groups", arch="decoder", hidden=32, vocab=97, context=64, position="rotary",
+                norm="rmsnorm", mlp="gated", activation="silu", tied_embeddings=False)
+    return ModelSpec.from_groups(groups=tuple(groups), **{**base, **kw})
+
+
+MLA = Attention(heads=4, kv_heads=4, head_dim=12, v_head_dim=8, q_lora_rank=16, kv_lora_rank=8, qk_rope_head_dim=4)
+FULL = Attention(heads=4, kv_heads=2, head_dim=8)
+LOCAL = Attention(heads=4, kv_heads=2, head_dim=8, kind="sliding", window=5)
+CHUNK = Attention(heads=4, kv_heads=2, head_dim=8, kind="chunked", window=4)
+SHARED = MoE(4, 2, 24, shared_ffn=16)
+GROUPED = {
+    "mla-dense-first": grouped([LayerGroup(1, MLA, Dense(48)), LayerGroup(2, MLA, SHARED)]),
+    "mla-no-q-lora": grouped([LayerGroup(2, Attention(heads=4, kv_heads=4, head_dim=12, v_head_dim=8,
+                                                       kv_lora_rank=8, qk_rope_head_dim=4), Dense(48))]),
+    "sliding-global": grouped(list(merge_runs([(LOCAL if i % 2 == 0 else FULL, Dense(48), 4) for i in range(4)]))),
+    "chunked-nope-moe": grouped([LayerGroup(1, CHUNK, SHARED), LayerGroup(1, Attention(4, 2, 8, rope=False),
+                                                                          SHARED)]),
+    "sinks-biased-experts": grouped([LayerGroup(2, Attention(4, 2, 8, kind="sliding", window=3, sinks=True,
+                                                             qkv_bias=True, out_bias=True),
+                                                MoE(4, 2, 24, bias=True, router_bias=True))]),
+    "qk-norm-gate": grouped([LayerGroup(1, Attention(4, 2, 8, qk_norm="head", output_gate=True),
+                                        MoE(4, 2, 24, shared_ffn=16, shared_gate=True)),
+                             LayerGroup(1, Attention(4, 2, 8, qk_norm="proj"), Dense(48))]),
+    "hybrid": grouped([LayerGroup(1, Mamba2(heads=4, head_dim=8, state=4, groups=2), None, 1),
+                       LayerGroup(1, FULL, None, 1), LayerGroup(1, None, Dense(48, gated=False), 1),
+                       LayerGroup(1, GatedDeltaNet(2, 4, 8, 8), MoE(4, 2, 24, latent=16))], position="none",
+                      activation="relu2"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GROUPED))
+def test_current_blocks_count_and_train(name):
+    spec = GROUPED[name]
+    torch.manual_seed(0)
+    model = build_model(spec)
+    assert sum(p.numel() for p in model.parameters()) == count_params(spec).total
+    tokens = torch.randint(0, spec.vocab, (2, 12))
+    loss = model(tokens, tokens)
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters())
+    eager = build_model(spec, attention="eager")
+    eager.load_state_dict(model.state_dict())
+    torch.testing.assert_close(eager(tokens), model(tokens), rtol=1e-4, atol=1e-4)
+
+
+def test_a_window_wider_than_the_sequence_is_full_attention():
+    torch.manual_seed(0)
+    wide = grouped([LayerGroup(2, Attention(4, 2, 8, kind="sliding", window=64), Dense(48))])
+    full = grouped([LayerGroup(2, Attention(4, 2, 8), Dense(48))])
+    a, b = build_model(wide), build_model(full)
+    b.load_state_dict(a.state_dict())
+    tokens = torch.randint(0, 97, (1, 16))
+    torch.testing.assert_close(a(tokens), b(tokens))
+    narrow = build_model(grouped([LayerGroup(2, LOCAL, Dense(48))]))
+    narrow.load_state_dict(a.state_dict())
+    assert not torch.allclose(narrow(tokens), a(tokens))
+    # a sliding layer's output at position i depends only on the last `window` tokens
+    changed = tokens.clone()
+    changed[0, 0] = (changed[0, 0] + 1) % 97
+    one_layer = build_model(grouped([LayerGroup(1, LOCAL, None, 1)]))
+    torch.testing.assert_close(one_layer(tokens)[0, 5:], one_layer(changed)[0, 5:])
+
+
+def test_truncated_group_spec_keeps_its_first_layers():
+    spec = GROUPED["mla-dense-first"]
+    assert built_params(spec, layers=1) == count_params(truncated(spec, 1)).total
+    assert isinstance(truncated(spec, 1).layer_groups[-1].ffn, Dense)
+    with torch.device("meta"):
+        model = build_model(spec, layers=2, device="meta")
+    assert sum(p.numel() for p in model.parameters()) == built_params(spec, layers=2)
+
+
+def test_bench_trains_a_current_architecture_from_its_config(cli, tmp_path):
+    """`llmplan bench --model config.json` of a tiny DeepSeek-V3-style config (MLA, a dense first layer, routed and
+    shared experts): the measurement stands beside the prediction, the model built has count_params' parameters."""
+    import json
+
+    config = {"model_type": "deepseek_v3", "hidden_size": 64, "intermediate_size": 128, "moe_intermediate_size": 32,
+              "num_hidden_layers": 3, "first_k_dense_replace": 1, "n_routed_experts": 8, "num_experts_per_tok": 2,
+              "n_shared_experts": 1, "num_attention_heads": 4, "num_key_value_heads": 4, "q_lora_rank": 32,
+              "kv_lora_rank": 16, "qk_nope_head_dim": 16, "qk_rope_head_dim": 8, "v_head_dim": 16,
+              "vocab_size": 256, "max_position_embeddings": 512, "tie_word_embeddings": False, "n_group": 1,
+              "topk_group": 1, "num_nextn_predict_layers": 0}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    from llmplan.models.hf_config import read_hf_config
+
+    spec = read_hf_config(path)
+    data = cli("bench", "--model", str(path), "--layers", "3", "--batch", "1", "--seq", "16", "--device", "cpu",
+               "--dtype", "fp32", "--steps", "1", "--warmup", "0", "--no-save", "--json").json()
+    run = data["runs"][0]
+    assert run["params"] == count_params(spec).total
+    assert run["peak_bytes_predicted"] == pytest.approx(run["peak_bytes_measured"], rel=0.10)

@@ -100,3 +100,18 @@ def test_autocast_residual_stream_and_weight_copies(recompute):
         copies = 2 * (spec.vocab * spec.hidden if recompute == "full"
                       else count_params(spec).total * matmul_fraction(spec))
         assert saved_bytes(spec, c) + copies == pytest.approx(measured, rel=0.10), (spec.name, measured)
+
+
+@pytest.mark.parametrize("name", ["mla-dense-first", "mla-no-q-lora", "sliding-global", "chunked-nope-moe",
+                                  "sinks-biased-experts", "qk-norm-gate"])
+@pytest.mark.parametrize("attention", ["flash", "eager"])
+@pytest.mark.parametrize("recompute", ["none", "selective", "full"])
+def test_current_blocks_within_10_percent_of_counted_saved_tensors(name, attention, recompute):
+    """MLA, sliding/chunked windows, MoE with shared experts and biased routers, sinks, QK-norm and the output gate,
+    built from layer groups (tests/test_bench_model.py's GROUPED shapes): the same check as the dense shapes."""
+    from test_bench_model import GROUPED
+
+    spec = GROUPED[name]
+    measured = measure(spec, "fp32", 2, 32, attention, recompute)
+    predicted = predict(spec, "fp32", 2, 32, attention, recompute, "pytorch")
+    assert predicted == pytest.approx(measured, rel=0.10), (name, measured, predicted)

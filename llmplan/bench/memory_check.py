@@ -65,6 +65,9 @@ def predicted_bytes(cfg, device) -> tuple[int | None, dict, list[str]] | None:
     if device.dtype != "fp32":
         notes.append("mixed precision as the bench trains it, predicted with llmplan memory --amp: fp32 weights, "
                      "gradients and AdamW states, a 16-bit copy of each matmul weight, fp32 residual stream")
+    if any(g.mixer is not None and g.attention is None for g in cfg.spec.layer_groups):
+        notes.append("Mamba-2 / Gated DeltaNet layers run here as plain-PyTorch reference forms, which keep more for "
+                     "backward than the fused kernels the prediction describes")
     if device.kind != "cuda":
         detail = est.activation_detail
         transient = int(detail.get("logits_transient", 0) + detail.get("recompute_transient", 0))

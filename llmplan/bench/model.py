@@ -1,11 +1,15 @@
 """A decoder-only transformer built exactly from a ModelSpec, so that what the bench measures is what the planner
 predicts: sum(p.numel()) equals count_params(spec) for the layers built.
 
-Every structural choice of the spec is honoured: learned/rotary/ALiBi/relative/sinusoidal positions, LayerNorm or
-RMSNorm (with or without bias), multi-head/grouped-query/multi-query attention with any head_dim, standard or gated
-MLP, biases, tied or untied head, parallel attention+MLP, mixture-of-experts (token-choice top-k routing, every
-expert built). Encoder and encoder-decoder specs are rejected: the bench trains decoder-only language models.
-Q, K and V are one fused linear (same parameter count as three) because one matmul is what fast kernels run.
+Every structural choice of the spec is honoured, layer group by layer group (llmplan.models.layers): learned/rotary/
+ALiBi/relative/sinusoidal positions, LayerNorm or RMSNorm (with or without bias), multi-head/grouped-query/
+multi-query attention with any head_dim and value width, full, sliding-window and chunked attention (a band or
+chunk mask), QK-norm, attention sinks, layers without positions (NoPE), multi-head latent attention, Mamba-2 and
+Gated DeltaNet mixers (llmplan.bench.blocks), standard or gated MLP, biases, tied or untied head, parallel
+attention+MLP, sandwich norms, mixture-of-experts (token-choice top-k routing, every expert built, shared experts,
+router and expert biases) and dense first layers. Encoder and encoder-decoder specs are rejected: the bench trains
+decoder-only language models. Q, K and V are one fused linear (same parameter count as three) because one matmul
+is what fast kernels run.
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from llmplan.bench.positions import (alibi_slopes, apply_rotary, relative_buckets, rotary_tables,  # noqa: F401
+                                     sinusoidal, window_mask)
 from llmplan.errors import LlmplanError
+from llmplan.estimate.shapes import truncated
+from llmplan.models.layers import Attention as AttentionSpec
+from llmplan.models.layers import LayerGroup
+from llmplan.models.layers import MoE as MoESpec
 from llmplan.models.params import count_params
 from llmplan.models.spec import ModelSpec
 
@@ -41,8 +51,7 @@ _ACTIVATIONS = {
 def built_params(spec: ModelSpec, layers: int | None = None) -> int:
     """Parameters of the model build_model makes: the exact count of the shape (a bare-count spec's stated total is
     rescaled in count_params; the built model has its shape's count)."""
-    s = spec.with_(param_count=None, **({"layers": layers} if layers else {}))
-    return count_params(s).total
+    return count_params(truncated(spec.with_(param_count=None), layers)).total
 
 
 class RMSNorm(nn.Module):
@@ -65,44 +74,17 @@ def make_norm(spec: ModelSpec) -> nn.Module:
     return nn.LayerNorm(spec.hidden, bias=spec.has_norm_bias)
 
 
-def rotary_tables(seq: int, dim: int, device, base: float = 10_000.0):
-    """cos/sin tables for rotary embeddings over the full head_dim (Su et al. 2021, RoFormer eq. 34)."""
-    inv = 1.0 / (base ** (torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim))
-    angles = torch.outer(torch.arange(seq, device=device, dtype=torch.float32), inv)
-    return angles.cos(), angles.sin()
-
-
-def apply_rotary(x, cos, sin):
-    """Rotate pairs (x1, x2) of the two halves of each head (the GPT-NeoX/LLaMA layout)."""
-    x1, x2 = x.chunk(2, dim=-1)
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
-
-
-def alibi_slopes(heads: int) -> torch.Tensor:
-    """Geometric head slopes 2^(-8i/n) (Press et al. 2022, ALiBi, section 3), extended for non-powers of two."""
-    def powers(n):
-        start = 2 ** (-8 / n)
-        return [start ** (i + 1) for i in range(n)]
-    p = 2 ** math.floor(math.log2(heads))
-    slopes = powers(p) + powers(2 * p)[0::2][: heads - p]
-    return torch.tensor(slopes)
-
-
-def relative_buckets(rel: torch.Tensor, n_buckets: int, max_distance: int = 128) -> torch.Tensor:
-    """T5's causal relative-position buckets (Raffel et al. 2020, section 2.1): exact for near, log-spaced for far."""
-    rel = (-rel).clamp(min=0)
-    exact = n_buckets // 2
-    far = exact + (torch.log(rel.float().clamp(min=1) / exact) / math.log(max_distance / exact)
-                   * (n_buckets - exact)).long()
-    return torch.where(rel < exact, rel, far.clamp(max=n_buckets - 1))
-
-
-def attention_core(q, k, v, attention: str, bias, dropout: float, training: bool):
-    """softmax(QK^T / sqrt(d) + mask) V. q: (b, heads, s, d); k, v: (b, kv_heads, s, d)."""
+def attention_core(q, k, v, attention: str, bias, dropout: float, training: bool, mask=None, sinks=None):
+    """softmax(QK^T / sqrt(d) + mask) V. q: (b, heads, s, d); k: (b, kv_heads, s, d); v: (b, kv_heads, s, d_v).
+    `mask`: bool (s, s), True where a query sees a key (sliding window, chunk); None: causal. `sinks`: one logit per
+    head that joins every softmax and is dropped after it (gpt-oss); computed as plain math in either mode."""
     p = dropout if training else 0.0
     groups = q.shape[1] // k.shape[1]
-    if attention == "flash":
+    if mask is not None and bias is not None:
+        bias, mask = bias.masked_fill(~mask, float("-inf")), None
+    if attention == "flash" and sinks is None:
+        if mask is not None:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, enable_gqa=groups > 1)
         if bias is None:
             return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True, enable_gqa=groups > 1)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=p,
@@ -111,52 +93,77 @@ def attention_core(q, k, v, attention: str, bias, dropout: float, training: bool
         k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
     s = q.shape[-2]
     scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
-    if bias is None:
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    elif bias is None:
         causal = torch.ones(s, s, dtype=torch.bool, device=q.device).triu(1)
         scores = scores.masked_fill(causal, float("-inf"))
     else:
         scores = scores + bias.to(scores.dtype)
-    probs = F.dropout(scores.softmax(dim=-1), p=p, training=training)
+    if sinks is not None:
+        sink = sinks.to(scores.dtype).view(1, -1, 1, 1).expand(scores.shape[0], -1, s, 1)
+        probs = torch.cat((scores, sink), dim=-1).softmax(dim=-1)[..., :-1]
+    else:
+        probs = scores.softmax(dim=-1)
+    probs = F.dropout(probs, p=p, training=training)
     return probs @ v
 
 
 class Attention(nn.Module):
-    def __init__(self, spec: ModelSpec, attention: str, selective: bool, dropout: float, relative: bool):
+    def __init__(self, spec: ModelSpec, m: AttentionSpec, attention: str, selective: bool, dropout: float,
+                 relative: bool):
         super().__init__()
-        self.heads, self.kv_heads, self.d = spec.heads, spec.n_kv_heads, spec.d_head
-        self.qkv = nn.Linear(spec.hidden, spec.q_dim + 2 * spec.kv_dim, bias=spec.qkv_bias)
-        self.out = nn.Linear(spec.q_dim, spec.hidden, bias=spec.out_bias)
+        self.heads, self.kv_heads, self.d, self.dv = m.heads, m.kv_heads, m.head_dim, m.d_v
+        self.gate = m.q_dim if m.output_gate else 0  # Qwen3-Next: a sigmoid gate on the attention output
+        self.qkv = nn.Linear(spec.hidden, m.q_dim + self.gate + m.kv_heads * (m.head_dim + m.d_v), bias=m.qkv_bias)
+        self.out = nn.Linear(m.heads * m.d_v, spec.hidden, bias=m.out_bias)
         self.attention, self.selective, self.dropout = attention, selective, dropout
+        self.rope = m.rope and spec.position == "rotary"
+        self.window = (m.kind, m.window) if m.kind != "full" else None
+        self.qk_norm = m.qk_norm
+        if m.qk_norm == "head":  # one RMSNorm over each head's width (Qwen3, Gemma 3)
+            self.q_norm, self.k_norm = RMSNorm(m.head_dim, False), RMSNorm(m.head_dim, False)
+        elif m.qk_norm == "proj":  # over the whole projections (OLMo 2)
+            self.q_norm, self.k_norm = RMSNorm(m.q_dim, False), RMSNorm(m.kv_heads * m.head_dim, False)
+        self.sinks = nn.Parameter(torch.zeros(m.heads)) if m.sinks else None
         # T5 keeps one relative-position table per stack, in its first layer.
         self.relative = nn.Embedding(spec.relative_buckets, spec.heads) if relative else None
 
     def forward(self, x, ctx):
         b, s, _ = x.shape
-        q, k, v = self.qkv(x).split([self.heads * self.d, self.kv_heads * self.d, self.kv_heads * self.d], dim=-1)
+        q, gate, k, v = self.qkv(x).split([self.heads * self.d, self.gate, self.kv_heads * self.d,
+                                           self.kv_heads * self.dv], dim=-1)
+        if self.qk_norm == "proj":
+            q, k = self.q_norm(q), self.k_norm(k)
         q = q.view(b, s, self.heads, self.d).transpose(1, 2)
         k = k.view(b, s, self.kv_heads, self.d).transpose(1, 2)
-        v = v.view(b, s, self.kv_heads, self.d).transpose(1, 2)
-        if "rope" in ctx:
-            q, k = apply_rotary(q, *ctx["rope"]), apply_rotary(k, *ctx["rope"])
+        v = v.view(b, s, self.kv_heads, self.dv).transpose(1, 2)
+        if self.qk_norm == "head":
+            q, k = self.q_norm(q), self.k_norm(k)
+        if self.rope:
+            q, k = apply_rotary(q, *ctx["rope"][self.d]), apply_rotary(k, *ctx["rope"][self.d])
         bias = ctx.get("bias")
         if self.relative is not None:
             ctx["bias"] = bias = self.relative(ctx["buckets"]).permute(2, 0, 1) + ctx["causal"]
-        args = (q, k, v, self.attention, bias, self.dropout, self.training)
+        mask = ctx["masks"][self.window] if self.window else None
+        args = (q, k, v, self.attention, bias, self.dropout, self.training, mask, self.sinks)
         if self.selective:  # Korthikanti et al. 2022: recompute only the attention core in the backward pass
             y = checkpoint(attention_core, *args, use_reentrant=False)
         else:
             y = attention_core(*args)
-        y = F.dropout(self.out(y.transpose(1, 2).reshape(b, s, -1)), self.dropout, self.training)
-        return y
+        y = y.transpose(1, 2).reshape(b, s, -1)
+        if self.gate:
+            y = y * torch.sigmoid(gate)
+        return F.dropout(self.out(y), self.dropout, self.training)
 
 
 class MLP(nn.Module):
-    def __init__(self, spec: ModelSpec, dropout: float):
+    def __init__(self, hidden: int, ffn: int, gated: bool, bias: bool, activation: str, dropout: float):
         super().__init__()
-        self.gated = spec.mlp == "gated"
-        self.up = nn.Linear(spec.hidden, spec.ffn * (2 if self.gated else 1), bias=spec.mlp_bias)  # [gate | up]
-        self.down = nn.Linear(spec.ffn, spec.hidden, bias=spec.mlp_bias)
-        self.act = _ACTIVATIONS.get(spec.activation.lower(), F.gelu)
+        self.gated = gated
+        self.up = nn.Linear(hidden, ffn * (2 if gated else 1), bias=bias)  # [gate | up]
+        self.down = nn.Linear(ffn, hidden, bias=bias)
+        self.act = _ACTIVATIONS.get(activation.lower(), F.gelu)
         self.dropout = dropout
 
     def forward(self, x):
@@ -168,37 +175,37 @@ class MLP(nn.Module):
         return F.dropout(self.down(h), self.dropout, self.training)
 
 
-class MoE(nn.Module):
-    """Token-choice top-k routing over `experts` MLPs with a bias-free router (Mixtral, Jiang et al. 2024)."""
-
-    def __init__(self, spec: ModelSpec, dropout: float):
-        super().__init__()
-        self.router = nn.Linear(spec.hidden, spec.experts, bias=False)
-        self.experts = nn.ModuleList(MLP(spec, dropout) for _ in range(spec.experts))
-        self.k = spec.experts_per_token
-
-    def forward(self, x):
-        flat = x.reshape(-1, x.shape[-1])
-        weights, chosen = self.router(flat).topk(self.k, dim=-1)
-        weights = weights.softmax(dim=-1)
-        out = torch.zeros_like(flat)
-        for e, expert in enumerate(self.experts):
-            rows, slot = (chosen == e).nonzero(as_tuple=True)
-            if rows.numel():
-                out = out.index_add(0, rows, expert(flat[rows]) * weights[rows, slot, None].to(flat.dtype))
-        return out.view_as(x)
-
-
 class Block(nn.Module):
-    """Pre-norm block. norms_per_layer: 1 = one norm shared by both branches, 2 = one before each, 3-4 = also a norm
-    after the attention / MLP output (sandwich norms). Parallel layers: attention and MLP read the same input."""
+    """Pre-norm block of one layer group. norms: 1 = one norm shared by both branches (or the one branch of a layer
+    with only a mixer or only an MLP), 2 = one before each, 3-4 = also a norm after the attention / MLP output
+    (sandwich norms). Parallel layers: attention and MLP read the same input."""
 
-    def __init__(self, spec: ModelSpec, attention: str, recompute: str, dropout: float, first: bool):
+    def __init__(self, spec: ModelSpec, g: LayerGroup, attention: str, recompute: str, dropout: float, first: bool):
         super().__init__()
-        self.norms = nn.ModuleList(make_norm(spec) for _ in range(spec.norms_per_layer))
-        relative = first and spec.relative_buckets > 0
-        self.attn = Attention(spec, attention, recompute == "selective", dropout, relative)
-        self.mlp = MoE(spec, dropout) if spec.is_moe else MLP(spec, dropout)
+        self.norms = nn.ModuleList(make_norm(spec) for _ in range(g.norms))
+        m = g.mixer
+        if isinstance(m, AttentionSpec) and m.is_mla:
+            from llmplan.bench.blocks import MLAttention
+
+            self.attn = MLAttention(spec, m, attention, recompute == "selective", dropout)
+        elif isinstance(m, AttentionSpec):
+            relative = first and spec.relative_buckets > 0
+            self.attn = Attention(spec, m, attention, recompute == "selective", dropout, relative)
+        elif m is not None:
+            from llmplan.bench.blocks import recurrent_mixer
+
+            self.attn = recurrent_mixer(spec, m, dropout)
+        else:
+            self.attn = None
+        f = g.ffn
+        if isinstance(f, MoESpec):
+            from llmplan.bench.blocks import MoE
+
+            self.mlp = MoE(spec.hidden, f, spec.activation, dropout)
+        elif f is not None:
+            self.mlp = MLP(spec.hidden, f.ffn, f.gated, f.bias, spec.activation, dropout)
+        else:
+            self.mlp = None
         self.parallel = spec.parallel_layers
 
     def _norm(self, i: int, x):
@@ -211,6 +218,10 @@ class Block(nn.Module):
         return self.norms[i](x) if len(self.norms) > i else x
 
     def forward(self, x, ctx):
+        if self.attn is None:
+            return x + self.mlp(self._norm(0, x))
+        if self.mlp is None:
+            return x + self.attn(self._norm(0, x), ctx)
         if self.parallel:
             return x + self.attn(self._norm(0, x), ctx) + self.mlp(self._norm(1, x))
         x = x + self._post(2, self.attn(self._norm(0, x), ctx))
@@ -241,8 +252,9 @@ class DecoderLM(nn.Module):
         self.token_types = nn.Embedding(spec.type_vocab, h) if spec.type_vocab else None
         self.embedding_norm = make_norm(spec) if spec.embedding_norm else None
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(spec, attention, recompute, dropout, first=i == 0)
-                                    for i in range(spec.layers))
+        layers = [g for g in spec.layer_groups for _ in range(g.count)]
+        self.blocks = nn.ModuleList(Block(spec, g, attention, recompute, dropout, first=i == 0)
+                                    for i, g in enumerate(layers))
         self.final_norm = make_norm(spec) if spec.final_norm else None
         if spec.tied_embeddings:
             self.head = None
@@ -255,8 +267,12 @@ class DecoderLM(nn.Module):
 
     def _context(self, s: int, device) -> dict:
         spec, ctx = self.spec, {}
-        if spec.position == "rotary":
-            ctx["rope"] = rotary_tables(s, spec.d_head, device)
+        attns = [g.attention for g in spec.layer_groups if g.attention is not None]
+        if spec.position == "rotary":  # one table per rotary width (MLA rotates its qk_rope_head_dim part only)
+            dims = {m.qk_rope_head_dim if m.is_mla else m.head_dim for m in attns if m.rope}
+            ctx["rope"] = {d: rotary_tables(s, d, device) for d in dims}
+        ctx["masks"] = {(m.kind, m.window): window_mask(s, m.kind, m.window, device) for m in attns
+                        if m.kind != "full"}
         causal = torch.full((s, s), float("-inf"), device=device).triu(1)
         if spec.position == "alibi":  # bias -slope * distance on past keys
             pos = torch.arange(s, device=device)
@@ -303,15 +319,6 @@ class DecoderLM(nn.Module):
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
 
 
-def sinusoidal(s: int, h: int, device) -> torch.Tensor:
-    pos = torch.arange(s, device=device, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, h, 2, device=device, dtype=torch.float32) * (-math.log(10_000.0) / h))
-    table = torch.zeros(s, h, device=device)
-    table[:, 0::2] = torch.sin(pos * freq)
-    table[:, 1::2] = torch.cos(pos * freq)[:, : h // 2]
-    return table
-
-
 def build_model(spec: ModelSpec, layers: int | None = None, attention: str = "flash", recompute: str = "none",
                 dropout: float = 0.0, device: str = "cpu", dtype=None) -> DecoderLM:
     """The decoder-only transformer of `spec` with `layers` layers (default: all of them), ready to train."""
@@ -327,11 +334,20 @@ def build_model(spec: ModelSpec, layers: int | None = None, attention: str = "fl
         raise LlmplanError(f"dropout must be in [0, 1), got {dropout}")
     if layers is not None and (not isinstance(layers, int) or layers < 1):
         raise LlmplanError(f"layers must be a positive integer, got {layers!r}")
-    if spec.position == "rotary" and spec.d_head % 2:
-        raise LlmplanError(f"rotary positions need an even head_dim, got {spec.d_head}")
-    if spec.norms_per_layer > 4:
-        raise LlmplanError(f"norms_per_layer {spec.norms_per_layer} is not supported by the bench (0-4)")
-    built = spec.with_(param_count=None, **({"layers": layers} if layers else {}))
+    for g in spec.layer_groups:
+        m = g.attention
+        if m is not None and spec.position == "rotary" and m.rope:
+            dim = m.qk_rope_head_dim if m.is_mla else m.head_dim
+            if dim % 2:
+                raise LlmplanError(f"rotary positions need an even head_dim, got {dim}")
+        if m is not None and m.index_heads:
+            raise LlmplanError(f"{spec.name!r} has DeepSeek-V3.2's sparse-attention indexer, which the bench does "
+                               "not build")
+        if g.norms > 4:
+            raise LlmplanError(f"{g.norms} norms per layer are not supported by the bench (0-4)")
+    if layers is not None and layers > spec.layers:
+        raise LlmplanError(f"layers must be at most {spec.name}'s {spec.layers}, got {layers}")
+    built = truncated(spec.with_(param_count=None), layers)
     model = DecoderLM(built, attention, recompute, dropout)
     model.to(device=device, dtype=dtype or torch.float32)
     return model

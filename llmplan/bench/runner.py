@@ -41,7 +41,9 @@ class BenchConfig:
 
     @property
     def built_spec(self) -> ModelSpec:
-        return self.spec.with_(layers=self.built_layers, param_count=None)
+        from llmplan.estimate.shapes import truncated
+
+        return truncated(self.spec.with_(param_count=None), self.built_layers)
 
 
 @dataclass(frozen=True)

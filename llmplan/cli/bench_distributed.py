@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from llmplan.errors import LlmplanError
+from llmplan.estimate.shapes import truncated
 from llmplan.report.output import emit_json, kv_table, note, stdout_console, table
 from llmplan.units import format_bytes, format_count
 
@@ -37,7 +38,7 @@ def build_config(model, layers, batch, seq, dtype, device, attention, recompute,
                            "--dtype fp32")
     b = s.base
     if s.mode == "model":
-        spec = b.spec.with_(layers=s.layers, param_count=None)
+        spec = truncated(b.spec.with_(param_count=None), s.layers)
     else:
         hidden, depth = DEFAULT_SHAPE[(kind, quick)]
         spec = ladder_spec(hidden, depth, s.vocab, b.seq)

@@ -138,6 +138,8 @@ def _attention(spec: ModelSpec, c: ActivationConfig, d: dict, prefix: str, s_kv:
     """Q/K/V, the attention core and the output projection's input (self- or cross-attention)."""
     if m.is_mla and prefix == "attn":
         return _mla(spec, c, d, m, causal)
+    if m.sinks and c.impl == "pytorch":  # plain PyTorch has no fused kernel with sinks: the core runs as eager math
+        c = replace(c, attention="eager")
     n, p, q, kv, a = d["n"], d["p"], d["q"], d["kv"], d["a"]
     v = d["v"]
     rope = spec.position == "rotary" and m.rope and prefix == "attn"
@@ -149,7 +151,7 @@ def _attention(spec: ModelSpec, c: ActivationConfig, d: dict, prefix: str, s_kv:
         # from the RNG state; selective recomputation keeps the core's inputs only. Q, K, V are views of one fused
         # projection, so that storage is kept whole.
         if prefix == "attn":
-            terms.append(Term("attn_qkv", p * n * (q + kv + v)))
+            terms.append(Term("attn_qkv", p * n * (q * (2 if m.output_gate else 1) + kv + v)))
         else:
             terms += [Term(f"{prefix}_q", p * n * q), Term(f"{prefix}_kv", p * n_kv * (kv + v))]
         if rope:  # rotated Q and K are new tensors; V's view keeps the fused QKV storage alive
@@ -159,6 +161,8 @@ def _attention(spec: ModelSpec, c: ActivationConfig, d: dict, prefix: str, s_kv:
     if m.qk_norm and prefix == "attn":  # QK-norm (Qwen3, Gemma 3: per head; OLMo 2: whole projections)
         terms += _inner_norm(c, "attn_qk_norm", n, q + kv)
     terms += _core(spec, c, d, prefix, s_kv, n_kv, causal, q, kv, v, d["out"], a, grouped, rope)
+    if m.output_gate and prefix == "attn":  # out = core * sigmoid(gate) (Qwen3-Next): sigmoid's output and the core
+        terms += [Term("attn_gate_sigmoid", p * n * d["out"]), Term("attn_gated_core", p * n * d["out"])]
     if c.impl != "fused" and rope and p != FP32:
         terms.append(Term("attn_rotary_tables", 2 * c.seq * m.head_dim * p))  # cos/sin cast per call
     return terms
@@ -232,9 +236,16 @@ def _mlp(spec: ModelSpec, c: ActivationConfig, d: dict, ffn) -> list[Term]:
     act = spec.activation.lower()
     terms: list[Term] = []
     if isinstance(ffn, MoE):  # router: top-k ids and weights; each token's input gathered for each of its k experts
-        k = ffn.top_k
-        terms += [Term("mlp_router", n * k * (INDEX + p)), Term("mlp_expert_inputs", k * p * n * h, consumer="up")]
+        k, width = ffn.top_k, ffn.latent or h
+        terms += [Term("mlp_router", n * k * (INDEX + p)), Term("mlp_expert_inputs", k * p * n * width, consumer="up")]
+        if ffn.latent:  # hidden -> latent before the experts, latent -> hidden after (its input kept)
+            terms += [Term("mlp_latent_in", p * n * width), Term("mlp_latent_out", p * n * width)]
         terms += _ffn_terms(c, d, "mlp", ffn.expert_ffn / t, ffn.gated, act, k)
+        # each expert's output is scaled by its routing probability, which keeps it for the router's gradient
+        # (transformers' experts loop; Megatron-Core's unpermute); plain PyTorch's index_add keeps it once more
+        terms.append(Term("mlp_expert_outputs", k * p * n * width))
+        if c.impl == "pytorch":
+            terms.append(Term("mlp_scatter", k * n * (p * width + 2 * INDEX)))
         if ffn.shared_ffn:  # the shared expert sees every token (DeepSeekMoE): a dense MLP beside the experts
             terms += _ffn_terms(c, d, "mlp_shared", ffn.shared_ffn / t, ffn.gated, act, 1)
     else:

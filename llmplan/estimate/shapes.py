@@ -40,7 +40,8 @@ def _attention_mats(m: Attention, h: int) -> list[tuple[str, int, int]]:
         out = q + [("kv_a", h, m.kv_lora_rank + m.qk_rope_head_dim),
                    ("kv_b", m.kv_lora_rank, m.heads * (nope + m.d_v))]
     else:
-        out = [("q", h, m.q_dim), ("k", h, m.kv_heads * m.head_dim), ("v", h, m.kv_heads * m.d_v)]
+        q_width = m.q_dim * (2 if m.output_gate else 1)  # Qwen3-Next: q_proj also yields the output gate
+        out = [("q", h, q_width), ("k", h, m.kv_heads * m.head_dim), ("v", h, m.kv_heads * m.d_v)]
     out.append(("o", m.heads * m.d_v, h))
     if m.index_heads:  # DeepSeek-V3.2 lightning indexer: wq_b, wk, weights_proj
         out += [("indexer", m.q_lora_rank or h, m.index_heads * m.index_head_dim),
@@ -67,7 +68,12 @@ def group_linears(g: LayerGroup, h: int) -> list[Matrix]:
                 Matrix(h, 2 * m.v_heads, g.count, "in_proj", "recurrent"),
                 Matrix(value, h, g.count, "out_proj", "recurrent")]
     if isinstance(f, MoE):
-        out += [Matrix(i, o, g.count * f.experts, n, "expert") for n, i, o in _ffn_mats(f.gated, h, f.expert_ffn)]
+        width = f.latent or h  # latent MoE: experts between hidden -> latent and latent -> hidden projections
+        out += [Matrix(i, o, g.count * f.experts, n, "expert")
+                for n, i, o in _ffn_mats(f.gated, width, f.expert_ffn)]
+        if f.latent:
+            out += [Matrix(h, f.latent, g.count, "latent_proj", "mlp"), Matrix(f.latent, h, g.count, "latent_proj",
+                                                                                "mlp")]
         if f.shared_ffn:
             out += [Matrix(i, o, g.count, n, "shared") for n, i, o in _ffn_mats(f.gated, h, f.shared_ffn)]
             if f.shared_gate:
@@ -162,7 +168,8 @@ def layer_params_on_gpu(g: LayerGroup, h: int, norm: int, tp: int = 1, ep: int =
             kv_share = 1.0
         else:
             kv_g = kv_heads_on_gpu(m.kv_heads, tp)
-            dense += linear(h, m.q_dim, m.qkv_bias) / tp + linear(h, kv_g * (m.head_dim + m.d_v), m.qkv_bias)
+            q_width = m.q_dim * (2 if m.output_gate else 1)
+            dense += linear(h, q_width, m.qkv_bias) / tp + linear(h, kv_g * (m.head_dim + m.d_v), m.qkv_bias)
             kv_share = kv_g / m.kv_heads
         dense += linear(m.heads * m.d_v, h, m.out_bias) / tp
         if m.qk_norm == "head":
@@ -178,7 +185,7 @@ def layer_params_on_gpu(g: LayerGroup, h: int, norm: int, tp: int = 1, ep: int =
         dense += m.params(h) / tp
     if isinstance(f, MoE):
         expert += f.experts / ep * f.expert_params(h) / tp
-        dense += f.shared_params(h) / tp + f.router_params(h)
+        dense += (f.shared_params(h) + f.latent_params(h)) / tp + f.router_params(h)
     elif f is not None:
         dense += f.params(h) / tp
     return dense + g.norms * norm, expert
@@ -295,6 +302,22 @@ def check_ep(spec: ModelSpec, ep: int, dp: int | None = None) -> None:
     if dp is not None and dp % ep:
         raise LlmplanError(f"--ep {ep} needs --dp a multiple of it: the expert-parallel group is drawn from the "
                            f"data-parallel ranks (Megatron-Core), got --dp {dp}")
+
+
+def truncated(spec: ModelSpec, layers: int | None) -> ModelSpec:
+    """The spec with only its first `layers` layers (all when None), layer groups cut in order: the first layers of
+    DeepSeek-V3 are its dense ones, of Gemma 3 five sliding layers and a full one."""
+    if not layers or layers == spec.layers:
+        return spec
+    if not spec.groups:
+        return spec.with_(layers=layers)
+    out, left = [], layers
+    for g in spec.groups:
+        if left <= 0:
+            break
+        out.append(LayerGroup(min(g.count, left), g.mixer, g.ffn, g.norms))
+        left -= g.count
+    return spec.with_(groups=tuple(out), layers=layers)
 
 
 def ceil_div(a: int, b: int) -> int:
