@@ -135,13 +135,13 @@ def flops_grid(quick: bool, shapes: dict | None = None) -> list[dict]:
     return rows
 
 
-def markdown(mem: list[dict], flops: list[dict], device_kind: str, blocks: bool = False) -> str:
+def markdown(mem: list[dict], flops: list[dict], device_kind: str, blocks: bool = False, quick: bool = False) -> str:
     errors = [abs(r["error_pct"]) for r in mem if r["error_pct"] is not None]
     act = [abs(r["act_error_pct"]) for r in mem if r["act_error_pct"] is not None]
     what = "max_memory_allocated" if device_kind == "cuda" else "counted bytes"
     lines = [
         f"Measured {date.today().isoformat()} with `python benchmarks/accuracy.py --device {device_kind}"
-        f"{' --blocks' if blocks else ''}` on "
+        f"{' --blocks' if blocks else ''}{' --quick' if quick else ''}` on "
         f"{platform.machine()}, Python {platform.python_version()}, torch {_torch_version()}. Memory: llmplan's "
         f"prediction against {what}; {len(mem)} configurations; error median {statistics.median(errors):.2f}%, "
         f"largest {max(errors):.2f}% (target: within 10% on the CPU). The activations alone (tensors saved for "
@@ -188,7 +188,7 @@ def main() -> None:
     args = parser.parse_args()
     shapes = block_shapes() if args.blocks else None
     text = markdown(memory_grid(args.device, args.quick, shapes), flops_grid(args.quick, shapes), args.device,
-                    args.blocks)
+                    args.blocks, args.quick)
     print(text)
     if args.write:
         name = "blocks" if args.blocks else ("cpu" if args.device == "cpu" else "gpu-accuracy")

@@ -97,8 +97,13 @@ class MLAttention(nn.Module):
         q = torch.cat((q_nope, q_pe), dim=-1)
         k = torch.cat((k_nope, k_pe.expand(b, self.heads, s, self.rope_dim)), dim=-1)
         mask = ctx["masks"][self.window] if self.window else None
+        pad = self.d - self.dv if self.attention == "flash" else 0
+        if pad > 0:  # flash kernels take one head dim: pad V, slice the output (transformers' flash_attention_2)
+            v = F.pad(v, [0, pad])
         args = (q, k, v, self.attention, None, self.dropout, self.training, mask, None)
         y = checkpoint(attention_core, *args, use_reentrant=False) if self.selective else attention_core(*args)
+        if pad > 0:
+            y = y[..., :self.dv]
         return F.dropout(self.out(y.transpose(1, 2).reshape(b, s, -1)), self.dropout, self.training)
 
 

@@ -119,7 +119,8 @@ def memory(
     offload: str = typer.Option("none", "--offload", help="none | optimizer | params: what moves to CPU memory."),
     lora_rank: str = typer.Option(str(DEFAULT_LORA_RANK), "--lora-rank", help="LoRA rank r."),
     lora_targets: str = typer.Option("all", "--lora-targets", help="Modules with adapters, comma-separated: "
-                                     "q,k,v,o,gate,up,down, or all | attention | mlp."),
+                                     "q,k,v,o,gate,up,down (MLA: q adapts q_a/q_b, k and v kv_a/kv_b; experts "
+                                     "too), in_proj,out_proj (Mamba-2/DeltaNet), or all | attention | mlp."),
     adapter_dtype: str = typer.Option("fp32", "--adapter-dtype", help="LoRA adapter weights and gradients: fp32 "
                                       "(PEFT's default) | bf16 (the QLoRA reference script) | fp16."),
     kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help="KV cache format (default: bf16, fp32 for "

@@ -186,6 +186,16 @@ def _mla(spec: ModelSpec, c: ActivationConfig, d: dict, m: Attention, causal: bo
     terms.append(Term("mla_kv_latent_normed", p * n * m.kv_lora_rank, consumer="kv"))
     q = k = heads * m.head_dim
     v = heads * m.d_v
+    padded = c.impl != "fused" and m.d_v < m.head_dim and c.attention == "flash"
+    if padded:
+        # PyTorch's flash kernels need one head dim for Q, K and V: V is padded to the qk head dim and the output
+        # sliced (as transformers does for flash_attention_2), so V and the output are kept at qk width and the
+        # output projection reads a copy of the sliced output
+        terms += [Term("mla_q", p * n * q), Term("mla_k", p * n * k), Term("mla_v_padded", p * n * q)]
+        if c.recompute == "none":
+            terms += [Term("attn_out_padded", p * n * q), Term("attn_softmax_lse", FP32 * n * heads)]
+        terms.append(Term("attn_out_proj_input", p * n * v, consumer="o"))
+        return terms
     if c.attention != "eager" or c.recompute != "none":
         terms += [Term("mla_q", p * n * q), Term("mla_k", p * n * k),
                   Term("mla_kv_up", p * n * heads * (nope + m.d_v))]  # V is a view of kv_b's output

@@ -127,8 +127,10 @@ def find_remedies(cfg: MemoryConfig, usable: int, limit: int = 6) -> list[Remedy
             single.append(("--kv-dtype fp8", {"kv_dtype": "fp8"}))
         for dt in ("int8", "int4"):
             if cfg.dtype in ("fp32", "fp16", "bf16"):
-                single.append((f"--dtype {dt}", {"dtype": dt}))
-                single.append((f"--dtype {dt} --kv-dtype fp8", {"dtype": dt, "kv_dtype": "fp8"}))
+                # a --dtype given replaces the checkpoint's stored format (memory's stored_weights)
+                single.append((f"--dtype {dt}", {"dtype": dt, "stored_weights": False}))
+                single.append((f"--dtype {dt} --kv-dtype fp8", {"dtype": dt, "kv_dtype": "fp8",
+                                                                "stored_weights": False}))
     else:
         steps: list[tuple[str, dict]] = []
         if cfg.mode in ("train", "finetune") and cfg.optimizer == "adamw":

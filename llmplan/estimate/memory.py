@@ -388,7 +388,9 @@ def _assumptions(cfg: MemoryConfig, p: float, temp: float, stage: str, stored: b
                    f"states in fp32; gradients in {grads}")
     if cfg.mode in ("lora", "qlora"):
         base = "NF4 with double quantization (4.127 bits/param)" if cfg.mode == "qlora" else cfg.dtype
-        out.append(f"frozen base in {base}; LoRA rank {cfg.lora_rank} on {', '.join(cfg.lora_targets)}; adapters and "
+        mats = block_linears(spec)
+        present = [t for t in cfg.lora_targets if any(m.targeted((t,)) for m in mats)] or list(cfg.lora_targets)
+        out.append(f"frozen base in {base}; LoRA rank {cfg.lora_rank} on {', '.join(present)}; adapters and "
                    f"their gradients in {cfg.adapter_dtype}, optimizer states in fp32")
     if cfg.mode != "infer":
         out.append(f"activations: {cfg.attention} attention, recompute {cfg.recompute}, "
