@@ -345,7 +345,7 @@ def build_model(spec: ModelSpec, layers: int | None = None, attention: str = "fl
                                "not build")
         if g.norms > 4:
             raise LlmplanError(f"{g.norms} norms per layer are not supported by the bench (0-4)")
-    if layers is not None and layers > spec.layers:
+    if layers is not None and layers > spec.layers and spec.groups:
         raise LlmplanError(f"layers must be at most {spec.name}'s {spec.layers}, got {layers}")
     built = truncated(spec.with_(param_count=None), layers)
     model = DecoderLM(built, attention, recompute, dropout)

@@ -306,7 +306,8 @@ def check_ep(spec: ModelSpec, ep: int, dp: int | None = None) -> None:
 
 def truncated(spec: ModelSpec, layers: int | None) -> ModelSpec:
     """The spec with only its first `layers` layers (all when None), layer groups cut in order: the first layers of
-    DeepSeek-V3 are its dense ones, of Gemma 3 five sliding layers and a full one."""
+    DeepSeek-V3 are its dense ones, of Gemma 3 five sliding layers and a full one. A flat spec (one block repeated)
+    may also be made deeper."""
     if not layers or layers == spec.layers:
         return spec
     if not spec.groups:
