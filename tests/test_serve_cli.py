@@ -45,6 +45,7 @@ def test_slo_layouts_and_fewest_gpus(cli):
     (["--concurrency", "100000"], "does not fit"),
     (["-i", "200000"], "context"),
     (["--slo-tpot", "1ms", "--max-throughput"], "relax the targets"),
+    (["--slo-tpot", "5ms", "--rate", "5", "--gpus", "3"], "the best on up to 3 GPUs"),
     (["--slo-tpot", "soon", "--max-throughput"], "duration"),
     (["--dtype", "fp3"], "dtype"),
     (["--engine", "tgi"], "--engine"),

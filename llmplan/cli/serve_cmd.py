@@ -137,7 +137,7 @@ def serve(
             slo = " and ".join(s for s in (f"TTFT <= {slo_ttft}" if slo_ttft else "",
                                             f"TPOT <= {slo_tpot}" if slo_tpot else "") if s)
             raise LlmplanError(f"no layout of {spec.name} on {what} meets {slo} for {I:,} + {O:,} tokens; "
-                               f"{views.relax_hint(spec, gpu, I, O, ttft_target, tpot_target, common)}")
+                               f"{views.relax_hint(spec, gpu, I, O, ttft_target, tpot_target, common, n_gpus or 8)}")
         views.show_layouts(spec, gpu, found, I, O, ttft_target, tpot_target, rate, eng, as_json)
         return
 

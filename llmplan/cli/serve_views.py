@@ -142,14 +142,14 @@ def show_layouts(spec: ModelSpec, gpu, found, I: int, O: int, slo_ttft, slo_tpot
              f"engine {engine.name})")
 
 
-def relax_hint(spec: ModelSpec, gpu, I: int, O: int, slo_ttft, slo_tpot, common: dict) -> str:
+def relax_hint(spec: ModelSpec, gpu, I: int, O: int, slo_ttft, slo_tpot, common: dict, gpus: int = 8) -> str:
     """What would work: the best single-request latency on the widest layout."""
     from llmplan.errors import LlmplanError
     from llmplan.estimate.serve_layouts import candidate_layouts
     from llmplan.estimate.serve_model import serve_estimate
 
     best = None
-    for tp, ep in candidate_layouts(spec, 8):
+    for tp, ep in candidate_layouts(spec, gpus):
         try:
             e = serve_estimate(spec, gpu, input_tokens=I, output_tokens=O, tp=tp, ep=ep, concurrency=1, **common)
         except LlmplanError:
@@ -157,6 +157,7 @@ def relax_hint(spec: ModelSpec, gpu, I: int, O: int, slo_ttft, slo_tpot, common:
         if best is None or e.tpot_seconds < best.tpot_seconds:
             best = e
     if best is None:
-        return "the model does not fit on up to 8 of these GPUs; use a larger GPU or a smaller --dtype"
-    return (f"even one request at a time on --tp {best.tp} gets TTFT {_time(best.ttft_seconds)} and TPOT "
-            f"{_time(best.tpot_seconds)}; relax the targets to those, or use a faster GPU")
+        return f"the model does not fit on {gpus} of these GPUs; add GPUs, use a larger GPU or a smaller --dtype"
+    return (f"the best on up to {gpus} GPUs, one request at a time on --tp {best.tp}, is TTFT "
+            f"{_time(best.ttft_seconds)} and TPOT {_time(best.tpot_seconds)}; relax the targets, add GPUs or use a "
+            "faster GPU")
