@@ -280,3 +280,28 @@ def test_gemma4_global_layers_kv_sharing_and_moe():
     assert sum(g.count for g in shared.layer_groups if g.mixer.kv_shared) == 10
     assert all(g.mixer.kv_values_per_token() == 0 for g in shared.layer_groups if g.mixer.kv_shared)
     assert spec("gemma4-text-class-defaults").per_layer_input == 256
+
+
+def test_mutated_configs_fail_only_with_one_line_errors():
+    """Regression for the config.json fuzzing of issue 15: wrong-typed, out-of-range and huge values anywhere in a
+    real config (or its text_config) end in an LlmplanError of one line, never another exception."""
+    import random
+
+    from llmplan.cli.models_cmd import model_summary
+
+    rng = random.Random(12)
+    pool = [json.loads(p.read_text()) for p in sorted(CONFIGS.glob("*/config.json"))]
+    values = [None, 0, -1, 1, 2, 10**20, 10**400, 1.5, "x", "false", True, [], [1], ["full_attention"], {}, {"a": 1}]
+    failures = 0
+    for _ in range(1500):
+        c = json.loads(json.dumps(rng.choice(pool)))
+        target = c["text_config"] if "text_config" in c and rng.random() < 0.5 else c
+        for key in rng.sample(sorted(target), min(len(target), rng.randint(1, 3))):
+            target[key] = rng.choice(values)
+        try:
+            s = spec_from_hf_config(c, "fuzz")
+            count_params(s), cache_bytes(s, 4096), model_summary(s)
+        except LlmplanError as exc:
+            failures += 1
+            assert "\n" not in str(exc)
+    assert failures > 100  # the mutations do hit the checks

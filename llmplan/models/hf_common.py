@@ -144,7 +144,7 @@ POSITIVE_INT_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_atte
                      "moe_intermediate_size", "head_dim", "ffn_dim", "seq_length", "kv_lora_rank", "qk_rope_head_dim",
                      "qk_nope_head_dim", "v_head_dim", "encoder_layers", "decoder_layers", "encoder_ffn_dim",
                      "decoder_ffn_dim", "encoder_attention_heads", "decoder_attention_heads", "ffn_hidden_size",
-                     "num_kv_heads", "n_head_kv", "intermediate_size_mlp", "word_embed_proj_dim")
+                     "num_kv_heads", "n_head_kv", "intermediate_size_mlp", "word_embed_proj_dim", "n_embed")
 
 
 def check_common_keys(raw: dict, name: str, prefix: str = "") -> None:
@@ -160,7 +160,8 @@ def check_common_keys(raw: dict, name: str, prefix: str = "") -> None:
         if not isinstance(v, int) or isinstance(v, bool):
             raise LlmplanError(f"{name}: {prefix}{key} must be an integer, got {v!r}")
         if not 1 <= v <= 10**15:
-            raise LlmplanError(f"{name}: {prefix}{key} must be an integer from 1 to 1e15, got {v!r}")
+            shown = f"about 1e{int(v.bit_length() * 0.30103)}" if v > 10**15 else repr(v)
+            raise LlmplanError(f"{name}: {prefix}{key} must be an integer from 1 to 1e15, got {shown}")
     if isinstance(raw.get("text_config"), dict) and not prefix:
         check_common_keys(raw["text_config"], name, "text_config.")
 

@@ -145,6 +145,8 @@ def read_hf_config(path: Path) -> ModelSpec:
         raise LlmplanError(f"cannot read {path}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise LlmplanError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except ValueError as exc:  # an integer of more digits than Python converts (sys.int_info.str_digits_check)
+        raise LlmplanError(f"{path} is not a usable config.json: {exc}") from None
     except RecursionError:
         raise LlmplanError(f"{path} nests too deeply to be a config.json") from None
     if not isinstance(config, dict):

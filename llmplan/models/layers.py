@@ -28,9 +28,12 @@ def linear(d_in: int, d_out: int, bias: bool) -> int:
 def _check_ints(owner: object, names: tuple[str, ...], minimum: int) -> None:
     for name in names:
         value = getattr(owner, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum or value > 10**15:
             kind = "a positive" if minimum else "a non-negative"
-            raise LlmplanError(f"{type(owner).__name__.lower()} {name} must be {kind} integer, got {value!r}")
+            shown = (f"about 1e{int(value.bit_length() * 0.30103)}" if isinstance(value, int) and value > 10**15
+                     else repr(value))
+            raise LlmplanError(f"{type(owner).__name__.lower()} {name} must be {kind} integer up to 1e15, got "
+                               f"{shown}")
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,10 @@ class ModelSpec:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise bad(f"{name} must be a non-negative integer, got {value!r}")
+        for f in fields(self):  # a size beyond any real model (and beyond what float arithmetic downstream holds)
+            value = getattr(self, f.name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 10**15:
+                raise bad(f"{f.name} must be at most 1e15, got about 1e{int(value.bit_length() * 0.30103)}")
         if self.head_dim == 0 and self.hidden % self.heads:
             raise bad(f"hidden size {self.hidden} is not divisible by {self.heads} heads; give head_dim")
         if self.heads % self.n_kv_heads:
