@@ -33,6 +33,16 @@ def test_plan_table_fits_80_columns(cli):
     assert max(len(line) for line in r.stdout.splitlines()) <= 80
 
 
+def test_plan_efficiency_note_wraps_and_is_whole(cli):
+    r = cli("plan", "--model", "deepseek-v3", "--gpu", "h100", "--gpus", "64", "--seq", "4096",
+            "--global-batch", "512", "--top", "3")
+    assert r.code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    note = " ".join(lines[next(i for i, ln in enumerate(lines) if ln.startswith("efficiencies:")):])
+    assert "tile and wave quantization" in " ".join(note.split())  # wrapped at 80 columns, never cut
+
+
 @pytest.mark.parametrize("args, says", [
     (("--tp", "3"), "multiple of --tp"),
     (("--tp", "5", "--gpus", "320"), "attention heads"),

@@ -79,7 +79,7 @@ def show_plan(payload: dict, result, as_json: bool) -> None:
     if result.layouts:
         best = result.layouts[0]
         console.print(kv_table("Step time of #1, by part", breakdown_rows(best)))
-        console.print(f"[dim]efficiencies: {best.efficiency_source[:160]}[/dim]")
+        console.print(f"[dim]efficiencies: {best.efficiency_source}[/dim]", overflow="fold")
 
 
 def show_layout_block(est: StepEstimate, console=None) -> None:
