@@ -121,7 +121,8 @@ def predict(row: dict, engines: dict | None = None):
     kwargs = dict(input_tokens=int(row["isl"]), output_tokens=int(row["osl"]), gpus=int(gpus), tp=int(tp),
                   ep=int(ep), dtype=_dtype(row.get("weight_precision"), spec), kv_dtype=_kv(row.get("kv_precision")),
                   engine=engine, memory_fraction=frac,
-                  check_context=False)  # synthetic benchmark lengths may pass the model's context
+                  check_context=False,  # synthetic benchmark lengths may pass the model's context
+                  attention_dp=bool(row.get("attention_dp")))
     rate = row.get("request_rate")
     if scen.startswith("static") or scen == "batch1_latency":
         kwargs["static_batch"] = int(row.get("batch_size") or row.get("concurrency") or 1)

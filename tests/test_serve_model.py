@@ -237,3 +237,18 @@ def test_queueing_delay_grows_as_the_rate_nears_capacity():
     cap = serve_estimate(spec, H100, max_throughput=True, **kw).requests_per_second
     ttfts = [serve_estimate(spec, H100, rate=f * cap, **kw).ttft_seconds for f in (0.2, 0.5, 0.8, 0.95)]
     assert ttfts == sorted(ttfts) and ttfts[-1] > 2 * ttfts[0]
+
+
+def test_attention_data_parallelism_stops_duplicating_the_mla_latent():
+    spec = get_preset("deepseek-r1")
+    h200 = get_gpu("h200")
+    kw = dict(input_tokens=1024, output_tokens=2048, tp=8, ep=8, max_throughput=True, engine="trtllm")
+    tp = serve_estimate(spec, h200, **kw)
+    dp = serve_estimate(spec, h200, attention_dp=True, **kw)
+    assert any("duplicated 8 times" in n for n in tp.notes) and dp.attention_dp
+    # each rank holds its own requests' latents whole: one request costs the same bytes, but on one rank only
+    assert dp.memory.kv_bytes_per_request == tp.memory.kv_bytes_per_request
+    # the attention weights are replicated on every rank, the experts still split
+    w = weight_bytes(spec, weight_plan(spec, None))
+    assert dp.memory.weights_bytes - tp.memory.weights_bytes == pytest.approx(w.mixers * (1 - 1 / 8))
+    assert dp.memory.max_concurrency > 5 * tp.memory.max_concurrency

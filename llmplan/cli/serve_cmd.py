@@ -45,6 +45,9 @@ def serve(
                                        "GPUs / --tp. With --slo-*: the GPUs the layouts are searched on."),
     tp: int = typer.Option(1, "--tp", help="Tensor-parallel GPUs per replica."),
     ep: int = typer.Option(1, "--ep", help="Expert-parallel GPUs within a replica (MoE; divides --tp)."),
+    attention_dp: bool = typer.Option(False, "--attention-dp", help="Attention data parallel over the --tp GPUs "
+                                      "(each runs its own requests' attention; MLP/MoE stay split), as "
+                                      "TensorRT-LLM's enable_attention_dp and SGLang's --enable-dp-attention."),
     input_tokens: str = typer.Option(..., "--input-tokens", "-i", help="Prompt tokens per request (ISL)."),
     output_tokens: str = typer.Option(..., "--output-tokens", "-o", help="Generated tokens per request (OSL)."),
     concurrency: Optional[float] = typer.Option(None, "--concurrency", "-c", help="Requests in flight (all "
@@ -120,6 +123,8 @@ def serve(
     if ttft_target is not None or tpot_target is not None:
         from llmplan.estimate.serve_layouts import fewest_gpus_for_rate, layouts_at_slo
 
+        if attention_dp:
+            raise LlmplanError("--slo-* searches TP x EP layouts with tensor-parallel attention; drop --attention-dp")
         if concurrency is not None:
             raise LlmplanError("--slo-* searches the load: give --max-throughput (layouts on --gpus) or --rate R "
                                "(the fewest GPUs for R), not --concurrency")
@@ -142,5 +147,6 @@ def serve(
         return
 
     est = serve_estimate(spec, gpu, input_tokens=I, output_tokens=O, gpus=n_gpus, tp=tp, ep=ep,
-                         concurrency=concurrency, rate=rate, max_throughput=max_throughput, **common)
+                         concurrency=concurrency, rate=rate, max_throughput=max_throughput,
+                         attention_dp=attention_dp, **common)
     views.show_estimate(spec, est, as_json)

@@ -32,7 +32,8 @@ def _step_dict(st: StepTime) -> dict:
 def estimate_dict(est: ServeEstimate) -> dict:
     m, s = est.memory, est.steady
     return {
-        "model": est.model, "gpu": est.gpu, "gpus": est.gpus, "tp": est.tp, "ep": est.ep, "replicas": est.replicas,
+        "model": est.model, "gpu": est.gpu, "gpus": est.gpus, "tp": est.tp, "ep": est.ep,
+        "attention_dp": est.attention_dp, "replicas": est.replicas,
         "engine": est.engine, "engine_max_batch": est.engine_max_batch, "prefill_chunk": est.prefill_chunk,
         "weights": est.weights, "kv_dtype": est.kv_dtype, "compute_dtype": est.compute_dtype,
         "input_tokens": est.input_tokens, "output_tokens": est.output_tokens, "load": est.load,
@@ -65,8 +66,9 @@ def show_estimate(spec: ModelSpec, est: ServeEstimate, as_json: bool) -> None:
         return
     con = stdout_console()
     m, s = est.memory, est.steady
-    layout = f"TP {est.tp}" + (f", EP {est.ep}" if est.ep > 1 else "") + f", {est.replicas} replica" + \
-        ("s" if est.replicas > 1 else "")
+    layout = f"TP {est.tp}" + (f", EP {est.ep}" if est.ep > 1 else "") + (", attention DP" if est.attention_dp
+                                                                           else "") + \
+        f", {est.replicas} replica" + ("s" if est.replicas > 1 else "")
     if est.load == "rate":
         load = f"{est.rate:g} requests/s ({est.concurrency:,.1f} in flight)"
     elif est.load == "max-throughput":

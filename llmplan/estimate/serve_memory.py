@@ -77,23 +77,28 @@ class WeightBytes:
     experts: float   # routed experts (whole model)
     embeddings: float  # input embeddings and output head, 16-bit
     norms: float
+    mixers: float = 0.0  # the attention / recurrent mixers' share of `linear`
+
 
     @property
     def total(self) -> float:
         return self.linear + self.experts + self.embeddings + self.norms
 
-    def per_gpu(self, tp: int) -> float:
-        """One tensor-parallel rank's shard (norms replicated)."""
+    def per_gpu(self, tp: int, attention_dp: bool = False) -> float:
+        """One tensor-parallel rank's shard (norms replicated; with attention data parallelism the mixers too)."""
+        if attention_dp:
+            return (self.linear - self.mixers + self.experts + self.embeddings) / tp + self.mixers + self.norms
         return (self.linear + self.experts + self.embeddings) / tp + self.norms
 
 
 def weight_bytes(spec: ModelSpec, plan: WeightPlan) -> WeightBytes:
     """Stored bytes of the model's weights, walked over its layer groups."""
     h = spec.hidden
-    linear = experts = 0.0
+    linear = experts = mixers = 0.0
     for g in spec.layer_groups:
         if g.mixer is not None:
             linear += g.count * g.mixer.params(h) * plan.linear_bytes
+            mixers += g.count * g.mixer.params(h) * plan.linear_bytes
         if isinstance(g.ffn, MoE):
             routed = g.ffn.experts * g.ffn.expert_params(h)
             experts += g.count * routed * plan.expert_bytes
@@ -101,7 +106,7 @@ def weight_bytes(spec: ModelSpec, plan: WeightPlan) -> WeightBytes:
         elif g.ffn is not None:
             linear += g.count * g.ffn.params(h) * plan.linear_bytes
     b = count_params(spec)
-    return WeightBytes(linear, experts, 2.0 * (b.embeddings + b.output_head), 2.0 * b.norms)
+    return WeightBytes(linear, experts, 2.0 * (b.embeddings + b.output_head), 2.0 * b.norms, mixers)
 
 
 def kv_bytes_per_sequence(spec: ModelSpec, tokens: float, kv_dtype: str, tp: int) -> float:
@@ -135,19 +140,21 @@ class ServeMemory:
     reserve_bytes: float          # runtime (CUDA context, NCCL, graphs)
     kv_pool_bytes: float          # what the engine gives the KV cache
     kv_bytes_per_request: float   # pages of one request of I + O tokens
-    max_concurrency: int          # requests whose whole I + O fit the pool (before the engine's batch cap)
+    max_concurrency: int          # requests whose whole I + O fit the replica (before the engine's batch cap)
     block_tokens: int
     rule: str                     # how the pool was sized, in words
 
 
 def serve_memory(spec: ModelSpec, gpu, plan: WeightPlan, kv_dtype: str, tp: int, engine: Engine,
                  tokens_per_request: int, memory_fraction: float | None = None,
-                 max_num_tokens: int | None = None) -> ServeMemory:
+                 max_num_tokens: int | None = None, attention_dp: bool = False) -> ServeMemory:
+    """Memory of one rank. With attention data parallelism each of the tp ranks holds the whole KV of its own
+    requests (no split, no duplication), so the replica holds tp times what one rank's pool does."""
     frac = engine.memory_fraction if memory_fraction is None else memory_fraction
     if not 0.0 < frac <= 1.0:
         raise LlmplanError(f"memory fraction must be in (0, 1], got {frac!r}")
     total = float(gpu.memory_bytes)
-    w = weight_bytes(spec, plan).per_gpu(tp)
+    w = weight_bytes(spec, plan).per_gpu(tp, attention_dp)
     act = activation_bytes(spec, tp, max_num_tokens or engine.max_num_tokens, engine.max_batch)
     reserve = float(RUNTIME_RESERVE_BYTES)
     if engine.memory_base == "free":
@@ -158,6 +165,6 @@ def serve_memory(spec: ModelSpec, gpu, plan: WeightPlan, kv_dtype: str, tp: int,
         rule = f"{frac:g} of all memory, less weights and activations (gpu_memory_utilization)"
     block = max(engine.block_tokens, 1)
     pages = math.ceil(tokens_per_request / block) * block
-    per_req = kv_bytes_per_sequence(spec, pages, kv_dtype, tp)
-    c_max = int(pool // per_req) if pool > 0 and per_req > 0 else 0
+    per_req = kv_bytes_per_sequence(spec, pages, kv_dtype, 1 if attention_dp else tp)
+    c_max = int(pool // per_req) * (tp if attention_dp else 1) if pool > 0 and per_req > 0 else 0
     return ServeMemory(total, w, act, reserve, max(pool, 0.0), per_req, max(c_max, 0), block, rule)

@@ -39,6 +39,7 @@ class ServeEstimate:
     tp: int
     ep: int
     replicas: int
+    attention_dp: bool
     weights: str
     kv_dtype: str
     compute_dtype: str
@@ -65,8 +66,9 @@ class ServeEstimate:
     notes: tuple[str, ...] = ()
 
 
-def check_layout(spec: ModelSpec, tp: int, ep: int, gpus: int) -> list[str]:
-    """Raise on a layout the model cannot be split into; return notes on what the engine does instead."""
+def check_layout(spec: ModelSpec, tp: int, ep: int, gpus: int, attention_dp: bool = False) -> list[str]:
+    """Raise on a layout the model cannot be split into; return notes on what the engine does instead. With
+    attention data parallelism the attention is not split (each rank runs its own requests' attention)."""
     notes = []
     for value, what in ((tp, "--tp"), (ep, "--ep"), (gpus, "--gpus")):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -85,7 +87,7 @@ def check_layout(spec: ModelSpec, tp: int, ep: int, gpus: int) -> list[str]:
             raise LlmplanError(f"--ep {ep} does not divide the {moe[0].experts} experts")
     for g in spec.layer_groups:
         a = g.attention
-        if a is None:
+        if a is None or (attention_dp and tp > 1):
             continue
         if a.heads % tp:
             ok = [t for t in (1, 2, 4, 8, 16) if a.heads % t == 0]
@@ -102,7 +104,7 @@ def check_layout(spec: ModelSpec, tp: int, ep: int, gpus: int) -> list[str]:
                 notes.append(note)
         if a.is_mla and tp > 1:
             note = (f"MLA keeps one latent per token that every tensor-parallel rank holds in full: the KV cache is "
-                    f"duplicated {tp} times (TensorRT-LLM and SGLang offer attention data parallelism instead)")
+                    f"duplicated {tp} times (--attention-dp avoids it, as TensorRT-LLM and SGLang do)")
             if note not in notes:
                 notes.append(note)
     return notes
@@ -118,7 +120,7 @@ def default_kv_dtype(plan, engine: Engine, gpu) -> str:
 
 def deployment(spec: ModelSpec, gpu, tp: int = 1, ep: int = 1, dtype: str | None = None,
                kv_dtype: str | None = None, engine: str | Engine | None = None, prefill_chunk: int | None = None,
-               profile: dict | None = None) -> Deployment:
+               profile: dict | None = None, attention_dp: bool = False) -> Deployment:
     eng = (engine if isinstance(engine, Engine) else get_engine(engine)).for_gpu(gpu)
     if not getattr(gpu, "bandwidth_bytes_per_s", 0):
         raise LlmplanError(f"serving is bound by memory bandwidth and {gpu.name} has no figure for it: add hbm=RATE "
@@ -133,7 +135,8 @@ def deployment(spec: ModelSpec, gpu, tp: int = 1, ep: int = 1, dtype: str | None
     cdt = compute_dtype_for(plan, gpu)
     eff = efficiency_for(gpu, profile)
     sixteen = "bf16" if gpu.peak("bf16") is not None else "fp16"
-    return Deployment(spec, gpu, tp, ep, plan, kv, cdt, eng, rates_for(eff, gpu, tp), chunk, eff, sixteen)
+    return Deployment(spec, gpu, tp, ep, plan, kv, cdt, eng, rates_for(eff, gpu, tp), chunk, eff, sixteen,
+                      bool(attention_dp) and tp > 1)
 
 
 def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: int, gpus: int | None = None,
@@ -141,7 +144,8 @@ def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: in
                    concurrency: float | None = None, rate: float | None = None, max_throughput: bool = False,
                    engine: str | Engine | None = None, prefill_chunk: int | None = None,
                    profile: dict | None = None, memory_fraction: float | None = None,
-                   static_batch: int | None = None, check_context: bool = True) -> ServeEstimate:
+                   static_batch: int | None = None, check_context: bool = True,
+                   attention_dp: bool = False) -> ServeEstimate:
     """Serve `spec` on `gpus` GPUs (replicas of `tp`) at one load: a concurrency, a rate, or the maximum."""
     if spec.arch != "decoder":
         raise LlmplanError(f"serving models autoregressive decoding; {spec.name} is {spec.arch}")
@@ -157,12 +161,13 @@ def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: in
     if sum(loads) != 1:
         raise LlmplanError("give one load: --concurrency C, --rate R (requests/s) or --max-throughput")
     gpus = tp if gpus is None else gpus
-    notes = check_layout(spec, tp, ep, gpus)
+    notes = check_layout(spec, tp, ep, gpus, attention_dp)
     replicas = gpus // tp
-    dep = deployment(spec, gpu, tp, ep, dtype, kv_dtype, engine, prefill_chunk, profile)
+    dep = deployment(spec, gpu, tp, ep, dtype, kv_dtype, engine, prefill_chunk, profile, attention_dp)
     eng = dep.engine
     held = input_tokens + output_tokens if eng.reserves_whole_request else input_tokens + output_tokens / 2
-    mem = serve_memory(spec, gpu, dep.plan, dep.kv_dtype, tp, eng, held, memory_fraction, dep.prefill_chunk)
+    mem = serve_memory(spec, gpu, dep.plan, dep.kv_dtype, tp, eng, held, memory_fraction, dep.prefill_chunk,
+                       dep.attention_dp)
     if mem.max_concurrency < 1:
         need = weight_bytes(spec, dep.plan).total / (0.8 * gpu.memory_bytes)
         bigger = next((t for t in (2, 4, 8, 16, 32, 64) if t >= need and t > tp), None)
@@ -170,7 +175,8 @@ def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: in
         raise LlmplanError(f"{spec.name} in {dep.plan.label} leaves no room for the KV cache of one "
                            f"{input_tokens + output_tokens:,}-token request on {tp} x {gpu.name}; use {hint}, "
                            "a smaller --dtype or --kv-dtype fp8")
-    cap = min(mem.max_concurrency, eng.max_batch)
+    ranks = tp if dep.attention_dp else 1  # with attention DP each rank schedules its own batch
+    cap = min(mem.max_concurrency, eng.max_batch * ranks)
     overloaded, admission = False, 0.0
     if static_batch is not None:
         state = static_state(dep, static_batch, input_tokens, output_tokens)
@@ -205,7 +211,8 @@ def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: in
     overhead = 0.0 if static_batch is not None else eng.request_overhead_seconds
     ttft = state.ttft_seconds + overhead + (admission if not overloaded else 0.0)
     return ServeEstimate(
-        model=spec.name, gpu=gpu.name, gpus=gpus, tp=tp, ep=ep, replicas=replicas, weights=dep.plan.label,
+        model=spec.name, gpu=gpu.name, gpus=gpus, tp=tp, ep=ep, replicas=replicas, attention_dp=dep.attention_dp,
+        weights=dep.plan.label,
         kv_dtype=dep.kv_dtype, compute_dtype=dep.compute_dtype, engine=eng.name, input_tokens=input_tokens,
         output_tokens=output_tokens, load=load, concurrency=per_replica * replicas,
         rate=rate, ttft_seconds=math.inf if overloaded else ttft, tpot_seconds=state.tpot_seconds,
@@ -213,7 +220,7 @@ def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: in
         output_tokens_per_second=tok_s, output_tokens_per_second_per_gpu=tok_s / gpus,
         requests_per_second=state.requests_per_second * replicas, max_concurrency=cap * replicas,
         overloaded=overloaded, admission_wait_seconds=admission, memory=mem, steady=state, rates=dep.rates,
-        engine_max_batch=eng.max_batch, prefill_chunk=dep.prefill_chunk, notes=tuple(notes))
+        engine_max_batch=eng.max_batch * ranks, prefill_chunk=dep.prefill_chunk * ranks, notes=tuple(notes))
 
 
 def static_state(dep: Deployment, batch: int, input_tokens: int, output_tokens: int) -> Steady:

@@ -63,7 +63,7 @@ def steady_state(dep: Deployment, concurrency: float, input_tokens: int, output_
     """The steady state of `concurrency` requests of input_tokens + output_tokens under continuous batching."""
     C, I, O = float(concurrency), float(input_tokens), float(output_tokens)
     o1 = max(O - 1.0, 0.0)
-    budget_total = float(dep.prefill_chunk)
+    budget_total = float(dep.prefill_chunk) * (dep.tp if dep.attention_dp else 1)  # one budget per scheduler
     context = I + O / 2.0  # mean context of a decoding request
     k_p = math.ceil(I / budget_total) if I else 0.0
 

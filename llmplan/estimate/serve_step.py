@@ -57,9 +57,15 @@ class Deployment:
     prefill_chunk: int
     eff: object = None            # llmplan.hardware.efficiency.Efficiency
     attention_dtype: str = "bf16"
+    attention_dp: bool = False    # attention data parallel over the tp ranks (each its own requests), MLP/MoE split
+
+    @property
+    def attention_tp(self) -> int:
+        """Ranks one request's attention is split over: tp, or 1 with attention data parallelism."""
+        return 1 if self.attention_dp else self.tp
 
     def kv_bytes(self, context: float) -> float:
-        return kv_bytes_per_sequence(self.spec, context, self.kv_dtype, self.tp)
+        return kv_bytes_per_sequence(self.spec, context, self.kv_dtype, self.attention_tp)
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,9 @@ def step_time(dep: Deployment, decode: float, context: float, prefill: float = 0
     spec, r, tp, plan, eff, cdt = dep.spec, dep.rates, dep.tp, dep.plan, dep.eff, dep.compute_dtype
     h = spec.hidden
     m = decode + prefill
+    # attention data parallelism: each rank runs attention for its 1/tp of the tokens with the whole mixer
+    a_tp, a_share = dep.attention_tp, (1.0 / tp if dep.attention_dp else 1.0)
+    a_m, a_decode = m * a_share, decode * a_share
     gemm = attn = wbytes = 0.0
     moe_layers = layers = allreduces = 0
     lin, exp = plan.linear_bytes, plan.expert_bytes
@@ -163,13 +172,13 @@ def step_time(dep: Deployment, decode: float, context: float, prefill: float = 0
         t = b = 0.0
         mixer = g.mixer
         if isinstance(mixer, Attention) and not mixer.is_mla:
-            kv = max(mixer.kv_heads / tp, 1.0) * (mixer.head_dim + mixer.d_v)  # KV heads replicated past tp
-            qkv = _gemm(eff, m, mixer.q_dim / tp + kv, h, cdt, lin)
-            out = _gemm(eff, m, h, mixer.heads * mixer.d_v / tp, cdt, lin)
+            kv = max(mixer.kv_heads / a_tp, 1.0) * (mixer.head_dim + mixer.d_v)  # KV heads replicated past tp
+            qkv = _gemm(eff, a_m, mixer.q_dim / a_tp + kv, h, cdt, lin)
+            out = _gemm(eff, a_m, h, mixer.heads * mixer.d_v / a_tp, cdt, lin)
             t, b = qkv[0] + out[0], qkv[1] + out[1]
         elif mixer is not None:  # MLA and recurrent mixers: their projections as one GEMM of the same weights
-            t, b = _gemm(eff, m, mixer.params(h) / (h * tp), h, cdt, lin)
-        if mixer is not None:
+            t, b = _gemm(eff, a_m, mixer.params(h) / (h * a_tp), h, cdt, lin)
+        if mixer is not None and not dep.attention_dp:
             allreduces += g.count
         if isinstance(g.ffn, MoE):
             moe = g.ffn
@@ -190,10 +199,10 @@ def step_time(dep: Deployment, decode: float, context: float, prefill: float = 0
             t, b = dense(t, b, g.ffn.ffn, g.ffn.gated, m)
             allreduces += g.count
         if isinstance(mixer, Attention):
-            heads = max(mixer.heads / tp, 1.0)
+            heads = max(mixer.heads / a_tp, 1.0)
             flops_per_pair = 2.0 * heads * (mixer.head_dim + mixer.d_v)
-            pairs = decode * (min(context, mixer.window) if mixer.kind != "full" else context)
-            pairs_p = _attention_pairs_prefill(mixer, prefill_start, prefill)
+            pairs = a_decode * (min(context, mixer.window) if mixer.kind != "full" else context)
+            pairs_p = _attention_pairs_prefill(mixer, prefill_start, prefill) * a_share
             keys = max(prefill_start + prefill / 2.0, 1.0)
             attn += g.count * (flops_per_pair * pairs / r.attention_flops_per_s
                                + flops_per_pair * pairs_p / eff.attention_flops_per_s(dep.attention_dtype, keys))
@@ -204,7 +213,7 @@ def step_time(dep: Deployment, decode: float, context: float, prefill: float = 0
     dt, db = _gemm(eff, decode + (1.0 if prefill else 0.0), spec.vocab / tp, h, dep.attention_dtype, 2.0)
     gemm, wbytes = gemm + dt, wbytes + db
     # decode attention is bound by reading the KV cache (and recurrent state) of every running request
-    kv = decode * dep.kv_bytes(context) if decode else 0.0
+    kv = a_decode * dep.kv_bytes(context) if decode else 0.0
     attn_mem = kv / r.hbm_bytes_per_s
     attn = max(attn, attn_mem) if prefill == 0 else attn + attn_mem
     comm = 0.0
