@@ -252,3 +252,12 @@ def test_attention_data_parallelism_stops_duplicating_the_mla_latent():
     w = weight_bytes(spec, weight_plan(spec, None))
     assert dp.memory.weights_bytes - tp.memory.weights_bytes == pytest.approx(w.mixers * (1 - 1 / 8))
     assert dp.memory.max_concurrency > 5 * tp.memory.max_concurrency
+
+
+def test_layout_search_can_include_attention_data_parallelism():
+    spec = get_preset("mixtral-8x7b")
+    plain = layouts_at_slo(spec, H100, 4, 1000, 200, None, 0.05)
+    both = layouts_at_slo(spec, H100, 4, 1000, 200, None, 0.05, attention_dp=True)
+    assert not any(x.attention_dp for x in plain) and any(x.attention_dp for x in both)
+    assert {(x.tp, x.ep) for x in plain} == {(x.tp, x.ep) for x in both if not x.attention_dp}
+    assert all(x.tpot_seconds <= 0.05 for x in both)

@@ -47,7 +47,8 @@ def serve(
     ep: int = typer.Option(1, "--ep", help="Expert-parallel GPUs within a replica (MoE; divides --tp)."),
     attention_dp: bool = typer.Option(False, "--attention-dp", help="Attention data parallel over the --tp GPUs "
                                       "(each runs its own requests' attention; MLP/MoE stay split), as "
-                                      "TensorRT-LLM's enable_attention_dp and SGLang's --enable-dp-attention."),
+                                      "TensorRT-LLM's enable_attention_dp and SGLang's --enable-dp-attention; "
+                                      "with --slo-*: search those layouts too (MoE models)."),
     input_tokens: str = typer.Option(..., "--input-tokens", "-i", help="Prompt tokens per request (ISL)."),
     output_tokens: str = typer.Option(..., "--output-tokens", "-o", help="Generated tokens per request (OSL)."),
     concurrency: Optional[float] = typer.Option(None, "--concurrency", "-c", help="Requests in flight (all "
@@ -123,8 +124,6 @@ def serve(
     if ttft_target is not None or tpot_target is not None:
         from llmplan.estimate.serve_layouts import fewest_gpus_for_rate, layouts_at_slo
 
-        if attention_dp:
-            raise LlmplanError("--slo-* searches TP x EP layouts with tensor-parallel attention; drop --attention-dp")
         if concurrency is not None:
             raise LlmplanError("--slo-* searches the load: give --max-throughput (layouts on --gpus) or --rate R "
                                "(the fewest GPUs for R), not --concurrency")
@@ -132,11 +131,12 @@ def serve(
             raise LlmplanError(f"{I:,} + {O:,} tokens exceed {spec.name}'s context of {spec.context:,}")
         if rate is not None:
             found = fewest_gpus_for_rate(spec, gpu, rate, I, O, ttft_target, tpot_target,
-                                         max_tp=n_gpus or 64, **common)
+                                         max_tp=n_gpus or 64, attention_dp=attention_dp, **common)
             what = f"{rate:g} requests/s"
         else:
             total = n_gpus or tp
-            found = layouts_at_slo(spec, gpu, total, I, O, ttft_target, tpot_target, **common)
+            found = layouts_at_slo(spec, gpu, total, I, O, ttft_target, tpot_target, attention_dp=attention_dp,
+                                   **common)
             what = f"{total} x {gpu.name}"
         if not found:
             slo = " and ".join(s for s in (f"TTFT <= {slo_ttft}" if slo_ttft else "",

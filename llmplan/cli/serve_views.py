@@ -115,7 +115,7 @@ def show_layouts(spec: ModelSpec, gpu, found, I: int, O: int, slo_ttft, slo_tpot
                    "input_tokens": I, "output_tokens": O, "slo_ttft_seconds": slo_ttft,
                    "slo_tpot_seconds": slo_tpot, "rate": rate,
                    "fewest_gpus": found[0].gpus if rate is not None else None,
-                   "layouts": [dict(tp=x.tp, ep=x.ep, replicas=x.replicas, gpus=x.gpus, concurrency=x.concurrency,
+                   "layouts": [dict(tp=x.tp, ep=x.ep, attention_dp=x.attention_dp, replicas=x.replicas, gpus=x.gpus, concurrency=x.concurrency,
                                     ttft_seconds=x.ttft_seconds, tpot_seconds=x.tpot_seconds,
                                     output_tokens_per_second=x.output_tokens_per_second,
                                     output_tokens_per_second_per_gpu=x.output_tokens_per_second_per_gpu,
@@ -129,14 +129,18 @@ def show_layouts(spec: ModelSpec, gpu, found, I: int, O: int, slo_ttft, slo_tpot
              else f"Layouts on {found[0].gpus} x {gpu.name}") + f" ({targets})"
     cols = ["TP", "EP", "replicas", "GPUs", "in flight", "TTFT", "TPOT", "tok/s/GPU"]
     shown = found[:SHOWN]
-    con.print(table(title, cols, [[str(x.tp), str(x.ep), str(x.replicas), str(x.gpus), f"{x.concurrency:,.0f}",
+    con.print(table(title, cols, [[str(x.tp) + (" DP" if x.attention_dp else ""), str(x.ep), str(x.replicas),
+                                   str(x.gpus), f"{x.concurrency:,.0f}",
                                    _time(x.ttft_seconds), _time(x.tpot_seconds),
                                    _num(x.output_tokens_per_second_per_gpu)] for x in shown]))
     if len(found) > SHOWN:
         note(f"{len(found) - SHOWN} more layouts meet the targets (--json lists them all)")
     if rate is not None:
         b = found[0]
-        note(f"fewest GPUs: {b.gpus} ({b.replicas} x TP {b.tp}" + (f", EP {b.ep}" if b.ep > 1 else "") + ")")
+        note(f"fewest GPUs: {b.gpus} ({b.replicas} x TP {b.tp}" + (f", EP {b.ep}" if b.ep > 1 else "")
+             + (", attention DP" if b.attention_dp else "") + ")")
+    if any(x.attention_dp for x in found):
+        note("TP n DP: attention data parallel over the n GPUs (--attention-dp), the MLP/MoE split over them")
     if rate is None:
         note(f"each layout at the largest load that keeps the targets ({I:,} in, {O:,} out; engine {engine.name})")
     else:
@@ -151,9 +155,10 @@ def relax_hint(spec: ModelSpec, gpu, I: int, O: int, slo_ttft, slo_tpot, common:
     from llmplan.estimate.serve_model import serve_estimate
 
     best = None
-    for tp, ep in candidate_layouts(spec, gpus):
+    for tp, ep, adp in candidate_layouts(spec, gpus, True):
         try:
-            e = serve_estimate(spec, gpu, input_tokens=I, output_tokens=O, tp=tp, ep=ep, concurrency=1, **common)
+            e = serve_estimate(spec, gpu, input_tokens=I, output_tokens=O, tp=tp, ep=ep, concurrency=1,
+                               attention_dp=adp, **common)
         except LlmplanError:
             continue
         if best is None or e.tpot_seconds < best.tpot_seconds:

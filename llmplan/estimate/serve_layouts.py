@@ -35,21 +35,24 @@ class Layout:
     output_tokens_per_second_per_gpu: float
     requests_per_second: float       # all replicas
     max_concurrency: int             # all replicas, KV-limited
+    attention_dp: bool = False
 
 
-def candidate_layouts(spec: ModelSpec, gpus: int) -> list[tuple[int, int]]:
-    """(tp, ep) pairs that split the model and divide `gpus`."""
+def candidate_layouts(spec: ModelSpec, gpus: int, attention_dp: bool = False) -> list[tuple[int, int, bool]]:
+    """(tp, ep, attention_dp) that split the model and divide `gpus`; with `attention_dp`, also the layouts that
+    run attention data parallel (mixture-of-experts models, tp > 1)."""
     out = []
     moe = any(isinstance(g.ffn, MoE) for g in spec.layer_groups)
     for tp in TP_CHOICES:
         if tp > gpus or gpus % tp:
             continue
         for ep in ([e for e in TP_CHOICES if e <= tp and tp % e == 0] if moe else [1]):
-            try:
-                check_layout(spec, tp, ep, gpus)
-            except LlmplanError:
-                continue
-            out.append((tp, ep))
+            for adp in ((False, True) if attention_dp and moe and tp > 1 else (False,)):
+                try:
+                    check_layout(spec, tp, ep, gpus, adp)
+                except LlmplanError:
+                    continue
+                out.append((tp, ep, adp))
     return out
 
 
@@ -58,15 +61,19 @@ def overhead_of(kw: dict) -> float:
     return (engine if isinstance(engine, Engine) else get_engine(engine)).request_overhead_seconds
 
 
-def _replica_at_slo(spec, gpu, tp, ep, I, O, slo_ttft, slo_tpot, **kw):
+def _deployment(spec, gpu, tp, ep, adp, kw):
+    return deployment(spec, gpu, tp, ep, kw.get("dtype"), kw.get("kv_dtype"), kw.get("engine"),
+                      kw.get("prefill_chunk"), kw.get("profile"), adp)
+
+
+def _replica_at_slo(spec, gpu, tp, ep, adp, I, O, slo_ttft, slo_tpot, **kw):
     """(per-replica concurrency, steady state, KV-limited cap) at the largest load within the targets, or None."""
     try:
         est = serve_estimate(spec, gpu, input_tokens=I, output_tokens=O, gpus=tp, tp=tp, ep=ep,
-                             max_throughput=True, **kw)
+                             max_throughput=True, attention_dp=adp, **kw)
     except LlmplanError:
         return None
-    dep = deployment(spec, gpu, tp, ep, kw.get("dtype"), kw.get("kv_dtype"), kw.get("engine"),
-                     kw.get("prefill_chunk"), kw.get("profile"))
+    dep = _deployment(spec, gpu, tp, ep, adp, kw)
     cap = est.max_concurrency
 
     overhead = dep.engine.request_overhead_seconds
@@ -96,36 +103,36 @@ def _replica_at_slo(spec, gpu, tp, ep, I, O, slo_ttft, slo_tpot, **kw):
 
 
 def layouts_at_slo(spec: ModelSpec, gpu, gpus: int, input_tokens: int, output_tokens: int,
-                   slo_ttft: float | None, slo_tpot: float | None, **kw) -> list[Layout]:
+                   slo_ttft: float | None, slo_tpot: float | None, attention_dp: bool = False,
+                   **kw) -> list[Layout]:
     """Every layout on `gpus` GPUs that meets the targets, best throughput per GPU first."""
     out = []
-    for tp, ep in candidate_layouts(spec, gpus):
-        r = _replica_at_slo(spec, gpu, tp, ep, input_tokens, output_tokens, slo_ttft, slo_tpot, **kw)
+    for tp, ep, adp in candidate_layouts(spec, gpus, attention_dp):
+        r = _replica_at_slo(spec, gpu, tp, ep, adp, input_tokens, output_tokens, slo_ttft, slo_tpot, **kw)
         if r is None:
             continue
         c, s, cap = r
         n = gpus // tp
         tok = c * output_tokens / s.cycle_seconds * n
         out.append(Layout(tp, ep, n, gpus, c * n, s.ttft_seconds + overhead_of(kw), s.tpot_seconds, tok,
-                          tok / gpus, s.requests_per_second * n, cap * n))
+                          tok / gpus, s.requests_per_second * n, cap * n, adp))
     return sorted(out, key=lambda x: -x.output_tokens_per_second_per_gpu)
 
 
 def fewest_gpus_for_rate(spec: ModelSpec, gpu, rate: float, input_tokens: int, output_tokens: int,
-                         slo_ttft: float | None, slo_tpot: float | None, max_tp: int = 64, **kw) -> list[Layout]:
+                         slo_ttft: float | None, slo_tpot: float | None, max_tp: int = 64,
+                         attention_dp: bool = False, **kw) -> list[Layout]:
     """For each replica layout, the replicas that serve `rate` requests/s within the targets; fewest GPUs first."""
     out = []
-    for tp, ep in candidate_layouts(spec, max_tp):
-        r = _replica_at_slo(spec, gpu, tp, ep, input_tokens, output_tokens, slo_ttft, slo_tpot, **kw)
+    for tp, ep, adp in candidate_layouts(spec, max_tp, attention_dp):
+        r = _replica_at_slo(spec, gpu, tp, ep, adp, input_tokens, output_tokens, slo_ttft, slo_tpot, **kw)
         if r is None:
             continue
         c, s, cap = r
         n = max(math.ceil(rate / s.requests_per_second - 1e-9), 1)
         # the n replicas share the rate: each runs its steady state at rate / n (Little's law), within the targets
-        dep = deployment(spec, gpu, tp, ep, kw.get("dtype"), kw.get("kv_dtype"), kw.get("engine"),
-                         kw.get("prefill_chunk"), kw.get("profile"))
-        at, wait, _ = solve_rate(dep, rate / n, input_tokens, output_tokens, cap)
+        at, wait, _ = solve_rate(_deployment(spec, gpu, tp, ep, adp, kw), rate / n, input_tokens, output_tokens, cap)
         tok = rate * output_tokens
         out.append(Layout(tp, ep, n, n * tp, at.concurrency * n, at.ttft_seconds + wait + overhead_of(kw),
-                          at.tpot_seconds, tok, tok / (n * tp), rate, cap * n))
+                          at.tpot_seconds, tok, tok / (n * tp), rate, cap * n, adp))
     return sorted(out, key=lambda x: (x.gpus, -x.output_tokens_per_second_per_gpu))
