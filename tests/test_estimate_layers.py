@@ -330,3 +330,16 @@ def test_memory_reads_a_config_file(cli):
                "bf16", "--json").json()
     assert oss["breakdown"]["weights"] < 0.7 * told["breakdown"]["weights"]  # MXFP4 experts unless --dtype
     assert "mxfp4" in oss["weight_format"] and told["weight_format"] == "bf16"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in __import__("llmplan.models", fromlist=["load_presets"])
+                                        .load_presets().items() if s.arch == "decoder"))
+def test_every_decoder_preset_is_held_once_on_one_gpu(name):
+    """stage_params walks the same components as count_params (K-as-V and KV-shared layers, routers with scales,
+    latent experts ...): on one GPU every parameter is held exactly once; tp 2 holds no more than that."""
+    from llmplan.models import load_presets
+
+    spec = load_presets()[name]
+    total = count_params(spec).total
+    assert stage_params(spec).first == pytest.approx(total, rel=1e-12)
+    assert stage_params(spec, tp=2).first <= total

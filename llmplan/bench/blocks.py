@@ -30,6 +30,9 @@ class MoE(nn.Module):
     def __init__(self, hidden: int, m: MoESpec, activation: str, dropout: float):
         super().__init__()
         self.router = nn.Linear(hidden, m.experts, bias=m.router_bias)
+        # Gemma 4's router: a learned scale per hidden unit on its input and one per expert on its weights
+        self.router_scale = nn.Parameter(torch.ones(hidden)) if m.router_scales else None
+        self.expert_scale = nn.Parameter(torch.ones(m.experts)) if m.router_scales else None
         width = m.latent or hidden  # latent MoE (Nemotron 3): experts between hidden <-> latent projections
         self.experts = nn.ModuleList(MLP(width, m.expert_ffn, m.gated, m.bias, activation, dropout)
                                      for _ in range(m.experts))
@@ -41,8 +44,11 @@ class MoE(nn.Module):
 
     def forward(self, x):
         flat = x.reshape(-1, x.shape[-1])
-        weights, chosen = self.router(flat).topk(self.k, dim=-1)
+        logits = self.router(flat * self.router_scale if self.router_scale is not None else flat)
+        weights, chosen = logits.topk(self.k, dim=-1)
         weights = weights.softmax(dim=-1)
+        if self.expert_scale is not None:
+            weights = weights * self.expert_scale[chosen]
         inputs = self.latent_in(flat) if self.latent_in is not None else flat
         out = torch.zeros_like(inputs)
         for e, expert in enumerate(self.experts):

@@ -115,14 +115,19 @@ class Attention(nn.Module):
         super().__init__()
         self.heads, self.kv_heads, self.d, self.dv = m.heads, m.kv_heads, m.head_dim, m.d_v
         self.gate = m.q_dim if m.output_gate else 0  # Qwen3-Next: a sigmoid gate on the attention output
-        self.qkv = nn.Linear(spec.hidden, m.q_dim + self.gate + m.kv_heads * (m.head_dim + m.d_v), bias=m.qkv_bias)
+        # Gemma 4: K-as-V layers project no V (V = K), KV-shared layers reuse the last K and V of their kind
+        self.k_eq_v, self.kv_shared, self.kind = m.k_eq_v, m.kv_shared, m.kind
+        self.k_width = 0 if m.kv_shared else m.kv_heads * m.head_dim
+        self.v_width = 0 if m.kv_shared or m.k_eq_v else m.kv_heads * m.d_v
+        self.qkv = nn.Linear(spec.hidden, m.q_dim + self.gate + self.k_width + self.v_width, bias=m.qkv_bias)
         self.out = nn.Linear(m.heads * m.d_v, spec.hidden, bias=m.out_bias)
         self.attention, self.selective, self.dropout = attention, selective, dropout
         self.rope = m.rope and spec.position == "rotary"
         self.window = (m.kind, m.window) if m.kind != "full" else None
         self.qk_norm = m.qk_norm
         if m.qk_norm == "head":  # one RMSNorm over each head's width (Qwen3, Gemma 3)
-            self.q_norm, self.k_norm = RMSNorm(m.head_dim, False), RMSNorm(m.head_dim, False)
+            self.q_norm = RMSNorm(m.head_dim, False)
+            self.k_norm = RMSNorm(m.head_dim, False) if not m.kv_shared else None
         elif m.qk_norm == "proj":  # over the whole projections (OLMo 2)
             self.q_norm, self.k_norm = RMSNorm(m.q_dim, False), RMSNorm(m.kv_heads * m.head_dim, False)
         self.sinks = nn.Parameter(torch.zeros(m.heads)) if m.sinks else None
@@ -131,17 +136,24 @@ class Attention(nn.Module):
 
     def forward(self, x, ctx):
         b, s, _ = x.shape
-        q, gate, k, v = self.qkv(x).split([self.heads * self.d, self.gate, self.kv_heads * self.d,
-                                           self.kv_heads * self.dv], dim=-1)
+        q, gate, k, v = self.qkv(x).split([self.heads * self.d, self.gate, self.k_width, self.v_width], dim=-1)
         if self.qk_norm == "proj":
             q, k = self.q_norm(q), self.k_norm(k)
         q = q.view(b, s, self.heads, self.d).transpose(1, 2)
-        k = k.view(b, s, self.kv_heads, self.d).transpose(1, 2)
-        v = v.view(b, s, self.kv_heads, self.dv).transpose(1, 2)
         if self.qk_norm == "head":
-            q, k = self.q_norm(q), self.k_norm(k)
+            q = self.q_norm(q)
         if self.rope:
-            q, k = apply_rotary(q, *ctx["rope"][self.d]), apply_rotary(k, *ctx["rope"][self.d])
+            q = apply_rotary(q, *ctx["rope"][self.d])
+        if self.kv_shared:
+            k, v = ctx["shared_kv"][self.kind]
+        else:
+            k = k.view(b, s, self.kv_heads, self.d).transpose(1, 2)
+            v = k if self.k_eq_v else v.view(b, s, self.kv_heads, self.dv).transpose(1, 2)
+            if self.qk_norm == "head":
+                k = self.k_norm(k)
+            if self.rope:
+                k = apply_rotary(k, *ctx["rope"][self.d])
+            ctx.setdefault("shared_kv", {})[self.kind] = (k, v)
         bias = ctx.get("bias")
         if self.relative is not None:
             ctx["bias"] = bias = self.relative(ctx["buckets"]).permute(2, 0, 1) + ctx["causal"]
@@ -217,9 +229,20 @@ class Block(nn.Module):
     def _post(self, i: int, x):
         return self.norms[i](x) if len(self.norms) > i else x
 
+    def _mlp(self, x):
+        """The MLP branch; norms beyond the four of a sandwich (Gemma 4's MoE branch beside its dense MLP) are
+        applied to the branch's output in turn: the parameters are exact, their placement simplified."""
+        y = self.mlp(self._norm(1, x))
+        for norm in list(self.norms)[4:]:
+            y = norm(y)
+        return y
+
     def forward(self, x, ctx):
         if self.attn is None:
             return x + self.mlp(self._norm(0, x))
+        if len(self.norms) > 4:
+            x = x + self._post(2, self.attn(self._norm(0, x), ctx))
+            return x + self._post(3, self._mlp(x))
         if self.mlp is None:
             return x + self.attn(self._norm(0, x), ctx)
         if self.parallel:
@@ -343,8 +366,8 @@ def build_model(spec: ModelSpec, layers: int | None = None, attention: str = "fl
         if m is not None and m.index_heads:
             raise LlmplanError(f"{spec.name!r} has DeepSeek-V3.2's sparse-attention indexer, which the bench does "
                                "not build")
-        if g.norms > 4:
-            raise LlmplanError(f"{g.norms} norms per layer are not supported by the bench (0-4)")
+        if g.norms > 8:
+            raise LlmplanError(f"{g.norms} norms per layer are not supported by the bench (0-8)")
     if layers is not None and layers > spec.layers and spec.groups:
         raise LlmplanError(f"layers must be at most {spec.name}'s {spec.layers}, got {layers}")
     built = truncated(spec.with_(param_count=None), layers)

@@ -150,8 +150,9 @@ def _attention(spec: ModelSpec, c: ActivationConfig, d: dict, prefix: str, s_kv:
         # Flash attention (Dao et al. 2022) keeps Q, K, V, its output and the fp32 logsumexp, and replays dropout
         # from the RNG state; selective recomputation keeps the core's inputs only. Q, K, V are views of one fused
         # projection, so that storage is kept whole.
-        if prefix == "attn":
-            terms.append(Term("attn_qkv", p * n * (q * (2 if m.output_gate else 1) + kv + v)))
+        if prefix == "attn":  # K-as-V layers project no V; KV-shared layers use an earlier layer's K and V
+            own_kv = 0.0 if m.kv_shared else kv + (0.0 if m.k_eq_v else v)
+            terms.append(Term("attn_qkv", p * n * (q * (2 if m.output_gate else 1) + own_kv)))
         else:
             terms += [Term(f"{prefix}_q", p * n * q), Term(f"{prefix}_kv", p * n_kv * (kv + v))]
         if rope:  # rotated Q and K are new tensors; V's view keeps the fused QKV storage alive

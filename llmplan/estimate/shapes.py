@@ -41,7 +41,11 @@ def _attention_mats(m: Attention, h: int) -> list[tuple[str, int, int]]:
                    ("kv_b", m.kv_lora_rank, m.heads * (nope + m.d_v))]
     else:
         q_width = m.q_dim * (2 if m.output_gate else 1)  # Qwen3-Next: q_proj also yields the output gate
-        out = [("q", h, q_width), ("k", h, m.kv_heads * m.head_dim), ("v", h, m.kv_heads * m.d_v)]
+        out = [("q", h, q_width)]
+        if not m.kv_shared:  # Gemma 4: KV-shared layers reuse an earlier layer's K and V; K-as-V layers have no v
+            out.append(("k", h, m.kv_heads * m.head_dim))
+            if not m.k_eq_v:
+                out.append(("v", h, m.kv_heads * m.d_v))
     out.append(("o", m.heads * m.d_v, h))
     if m.index_heads:  # DeepSeek-V3.2 lightning indexer: wq_b, wk, weights_proj
         out += [("indexer", m.q_lora_rank or h, m.index_heads * m.index_head_dim),
@@ -169,11 +173,12 @@ def layer_params_on_gpu(g: LayerGroup, h: int, norm: int, tp: int = 1, ep: int =
         else:
             kv_g = kv_heads_on_gpu(m.kv_heads, tp)
             q_width = m.q_dim * (2 if m.output_gate else 1)
-            dense += linear(h, q_width, m.qkv_bias) / tp + linear(h, kv_g * (m.head_dim + m.d_v), m.qkv_bias)
+            kv_width = 0 if m.kv_shared else kv_g * (m.head_dim + (0 if m.k_eq_v else m.d_v))
+            dense += linear(h, q_width, m.qkv_bias) / tp + (linear(h, kv_width, m.qkv_bias) if kv_width else 0)
             kv_share = kv_g / m.kv_heads
         dense += linear(m.heads * m.d_v, h, m.out_bias) / tp
         if m.qk_norm == "head":
-            dense += 2 * m.head_dim
+            dense += m.head_dim * (1 if m.kv_shared else 2)
         elif m.qk_norm == "proj":
             dense += m.q_dim / tp + m.kv_heads * m.head_dim * kv_share
         if m.sinks:
