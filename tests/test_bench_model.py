@@ -40,19 +40,20 @@ def test_parameter_count_equals_count_params(name):
     assert sum(p.numel() for p in model.parameters()) == count_params(spec).total
 
 
-# presets described per layer (groups: MLA, sliding windows, MoE with shared experts) are built once the bench
-# walks the layer groups; the flat ones here
-DECODER_PRESETS = sorted(n for n, s in load_presets().items() if s.arch == "decoder" and not s.groups)
+# every decoder preset, flat or described per layer (MLA, sliding windows, MoE with shared experts, hybrids)
+DECODER_PRESETS = sorted(n for n, s in load_presets().items() if s.arch == "decoder")
 
 
 @pytest.mark.parametrize("name", DECODER_PRESETS)
 def test_full_width_presets_on_meta_device_count_exactly(name):
-    # The real widths (GQA, head_dim, biases, MoE experts...), two layers, no memory allocated.
+    # The real widths (GQA, head_dim, biases, MoE experts...), the first layers (enough for each layer kind of the
+    # common patterns: Gemma's 5:1, Llama 4's 3:1, DeepSeek's dense first layers), no memory allocated.
     spec = load_presets()[name]
+    layers = min(spec.layers, 6 if spec.groups else 2)
     with torch.device("meta"):
-        model = build_model(spec, layers=2, device="meta")
-    assert sum(p.numel() for p in model.parameters()) == built_params(spec, layers=2)
-    assert built_params(spec, layers=2) == count_params(truncated(spec, 2)).total
+        model = build_model(spec, layers=layers, device="meta")
+    assert sum(p.numel() for p in model.parameters()) == built_params(spec, layers=layers)
+    assert built_params(spec, layers=layers) == count_params(truncated(spec, layers)).total
 
 
 @pytest.mark.parametrize("attention", ["flash", "eager"])
