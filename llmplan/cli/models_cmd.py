@@ -65,13 +65,18 @@ def models(
     arch: str = ARCH_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """List the model presets, or show one model's shape and exact parameter breakdown.
+    """List the model presets, or show one model's layer make-up and exact parameter breakdown (MoE active
+    parameters, multi-token-prediction modules counted apart, the checkpoint's stored weight format).
 
     Examples:
 
       llmplan models
 
       llmplan models llama-2-7b
+
+      llmplan models deepseek-v3
+
+      llmplan models qwen3-next-80b-a3b --json
 
       llmplan models examples/Mistral-7B-v0.1/config.json --json
 
