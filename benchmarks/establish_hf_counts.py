@@ -58,6 +58,8 @@ TOWERS = re.compile(r"(^|\.)(visual|vision_tower|vision_model|multi_modal_projec
                     r"embed_audio|vision_embed)(\.|$)")
 # model types that ship remote code for an architecture transformers has: counted as that architecture
 REMOTE_CODE_AS = {"kimi_k2": "deepseek_v3"}  # Kimi K2's config names DeepseekV3ForCausalLM as its architecture
+# remote-code wrappers around an architecture transformers has: their text_config, counted as that architecture
+REMOTE_WRAPPERS = {"kimi_k25": "deepseek_v3"}  # Kimi K2.5: KimiK25 (remote code) around DeepseekV3ForCausalLM
 EXPERTS = ("num_local_experts", "num_experts", "n_routed_experts")
 
 
@@ -66,8 +68,12 @@ def load_config(config_dir: Path):
     from transformers import AutoConfig
 
     raw = json.loads((config_dir / "config.json").read_text())
+    unwrapped = raw.get("model_type") in REMOTE_WRAPPERS
+    if unwrapped:
+        raw = dict(raw["text_config"], model_type=REMOTE_WRAPPERS[raw["model_type"]],
+                   tie_word_embeddings=raw.get("tie_word_embeddings", False))
     remote = REMOTE_CODE_AS.get(raw.get("model_type"))
-    if remote is None and "quantization_config" not in raw and "quantization_config" not in (
+    if not unwrapped and remote is None and "quantization_config" not in raw and "quantization_config" not in (
             raw.get("text_config") or {}):
         return AutoConfig.from_pretrained(config_dir), raw
     raw = {k: v for k, v in raw.items() if k not in ("quantization_config", "auto_map")}
@@ -97,7 +103,7 @@ def count(config_dir: Path) -> dict:
     import transformers
 
     config, raw = load_config(config_dir)
-    wrapper = "text_config" in raw
+    wrapper = "text_config" in raw  # a remote-code wrapper comes back as its text model
     if wrapper:  # the whole multimodal model, by its architecture class
         cls = getattr(transformers, (raw.get("architectures") or [""])[0], None)
         if cls is None:

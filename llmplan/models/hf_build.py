@@ -27,8 +27,9 @@ def decoder_spec(c: Cfg, name: str, layers: list[Layer], *, hidden: int, tied_de
     if defaulted and c.defaults_source:
         notes.append(f"keys absent from {c.prefix.rstrip('.') or 'config.json'} take the defaults of transformers "
                      f"{c.defaults_source}: {', '.join(defaulted)}")
-    source = (top or c).raw.get("quantization_config")
-    fmt = weight_format((top or c), source) if source is not None else None
+    holder = top if top is not None and top.raw.get("quantization_config") is not None else c
+    source = holder.raw.get("quantization_config")
+    fmt = weight_format(holder, source) if source is not None else None
     if source is not None and fmt is None:
         method = source.get("quant_method") if isinstance(source, dict) else source
         notes.append(f"quantization_config method {method!r} is not read: weights are taken at the --dtype given")
@@ -95,6 +96,8 @@ def weight_format(c: Cfg, q) -> WeightFormat | None:
         return WeightFormat("fp8", 8, block[0] * block[1], 4.0)
     if method == "mxfp4":
         return WeightFormat("mxfp4", 4, 32, 1.0, applies_to="experts")
+    if method == "compressed-tensors":
+        return _compressed_tensors(c, q)
     if method in ("awq", "gptq"):
         qc = Cfg(q, "", c.name, prefix="quantization_config.")
         bits = qc.int("bits", default=4)
@@ -106,6 +109,27 @@ def weight_format(c: Cfg, q) -> WeightFormat | None:
             group = c.int("hidden_size")
         return WeightFormat(method, bits, group, 2.0 + bits / 8)
     return None
+
+
+def _compressed_tensors(c: Cfg, q: dict) -> WeightFormat | None:
+    """compressed-tensors "pack-quantized" integer weights (Kimi K2 Thinking / K2.5): num_bits per weight and one
+    bf16 scale per group_size (symmetric: no zero point). Applies to the routed experts when the ignore list keeps
+    attention and the shared experts out, else to every linear layer. Other schemes are not read."""
+    groups = q.get("config_groups")
+    if not isinstance(groups, dict) or len(groups) != 1:
+        return None
+    weights = next(iter(groups.values())).get("weights") if isinstance(next(iter(groups.values())), dict) else None
+    if not isinstance(weights, dict) or weights.get("type") != "int" or weights.get("strategy") != "group":
+        return None
+    wc = Cfg(weights, "", c.name, prefix="quantization_config.config_groups.weights.")
+    bits, group = wc.int("num_bits"), wc.int("group_size")
+    if bits not in (2, 3, 4, 8):
+        raise LlmplanError(f"{c.name}: quantization_config num_bits must be 2, 3, 4 or 8, got {bits}")
+    ignore = " ".join(str(x) for x in q.get("ignore") or [])
+    experts_only = "self_attn" in ignore and "shared_experts" in ignore
+    zero = 0 if weights.get("symmetric", True) else bits / 8
+    return WeightFormat(f"int{bits} (compressed-tensors)", bits, group, 2.0 + zero,
+                        applies_to="experts" if experts_only else "linear")
 
 
 def rope_layers(attention: Attention, rope: bool) -> Attention:

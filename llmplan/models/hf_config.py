@@ -56,11 +56,15 @@ _CFG_READERS["mixtral"] = _mixtral
 _TEXT_READERS = {
     "gemma3_text": hf_dense.gemma3_text, "llama4_text": hf_moe.llama4_text, "mistral": hf_dense.mistral,
     "ministral3": hf_dense.mistral, "gemma4_text": hf_dense.gemma4_text,
+    # Kimi K2.5 wraps the DeepSeek-V3 architecture (text_config model_type kimi_k2 or deepseek_v3)
+    "kimi_k2": lambda c, name, top=None, assumptions=(): hf_moe.deepseek_v3(c, name, top, assumptions),
+    "deepseek_v3": lambda c, name, top=None, assumptions=(): hf_moe.deepseek_v3(c, name, top, assumptions),
     "qwen3_vl_text": hf_dense.qwen3, "qwen3_vl_moe_text": hf_moe.qwen3_moe, "qwen3_5_text": hf_hybrid.qwen3_5_text,
     "qwen3_5_moe_text": hf_hybrid.qwen3_5_moe_text,
 }
 _WRAPPERS = {"gemma3": "Gemma 3", "gemma4": "Gemma 4", "llama4": "Llama 4", "mistral3": "Mistral 3", "qwen3_vl": "Qwen3-VL",
-             "qwen3_vl_moe": "Qwen3-VL-MoE", "qwen3_5": "Qwen3.5", "qwen3_5_moe": "Qwen3.5-MoE"}
+             "qwen3_vl_moe": "Qwen3-VL-MoE", "qwen3_5": "Qwen3.5", "qwen3_5_moe": "Qwen3.5-MoE",
+             "kimi_k25": "Kimi K2.5"}
 
 _CLASSIC = {
     "gpt2": hf_classic._gpt2, "gpt_neox": hf_classic._gpt_neox, "opt": hf_classic._opt, "bloom": hf_classic._bloom,
@@ -100,7 +104,7 @@ def _read_wrapper(config: dict, name: str, model_type: str) -> ModelSpec:
     if reader is None:
         raise LlmplanError(f"{name}: {model_type} text_config of model_type {text_type!r} is not supported; "
                            f"supported: {', '.join(sorted(_TEXT_READERS))}")
-    text = Cfg(text_raw, text_type, name, prefix="text_config.")
+    text = Cfg(text_raw, _DEFAULTS_OF.get(text_type, text_type), name, prefix="text_config.")
     note = (f"{_WRAPPERS[model_type]} multimodal wrapper ({model_type}): the text model ({text_type}, from "
             "text_config) is planned; the vision tower and projector are not counted")
     return reader(text, name, top=top, assumptions=(note,))

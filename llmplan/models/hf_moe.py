@@ -160,7 +160,7 @@ def mla(c: Cfg, hidden: int, indexer: bool = False) -> Attention:
 
 
 def deepseek_moe(c: Cfg, name: str, attn: Attention, *, mtp: bool = True, gated_ffn_key: str = "intermediate_size",
-                 assumptions=()) -> ModelSpec:
+                 assumptions=(), top: Cfg | None = None) -> ModelSpec:
     """DeepSeek-V2/V3 stacks: dense layers before first_k_dense_replace, MoE after, with n_shared_experts shared
     experts of moe_intermediate_size (DeepseekV3DecoderLayer). moe_layer_freq: the DeepSeek reference code makes
     only every moe_layer_freq-th layer MoE, transformers ignores it; every released config has 1, and any other
@@ -178,15 +178,16 @@ def deepseek_moe(c: Cfg, name: str, attn: Attention, *, mtp: bool = True, gated_
     dense = Dense(c.int(gated_ffn_key), bias=c.bool("mlp_bias", default=False))
     layers = [(attn, dense if i < first else moe, 2) for i in range(n)]
     mtp_layers = c.int("num_nextn_predict_layers", default=0, minimum=0) if mtp else 0
-    return decoder_spec(c, name, layers, hidden=h, mtp_layers=mtp_layers, assumptions=assumptions)
+    return decoder_spec(c, name, layers, hidden=h, mtp_layers=mtp_layers, assumptions=assumptions, top=top)
 
 
 def deepseek_v2(c: Cfg, name: str) -> ModelSpec:  # modeling_deepseek_v2.py
     return deepseek_moe(c, name, mla(c, c.int("hidden_size")), mtp=False)
 
 
-def deepseek_v3(c: Cfg, name: str) -> ModelSpec:  # modeling_deepseek_v3.py; Kimi K2 ships this model_type
-    return deepseek_moe(c, name, mla(c, c.int("hidden_size")))
+def deepseek_v3(c: Cfg, name: str, top: Cfg | None = None, assumptions=()) -> ModelSpec:
+    # modeling_deepseek_v3.py; Kimi K2 ships this architecture as kimi_k2, Kimi K2.5 inside a kimi_k25 wrapper
+    return deepseek_moe(c, name, mla(c, c.int("hidden_size")), top=top, assumptions=assumptions)
 
 
 def deepseek_v32(c: Cfg, name: str) -> ModelSpec:  # modeling_deepseek_v32.py: V3 plus the sparse-attention indexer
