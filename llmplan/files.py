@@ -164,6 +164,27 @@ def check_writable_target(path: str | os.PathLike, what: str = "output") -> Path
     return target
 
 
+def probe_writable(path: str | os.PathLike, what: str = "output", size: int = 64 * 2**10) -> None:
+    """Before long work: write `size` bytes to a temporary file where `path` will go (its nearest existing
+    folder) and remove it, so that a read-only or full file system, /proc, or a file-size limit is an error now,
+    not after the measurements. `path` itself is left as it is."""
+    target = check_writable_target(path, what)
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".llmplan-probe-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(b"\0" * size)
+    except OSError as exc:
+        raise LlmplanError(f"cannot write {what} {_show(target)}: {exc.strerror or exc} (checked before any "
+                           "work)") from None
+    finally:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 @contextmanager
 def atomic_target(path: str | os.PathLike, create_folder: bool = True) -> Iterator[str]:
     """Yield a temporary path beside `path` (same suffix); rename it over `path` when the block succeeds."""

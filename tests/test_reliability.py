@@ -199,3 +199,45 @@ def test_sigterm_is_handled_as_ctrl_c():
             time.sleep(5)  # the handler's KeyboardInterrupt ends the sleep
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def _session_members(sid: int) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                fields = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                out.append(int(d))
+    return out
+
+
+def test_stopping_a_launch_ends_every_process_of_its_session_even_one_that_ignores_sigterm():
+    import subprocess
+
+    from llmplan.bench.launch import stop
+
+    # a launcher-like parent with a child that ignores SIGTERM, as a hung rank would
+    proc = subprocess.Popen(["bash", "-c", "trap '' TERM; sleep 60 & trap '' TERM; wait"], start_new_session=True)
+    time.sleep(0.5)
+    assert len(_session_members(proc.pid)) >= 2
+    t0 = time.monotonic()
+    stop(proc, grace=1.0)
+    assert time.monotonic() - t0 < 5
+    time.sleep(0.2)
+    assert _session_members(proc.pid) == []
+
+
+def test_an_interrupt_is_said_once_with_exit_130(cli, monkeypatch):
+    from llmplan.cli import fit_cmd
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("llmplan.fit.fit_chinchilla", interrupted)
+    path = fit_cmd.Path(os.environ["LLMPLAN_DATA_DIR"]).parent / "runs.csv"
+    path.write_text(SWEEP)
+    r = cli("fit", path, "--bootstrap", "0")
+    assert r.code == 130 and r.stderr.strip().splitlines() == ["llmplan: error: interrupted"]

@@ -62,16 +62,40 @@ def root_cause(failures: list[tuple[bool, str]]) -> str | None:
     return (primary or [m for _, m in failures] or [None])[0]
 
 
-def _relay(stream, write, torchrun_lines: list[str]) -> None:
-    """Copy the ranks' output through, keeping torchrun's own log lines and failure summary aside."""
+def _relay(stream, write, torchrun_lines: list[str], muted: threading.Event | None = None) -> None:
+    """Copy the ranks' output through, keeping torchrun's own log lines and failure summary aside; nothing once
+    `muted` is set (an interrupted run says so once, not once per rank)."""
     quiet = False
     for line in stream:
         if line.startswith("Traceback (most recent call last)") or "ChildFailedError" in line:
             quiet = True  # torchrun's failure summary: the error file says it in one line
-        if quiet or _TORCHRUN_LINE.match(line):
+        if quiet or (muted is not None and muted.is_set()) or _TORCHRUN_LINE.match(line):
             torchrun_lines.append(line)
             continue
         write(line)
+
+
+STOP_SECONDS = 8.0  # SIGTERM, then SIGKILL: every rank is gone within 10 s of the interrupt
+
+
+def stop(proc: subprocess.Popen, grace: float = STOP_SECONDS) -> None:
+    """End torchrun and every worker of its session: SIGTERM to the group (torchrun stops its workers, each rank
+    stops as on Ctrl-C), SIGKILL to whatever is left after `grace` seconds."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        try:  # torchrun has exited; a worker it did not reap may still hold the group
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
 
 
 def launch(nproc: int, args: list[str]) -> None:
@@ -86,19 +110,20 @@ def launch(nproc: int, args: list[str]) -> None:
     env.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
     logs: list[str] = []
     try:
+        # torchrun and its workers in a session of their own: a signal to the launcher alone (SIGTERM from a
+        # scheduler, SIGINT from kill) reaches them through stop(), and nothing is left behind.
         proc = subprocess.Popen(torchrun_command(nproc, args), env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, bufsize=1)
-        threads = [threading.Thread(target=_relay, args=(proc.stdout, sys.stdout.write, logs), daemon=True),
-                   threading.Thread(target=_relay, args=(proc.stderr, sys.stderr.write, logs), daemon=True)]
+                                stderr=subprocess.PIPE, text=True, bufsize=1, start_new_session=True)
+        muted = threading.Event()
+        threads = [threading.Thread(target=_relay, args=(proc.stdout, sys.stdout.write, logs, muted), daemon=True),
+                   threading.Thread(target=_relay, args=(proc.stderr, sys.stderr.write, logs, muted), daemon=True)]
         for t in threads:
             t.start()
         try:
             code = proc.wait()
-        except KeyboardInterrupt:  # torchrun got the same SIGINT and stops its workers; give it a moment
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop every rank within STOP_SECONDS, then say it once
+            muted.set()
+            stop(proc)
             raise
         for t in threads:
             t.join(timeout=10)

@@ -206,6 +206,23 @@ def measure_step_seconds(shapes, corpus: Corpus, recipe: Recipe, device: str, re
     return lambda n: max(t0 + slope * (n - n0), 1e-6)
 
 
+def _too_short(fit, done: list, grid: list, why_not: str, unvalidated: bool = False) -> str:
+    """Why the sweep was too short for a trustworthy fit, or "" when it was not."""
+    reasons = []
+    if fit is None:
+        reasons.append(f"no law could be fitted ({why_not})")
+    elif getattr(fit, "at_bounds", ()):
+        reasons.append(f"the runs do not determine {', '.join(fit.at_bounds)}")
+    if len(done) < len(grid):
+        reasons.append(f"{len(grid) - len(done)} of the {len(grid)} planned runs did not fit in the time")
+    if unvalidated:
+        reasons.append("the held-back validation run did not fit in the time, so the law is unchecked")
+    if not reasons:
+        return ""
+    return ("the sweep was too short for a trustworthy fit: " + "; ".join(reasons) +
+            "; give more --budget-seconds (900 by default, 150 with --quick)")
+
+
 def fit_runs(runs: list[RunResult], bootstrap: int = 100):
     """fit_chinchilla on the finished runs, with bootstrap intervals (None when fewer than MIN_RUNS_TO_FIT)."""
     if len(runs) < MIN_RUNS_TO_FIT or len({r.params for r in runs}) < 2 or len({r.tokens for r in runs}) < 2:
@@ -306,7 +323,9 @@ def _sweep(corpus, recipe, device, n_budgets, per_budget, budget_seconds, max_bu
     def over_time(run: PlannedRun) -> bool:
         if step_seconds is None or not budget_seconds:
             return False
-        return time.perf_counter() - began + run.steps * step_seconds(run.params) > 1.25 * budget_seconds
+        # a run starts only if it is expected to end within the budget: the fit, the validation run's own check
+        # and the timing error stay inside the 10% beyond it that `--budget-seconds` allows
+        return time.perf_counter() - began + run.steps * step_seconds(run.params) > budget_seconds
 
     done: list[RunResult] = []
     interrupted = False
@@ -324,6 +343,9 @@ def _sweep(corpus, recipe, device, n_budgets, per_budget, budget_seconds, max_bu
         progress.note(f"interrupted: keeping the {len(done)} finished runs")
 
     fit, why_not = None, f"{len(done)} runs finished, {MIN_RUNS_TO_FIT} needed"
+    if budget_seconds and time.perf_counter() - began > 0.95 * budget_seconds:
+        bootstrap = 0  # no time left for the intervals inside the budget
+        assumptions.append("no bootstrap intervals: the time budget was spent on the runs")
     try:  # the finished runs survive whatever the fit does: no law for them, a Ctrl-C (again) during it
         fit = fit_runs(done, bootstrap)
     except LlmplanError as exc:
@@ -354,6 +376,11 @@ def _sweep(corpus, recipe, device, n_budgets, per_budget, budget_seconds, max_bu
             except KeyboardInterrupt:
                 interrupted = True
                 progress.note("interrupted during the validation run")
+    short = _too_short(fit, done, grid, why_not, validate and not interrupted and not (prediction or {}).get(
+        "measured_loss"))
+    if short:
+        assumptions.append(short)
+        progress.note(short)
     epochs = max((r.epochs for r in done), default=0.0)
     if epochs > 4:  # Muennighoff et al. 2023: up to ~4 epochs of repeated data cost little loss
         assumptions.append(f"the largest run saw the training text {epochs:.1f} times; beyond ~4 epochs repeated "

@@ -24,12 +24,14 @@ def default_output_dir() -> Path:
 
 def check_output_paths(out: Path | None, save_law: Path | None) -> None:
     """Fail before any training when an output could not be written."""
-    from llmplan.files import check_path_text, check_writable_target
+    from llmplan.files import check_path_text, probe_writable
 
     if out is not None:
         check_path_text(out, "--out")
+        if not (out.exists() and not out.is_dir()):
+            probe_writable(out / "runs.csv", "--out")  # the folder (or where it will be made) takes files
     if save_law is not None:
-        check_writable_target(save_law, "--save-law")  # a regular file or a new path, never a device node
+        probe_writable(save_law, "--save-law")  # a regular file or a new path, never a device node
     if out is not None and out.exists() and not out.is_dir():
         raise LlmplanError(f"--out {out} is a file; give a folder (it is created if missing)")
     if save_law is not None:

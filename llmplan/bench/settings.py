@@ -222,3 +222,45 @@ def default_profile_path(report: dict):
         path = path.with_name(f"{path.stem}--{device_key(model)}.json")
     return path
 
+
+
+def preflight(settings: BenchSettings) -> str:
+    """What the bench will run, with its predicted memory (llmplan memory) and time, said before it starts; a run
+    that cannot fit this device's memory (host memory on a CPU) is refused here, with the estimate."""
+    from dataclasses import replace
+
+    from llmplan.bench.ladder import RUNGS, _available_bytes, ladder_spec
+    from llmplan.bench.memory_check import predicted_bytes
+    from llmplan.units import format_bytes, format_seconds
+
+    dev, b = settings.device, settings.base
+    available = _available_bytes(dev)
+    if settings.mode == "ladder":
+        rungs = RUNGS[:settings.max_rungs] if settings.max_rungs else RUNGS
+        first = predicted_bytes(replace(b, spec=ladder_spec(*rungs[0], settings.vocab, b.seq), layers=None), dev)
+        need = first[0] if first else None
+        what = (f"a ladder of up to {len(rungs)} model sizes (h{rungs[0][0]}-l{rungs[0][1]} to "
+                f"h{rungs[-1][0]}-l{rungs[-1][1]}; it stops at the time budget or at the memory) at batch {b.batch} "
+                f"x seq {b.seq}, {dev.dtype}, on {dev.name}; at most {format_seconds(settings.budget_seconds)}")
+        label = "the first rung"
+    else:
+        deepest = replace(b, layers=settings.layers)
+        pred = predicted_bytes(deepest, dev)
+        need = pred[0] if pred else None
+        depths = sorted({max(1, (settings.layers or b.spec.layers) // 2), settings.layers or b.spec.layers})
+        what = (f"{b.spec.name} at {' and '.join(str(d) for d in depths)} layers, batch {b.batch} x seq {b.seq}, "
+                f"{dev.dtype}, {settings.model_steps} steps in all, on {dev.name}")
+        label = f"{depths[-1]} layers"
+        if dev.peak_flops:
+            from llmplan.estimate.flops import train_flops_per_token
+
+            step = train_flops_per_token(deepest.built_spec, b.seq) * b.batch * b.seq / (0.3 * dev.peak_flops)
+            what += f"; about {format_seconds(step * settings.model_steps)} at 30% of the peak"
+    if need and available and need > 0.95 * available:
+        where = "free on the GPU" if dev.kind == "cuda" else "of memory available"
+        raise LlmplanError(f"the bench would need about {format_bytes(need)} for {label} ({what.split(',')[0]}), "
+                           f"more than the {format_bytes(available)} {where}: lower --batch, --seq or --layers "
+                           "(llmplan memory predicts it before anything runs)")
+    if need:
+        what += f"; {label} needs about {format_bytes(need)} of {format_bytes(available) if available else 'unknown'}"
+    return what

@@ -23,6 +23,10 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+class _Interrupted(Exception):
+    """Ctrl-C or SIGTERM during a command: one line on stderr, exit code 130."""
+
+
 def _sigterm_interrupts() -> None:
     """SIGTERM (kill, a job scheduler, torchrun stopping its workers) is handled as Ctrl-C: a bench keeps and
     prints what it measured instead of dying mid-write."""
@@ -94,6 +98,12 @@ class LlmplanGroup(TyperGroup):
             self.commands[name] = command
         return self.commands[name]
 
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # typer would turn it into a silent exit 130; say it once instead
+            raise _Interrupted() from None
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         _sigterm_interrupts()
         try:
@@ -112,7 +122,7 @@ class LlmplanGroup(TyperGroup):
             code = _fail(str(exc), exc.exit_code)
         except RunError as exc:
             code = _fail(str(exc), exc.exit_code)
-        except (typer.Abort, KeyboardInterrupt):  # typer 0.29 keeps Abort/Exit in typer.exceptions
+        except (typer.Abort, KeyboardInterrupt, _Interrupted):  # typer 0.29 keeps Abort/Exit in typer.exceptions
             code = _fail("interrupted", 130)
         except typer.Exit as exc:
             code = exc.exit_code

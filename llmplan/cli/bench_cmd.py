@@ -50,8 +50,11 @@ class BenchProgress:
         if kind == "start":
             spec = info["spec"]
             depth = info.get("layers") or spec.layers
-            self.progress.update(self.task, description=f"{spec.name} ({depth} layers, batch {info['batch']} x "
-                                                        f"seq {info['seq']})")
+            text = f"{spec.name} ({depth} layers, batch {info['batch']} x seq {info['seq']})"
+            self.progress.update(self.task, description=text)
+            if not self.progress.console.is_terminal:  # piped: no live bar, a line per phase instead
+                elapsed = time.monotonic() - self.t0
+                self.progress.console.print(f"[dim]measuring {text} ({elapsed:.0f} s in)[/dim]")
         elif kind == "done":
             r = info["result"]
             text = "did not fit in memory" if r.status != "ok" else f"{format_count(r.tokens_per_second)} tokens/s"
@@ -66,9 +69,9 @@ class BenchProgress:
 def _check_path(path: Optional[Path], option: str, suffixes: tuple[str, ...] | None = None) -> Optional[Path]:
     if path is None:
         return None
-    from llmplan.files import check_writable_target
+    from llmplan.files import probe_writable
 
-    check_writable_target(path, option)  # a regular file or a new path, checked before anything is measured
+    probe_writable(path, option)  # a regular file or a new path that can be written, before anything is measured
     p = path.expanduser()
     if p.is_dir():
         raise LlmplanError(f"{option} {p} is a folder; give a file path")
@@ -221,12 +224,38 @@ def bench(
                                 max_rungs=max_rungs, peak_tflops=peak_tflops)
     for n in settings.device.notes:
         note(n)
+    from llmplan.bench.settings import preflight
+
+    note(f"bench: {preflight(settings)}")  # what will run, its memory and time, before it starts
     total = settings.budget_seconds if settings.mode == "ladder" else settings.model_steps
     with BenchProgress(total, by_time=settings.mode == "ladder") as progress:
         report = run_bench(settings, on_event=progress, argv=sys.argv)
+    measured = any(r["status"] == "ok" for r in report["runs"])
     if report["interrupted"]:
+        if not measured:  # no empty table as a result: say that nothing was measured
+            warn("interrupted before any configuration was measured: nothing to report or save")
+            raise typer.Exit(130)
         warn("interrupted: keeping the configurations measured so far")
-    if not no_save and any(r["status"] == "ok" for r in report["runs"]):
+    unsaved = None
+    try:
+        _save(report, no_save, out, plot, measured)
+    except LlmplanError as exc:  # the measurements stay printed; the run fails with the reason
+        unsaved = exc
+    if as_json:
+        emit_json(report)
+    else:
+        from llmplan.report.bench_views import render_bench
+
+        render_bench(report)
+    if unsaved is not None:
+        raise unsaved
+    if report["interrupted"]:
+        raise typer.Exit(130)  # what was measured is printed and saved; the status says the run was cut short
+
+
+def _save(report: dict, no_save: bool, out, plot, measured: bool) -> None:
+    """The profile and the plot, written after the run (their paths were checked before it)."""
+    if not no_save and measured:
         from llmplan.calibration import merge_profile, profile_at, save_profile
 
         from llmplan.bench.settings import default_profile_path, profile_data
@@ -239,11 +268,3 @@ def bench(
 
         report["plot_path"] = str(plot_ladder(report["runs"], report["fit"], plot, report["device"]["name"],
                                               report["device"]["peak_flops"]))
-    if as_json:
-        emit_json(report)
-    else:
-        from llmplan.report.bench_views import render_bench
-
-        render_bench(report)
-    if report["interrupted"]:
-        raise typer.Exit(130)  # what was measured is printed and saved; the status says the run was cut short

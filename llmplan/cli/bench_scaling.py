@@ -66,6 +66,9 @@ def run_scaling(quick: bool, budget_seconds: float | None, data: str | None, dev
                 progress: bool = True, unsupported: list[str] | None = None,
                 recipe_overrides: dict | None = None) -> None:
     """Run the sweep and print it (tables, or one JSON object); runs.csv and law.json go to `out`."""
+    import time
+
+    started = time.perf_counter()
     from llmplan.bench import scaling_io
     from llmplan.bench.corpus import load_corpus
     from llmplan.bench.device import detect_device
@@ -97,6 +100,7 @@ def run_scaling(quick: bool, budget_seconds: float | None, data: str | None, dev
     shape = GPU_RECIPE if dev.kind == "cuda" and not quick else mode["recipe"]
     recipe = replace(Recipe(), seed=seed, **{**shape, **(recipe_overrides or {})})
     seconds = budget_seconds or mode["seconds"]
+    seconds = max(seconds - (time.perf_counter() - started), 1.0)  # the budget counts from the command's start
     note(f"corpus: {corpus.description}; {format_count(corpus.n_bytes)} bytes = tokens "
          f"({format_count(len(corpus.heldout))} held out)")
     with RichProgress(enabled=progress) as bar:

@@ -19,7 +19,7 @@ from llmplan.estimate.inference_aware import inference_aware
 from llmplan.estimate.laws import COMPARED, Law, get_law
 from llmplan.estimate.timecost import DEFAULT_MFU  # the same default as `llmplan compute`
 from llmplan.report.output import emit_json, note, stdout_console
-from llmplan.units import PFLOPS_DAY, format_count, format_flops, parse_count, parse_dtype
+from llmplan.units import PFLOPS_DAY, format_count, format_flops, parse_count, parse_dtype, parse_int_count
 
 LOSS_LAWS = ("hoffmann", "epoch")  # the compared laws that predict a loss (same data set, MassiveText)
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
@@ -52,11 +52,12 @@ def _budget(flops: Optional[str], pf_days: Optional[str], gpu: Optional[str], gp
 
         if days is None:
             raise LlmplanError("a GPU budget needs --days (e.g. --gpu h100 --gpus 256 --days 30)")
-        if not 0 < days < float("inf"):
-            raise LlmplanError(f"--days must be a number of days greater than zero, got {days:g}")
+        if not 0 < days <= 36_525:
+            raise LlmplanError(f"--days must be a number of days greater than zero and at most a century, got "
+                               f"{days:g}")
         if gpus is not None and gpus < 1:
-            raise LlmplanError(f"--gpus must be at least 1, got {gpus}")
-        n = 1 if gpus is None else gpus
+            raise LlmplanError(f"--gpus must be at least 1, got {gpus if abs(gpus) < 10**12 else 'a huge number'}")
+        n = 1 if gpus is None else parse_int_count(str(gpus), "--gpus")  # bounded as in every command
         used_mfu = DEFAULT_MFU if mfu is None else mfu
         device = parse_gpu(gpu)
         if dtype is None:  # bf16, or fp16 on a GPU without bf16 (V100), as `llmplan compute` does
