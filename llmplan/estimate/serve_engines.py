@@ -31,7 +31,6 @@ class Engine:
     reserves_whole_request: bool   # pages for all of I + O at admission (TensorRT-LLM GUARANTEED_NO_EVICT);
                                    # False: pages as the request grows, preempting when full (vLLM, SGLang)
     source: str
-    fitted_on: str = ""        # the published rows the fixed costs were fitted on
     small_gpu_limits: tuple[int, int] | None = None  # (max_batch, max_num_tokens) below 70 GiB or on an A100
 
     def for_gpu(self, gpu) -> "Engine":

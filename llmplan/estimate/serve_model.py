@@ -201,8 +201,9 @@ def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: in
         state, admission, overloaded = solve_rate(dep, rate / replicas, input_tokens, output_tokens, cap)
         per_replica = state.concurrency
         if overloaded:
-            notes.append(f"--rate {rate:g}/s exceeds what this layout serves ({state.requests_per_second * replicas:.3g}"
-                         " requests/s at its maximum concurrency): the queue grows without bound")
+            most = state.requests_per_second * replicas
+            notes.append(f"--rate {rate:g}/s exceeds what this layout serves ({most:.3g} requests/s at its maximum "
+                         "concurrency): the queue grows without bound; add replicas (--gpus)")
     if tp > 1 and dep.rates.bus_bytes_per_s < 100e9:
         notes.append(f"tensor parallelism over {dep.rates.bus_bytes_per_s / 1e9:.3g} GB/s (PCIe or across nodes): "
                      "the all-reduces dominate; keep --tp within an NVLink domain")
