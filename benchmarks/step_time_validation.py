@@ -13,7 +13,8 @@ gradient accumulation), times 4 x pp micro-batches with a pipeline. Software fea
 attention from 2022 on, FlashAttention-2 class for llm-foundry (2023) and torchtitan (PyTorch SDPA's flash backend),
 Transformer Engine's cuDNN kernel (FlashAttention-3 class on Hopper) for NeMo, Megatron-Bridge and Megatron-LM 2024,
 and unfused attention before (Megatron 2021-22, Megatron-DeepSpeed, metaseq); TP communication overlap where the source says it is on
-(Megatron-LM 2024 README `--tp-comm-overlap`; NeMo and Megatron-Bridge H100 recipes); sequence parallelism when
+(Megatron-LM 2024 README `--tp-comm-overlap`; NeMo and Megatron-Bridge H100 recipes); the gradient reduce after the
+backward, not overlapped, for Megatron-LM before 2023 and Megatron-DeepSpeed; sequence parallelism when
 printed, else on with TP for the Megatron-Core era sources.
 
 Usage: python benchmarks/step_time_validation.py [--write docs/validation.md] [--rows]
@@ -43,6 +44,10 @@ DATA = ROOT / "tests" / "data" / "published_runs.json"
 OLD_SOFTWARE = ("narayanan2021", "korthikanti2022", "mtnlg2022", "bloom", "opt", "vtrain")
 CORE_ERA = ("megatron", "nemo", "mbridge", "torchtitan")  # SP with TP (torchtitan: SequenceParallel norms)
 TP_OVERLAP = ("megatron-h100", "nemo", "mbridge")
+# gradient reduce after the backward, not overlapped: Megatron-LM's local DDP before 2023 (allreduce_gradients()
+# called once the pipeline has flushed; --overlap-grad-reduce came with Megatron-Core) and DeepSpeed's engine
+# without overlap_comm (its default), which Megatron-DeepSpeed runs used (MT-NLG, BLOOM, vTrain)
+NO_GRAD_OVERLAP = ("narayanan2021", "korthikanti2022", "mtnlg2022", "bloom", "vtrain")
 FLASH2 = ("llmfoundry", "torchtitan")  # FlashAttention-2 / PyTorch SDPA's flash backend (FA3 is Hopper-only, 2024-07)
 
 
@@ -156,6 +161,7 @@ def predict(row: dict):
         sp = tp > 1 and fam.startswith(CORE_ERA)
     base = dict(tp=tp, pp=pp, cp=cp, ep=ep, vp=row.get("vp") or 1, zero=_sharding(row), sp=bool(sp),
                 seq=row["seq"], dtype=_dtype(row), tp_overlap=fam.startswith(TP_OVERLAP),
+                grad_overlap=not fam.startswith(NO_GRAD_OVERLAP),
                 attention="unfused" if fam.startswith(OLD_SOFTWARE) else "flash2" if fam.startswith(FLASH2)
                 else "flash")
     mbs = [row["micro_batch"]] if row.get("micro_batch") else [1, 2, 4, 8]

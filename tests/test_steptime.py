@@ -158,3 +158,27 @@ def test_fsdp_gathers_every_micro_batch():
         return e.step_breakdown["zero_param_gather"] + e.hidden_comm_seconds["zero_param_gather"]
 
     assert comm(256) == pytest.approx(4 * comm(64), rel=1e-6)  # 4 micro-batches: 4 x the gathers
+
+
+def test_host_dispatch_sets_the_pace_of_small_kernels(gpt3):
+    from llmplan.estimate.opcosts import HOST_BWD_OP_SECONDS, HOST_FWD_OP_SECONDS
+
+    small = get_preset("gpt2")  # 124M: kernels of microseconds at one short sequence
+    e = _est(small, 4, tp=4, micro_batch=1, global_batch=1, seq=128, attention="unfused")
+    assert e.step_breakdown["host_overhead"] > 0
+    # every layer's forward + backward can go no faster than its operators' dispatch (at least norms, residuals,
+    # linears and the attention block: 2 + 4 + 4 + 16 forward operators)
+    per_layer = 26 * (HOST_FWD_OP_SECONDS + HOST_BWD_OP_SECONDS)
+    assert e.step_seconds > small.total_layers * per_layer
+    big = _est(gpt3, 64, tp=8, pp=8, micro_batch=1, global_batch=64, recompute="full")
+    assert big.step_breakdown["host_overhead"] == 0  # long kernels hide the host
+
+
+def test_gradient_reduce_after_backward_is_exposed(gpt3):
+    kw = dict(tp=8, pp=1, micro_batch=1, global_batch=64, recompute="full")
+    over = _est(gpt3, 64, **kw)
+    after = _est(gpt3, 64, grad_overlap=False, **kw)
+    total = over.step_breakdown["dp_grad_reduce"] + over.hidden_comm_seconds["dp_grad_reduce"]
+    assert over.hidden_comm_seconds["dp_grad_reduce"] > 0
+    assert after.step_breakdown["dp_grad_reduce"] == pytest.approx(total)
+    assert after.hidden_comm_seconds["dp_grad_reduce"] == 0

@@ -32,6 +32,8 @@ class Layout:
     recompute: str = "none"     # none | selective | full
     dtype: str = "bf16"         # bf16 | fp16 | fp8 (fp8 GEMMs, 16-bit attention core and communication)
     tp_overlap: bool = False    # TP collectives overlapped with the GEMMs (Megatron --tp-comm-overlap, async TP)
+    grad_overlap: bool = True   # gradient reduce overlapped with backward (Megatron --overlap-grad-reduce, PyTorch
+                                # DDP buckets); False: after the backward (Megatron-LM 2021 local DDP, DeepSpeed stage 0)
     attention: str = "flash"    # flash: the family's best fused kernel (FlashAttention-3/cuDNN on Hopper) |
                                 # flash2: FlashAttention-2 | unfused: score matrix in HBM (pre-2022 frameworks)
 

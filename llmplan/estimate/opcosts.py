@@ -16,6 +16,8 @@ Formulas (docs/methodology.md, "Step time"):
   all-to-alls of assignments x hidden x bytes, twice forward and twice backward (Lepikhin et al. 2020, GShard).
 - norms, residual adds, activations, rotary embeddings: memory-bound, bytes read + written / achievable HBM
   bandwidth (Calculon; llm-analysis); backward moves about twice the forward's bytes.
+- host dispatch: every PyTorch operator costs the CPU a fixed time to dispatch and launch, forward and in the
+  autograd backward; the GPU runs ahead of the host only while its kernels are longer (`host_seconds`).
 """
 
 from __future__ import annotations
@@ -24,11 +26,23 @@ from dataclasses import dataclass
 
 from llmplan.estimate.collectives import Group, collective_seconds
 from llmplan.estimate.layout import Layout
-from llmplan.hardware.efficiency import Efficiency
+from llmplan.hardware.efficiency import LAUNCH_SECONDS, Efficiency
 from llmplan.models.layers import Attention, Dense, GatedDeltaNet, Mamba2, MoE
 
 ACT_BYTES = 2.0  # activations and collectives in 16-bit (fp8 recipes keep them so: Transformer Engine)
 BWD_ATTENTION = 2.5  # flash-attention backward / forward work (Dao 2023)
+# Host time per PyTorch operator: Python, dispatcher and autograd record (published range 5-25 us for one eager op's
+# CPU-side chain), measured with benchmarks/host_overhead.py (PyTorch 2.13, x86 server CPU, 4 x 4 tensors so the
+# kernels cost ~0; least-disturbed of 4 runs on a shared machine): 9 us per forward op, 11 us per backward node;
+# plus the CUDA launch of its kernel (LAUNCH_SECONDS, 4 us; NVIDIA CUDA C++ Best Practices Guide)
+HOST_FWD_OP_SECONDS = 9e-6 + LAUNCH_SECONDS
+HOST_BWD_OP_SECONDS = 11e-6 + LAUNCH_SECONDS
+# Operators a layer dispatches in forward (each has about one autograd node in backward), by part: a norm, a linear,
+# a collective: 1 each; a residual add with its dropout: 2; the attention block's reshapes, splits and the fused
+# kernel: 6 (rotary +2), unfused: 16 (transposes, baddbmm, scale-mask-softmax, dropout with its RNG-tracker fork,
+# bmm, permute, contiguous); an activation 1 (gated: +1); an MoE block's router, top-k, permutes and grouped GEMMs: 16.
+HOST_OPS = {"norm": 1, "linear": 1, "collective": 1, "residual": 2, "flash": 6, "rotary": 2, "unfused": 16,
+            "activation": 1, "moe": 16}
 UNFUSED_SOFTMAX_BYTES = 7.0  # per score element, unfused: scores written (2) and read (2), probabilities (2),
 # dropout mask (1) - Megatron 2021's fused scale-mask-softmax still round-trips the s x s matrix through HBM
 
@@ -51,6 +65,7 @@ class LayerCost:
     ep_bwd: float
     recompute: float     # extra forward work in backward (full: the whole forward; selective: the core)
     recompute_comm: float
+    host: float = 0.0    # CPU dispatch time of the layer's operators, forward + backward (+ recomputed forward)
 
     @property
     def compute(self) -> float:
@@ -84,6 +99,7 @@ def layer_cost(eff: Efficiency, layout: Layout, mixer, ffn, norms: int, hidden: 
     tp_colls = 0  # collectives of the layer input's size, forward (all-reduce, or RS+AG with SP)
     cp_f = cp_b = ep_f = ep_b = 0.0
     mf += (2 * norms + 6) * tokens * h_part * w    # norms read+write, two residual adds (2 reads, 1 write)
+    ops = norms * HOST_OPS["norm"] + 2 * HOST_OPS["residual"]
     if isinstance(mixer, Attention):
         a = mixer
         heads = a.heads / tp
@@ -106,6 +122,8 @@ def layer_cost(eff: Efficiency, layout: Layout, mixer, ffn, norms: int, hidden: 
         for m, k, n in parts:
             f, b = _linear(eff, m, k, n, dt)
             gf, gb = gf + f, gb + b
+        ops += len(parts) * HOST_OPS["linear"] + HOST_OPS["unfused" if t.attention == "unfused" else "flash"] \
+            + (HOST_OPS["rotary"] if a.rope else 0)
         keys = _mean_keys(a, t.seq)
         core = 2.0 * tokens * keys * heads * (a.head_dim + a.d_v)  # QK^T and AV, causal half
         if t.attention == "unfused":  # batched GEMMs over the full (masked) score matrix + softmax in HBM
@@ -127,6 +145,7 @@ def layer_cost(eff: Efficiency, layout: Layout, mixer, ffn, norms: int, hidden: 
         width = mixer.params(h) / h / tp  # in/out projections as one hidden-wide GEMM per rank
         f, b = _linear(eff, tokens, h, width, dt)
         gf, gb = gf + f, gb + b
+        ops += 2 * HOST_OPS["linear"] + HOST_OPS["flash"]  # projections, conv + scan kernels and their reshapes
         conv = mixer.conv_dim / tp
         mf += 8 * tokens * conv * w  # conv1d and chunked scan: read/write the conv stream several times
         tp_colls += 1
@@ -136,6 +155,7 @@ def layer_cost(eff: Efficiency, layout: Layout, mixer, ffn, norms: int, hidden: 
             f, b = _linear(eff, m, k, n, dt)
             gf, gb = gf + f, gb + b
         mf += (3 if ffn.gated else 2) * tokens * ffn.ffn / tp * w
+        ops += 2 * HOST_OPS["linear"] + HOST_OPS["activation"] * (2 if ffn.gated else 1)
         tp_colls += 1
     elif isinstance(ffn, MoE):
         e = ffn
@@ -155,6 +175,8 @@ def layer_cost(eff: Efficiency, layout: Layout, mixer, ffn, norms: int, hidden: 
                 gf, gb = gf + f, gb + b
             mf += 3 * tokens * e.shared_ffn / tp * w
         mf += (4 * h + (3 if e.gated else 2) * e.expert_ffn) * assigned * w  # permute, unpermute, activation
+        ops += HOST_OPS["moe"] + (4 * HOST_OPS["linear"] + 2 * HOST_OPS["activation"] if e.shared_ffn else 0) \
+            + (4 * HOST_OPS["collective"] if t.ep > 1 else 0)
         if t.ep > 1:
             a2a = collective_seconds(eff, "all_to_all", assigned * h * w, Group(t.ep, 1, node))
             ep_f, ep_b = 2 * a2a, 2 * a2a
@@ -165,13 +187,15 @@ def layer_cost(eff: Efficiency, layout: Layout, mixer, ffn, norms: int, hidden: 
         one = (collective_seconds(eff, "all_gather", size, g) + collective_seconds(eff, "reduce_scatter", size, g)
                if t.sp else collective_seconds(eff, "all_reduce", size, g))
         tp_f = tp_colls * one
+        ops += tp_colls * HOST_OPS["collective"] * (2 if t.sp else 1)
     recompute, recompute_comm = 0.0, 0.0
     if t.recompute == "full":
         recompute, recompute_comm = gf + af + eff.memory_seconds(mf), tp_f + cp_f + ep_f
     elif t.recompute == "selective" and t.attention == "unfused":
         recompute = af  # Korthikanti et al. 2022: the attention core again; flash attention recomputes anyway
+    host = ops * ((2 if t.recompute == "full" else 1) * HOST_FWD_OP_SECONDS + HOST_BWD_OP_SECONDS)
     return LayerCost(gf, gb, af, ab, eff.memory_seconds(mf), eff.memory_seconds(2 * mf), tp_f, tp_f, cp_f, cp_b,
-                     ep_f, ep_b, recompute, recompute_comm)
+                     ep_f, ep_b, recompute, recompute_comm, host)
 
 
 def head_cost(eff: Efficiency, layout: Layout, hidden: int, vocab: int, node: int) -> tuple[float, float]:

@@ -199,7 +199,7 @@ def estimate_step(spec: ModelSpec, system: System, layout: Layout, memory: bool 
 
     def stage_parts(s: int) -> dict:
         parts = dict.fromkeys(("gemm", "attention_core", "memory_bound", "logits", "recompute", "tp_comm",
-                               "cp_comm", "ep_comm", "pp_p2p"), 0.0)
+                               "cp_comm", "ep_comm", "pp_p2p", "host_overhead"), 0.0)
         hidden = dict.fromkeys(("tp_comm", "cp_comm"), 0.0)
         for n, c in zip(stages[s], costs):
             if not n:
@@ -219,6 +219,10 @@ def estimate_step(spec: ModelSpec, system: System, layout: Layout, memory: bool 
             parts["cp_comm"] += n * cp_exposed
             hidden["cp_comm"] += n * (c.cp_fwd + c.cp_bwd - cp_exposed)
             parts["ep_comm"] += n * (c.ep_fwd + c.ep_bwd)
+            # the host dispatches ahead of the GPU; where the layer's kernels are shorter than their dispatch,
+            # the GPU waits for the host (the stream time is the larger of the two)
+            stream = c.compute + c.recompute + tp + cp_exposed + c.ep_fwd + c.ep_bwd
+            parts["host_overhead"] += n * max(0.0, c.host - stream)
         if s == t.pp - 1:
             parts["logits"] += head
             parts["tp_comm"] += head_comm
@@ -264,7 +268,7 @@ def estimate_step(spec: ModelSpec, system: System, layout: Layout, memory: bool 
         gather_hidden, dp_hidden = m * 2 * ag - gather_exposed, m * rs - dp_exposed
     elif t.zero != 3:
         red = coll("all_reduce", grad_bytes) if t.zero == 0 else coll("reduce_scatter", grad_bytes)
-        dp_exposed = max(red - bwd, red / n_stage)
+        dp_exposed = max(red - bwd, red / n_stage) if t.grad_overlap else red
         dp_hidden = red - dp_exposed
         if t.zero in (1, 2):  # updated parameters gathered, overlapped with the next step's forward
             ag = coll("all_gather", 2.0)
