@@ -343,3 +343,13 @@ def test_every_decoder_preset_is_held_once_on_one_gpu(name):
     total = count_params(spec).total
     assert stage_params(spec).first == pytest.approx(total, rel=1e-12)
     assert stage_params(spec, tp=2).first <= total
+
+
+def test_pipeline_stages_cache_for_their_own_layers():
+    """Gemma 3 4B over 2 stages: layers 0-16 hold 2 full layers (5, 11), layers 17-33 hold 3 (17, 23, 29); the
+    second stage's cache is the larger and is the one reported."""
+    spec, s = gemma3_4b(), 32768
+    per_token = 2 * 4 * 256 * 2
+    est = estimate_memory(MemoryConfig(spec=spec, mode="infer", seq=s, pp=2))
+    assert est.breakdown["kv_cache"] == per_token * (3 * s + 14 * 1024)
+    assert est.layer_kinds == {"sliding": 29, "full": 5}

@@ -16,7 +16,8 @@ from llmplan.estimate.optimizers import (OPTIMIZERS, TRAIN_DTYPES, adafactor_sta
                                          adapter_state_bytes, check_optimizer, state_bytes)
 from llmplan.estimate.quantization import raw_weight_bytes, stored_weight_bytes, weight_storage
 from llmplan.estimate.kvcache import cache_bytes
-from llmplan.estimate.shapes import LINEAR_MODULES, block_linears, check_ep, stage_params, tp_problem
+from llmplan.estimate.shapes import (LINEAR_MODULES, block_linears, check_ep, layer_slice, stage_params,
+                                     tp_problem)
 from llmplan.models.params import count_params
 from llmplan.models.spec import ModelSpec
 from llmplan.units import DTYPE_BYTES, GiB
@@ -262,12 +263,21 @@ def estimate_memory(cfg: MemoryConfig) -> MemoryEstimate:
     if cfg.mode == "infer":
         act = inference_activation_bytes(spec, seq, cfg.batch, p, cfg.attention, cfg.tp)
         cache = cache_bytes(spec, seq, cfg.batch * cfg.beams, cfg.kv_dtype, tp=cfg.tp, pp=cfg.pp)
-        kv, state = cache.kv_cache_bytes, cache.state_bytes
         layer_kinds = dict(cache.layers)
-        k_most = max(range(cfg.pp), key=lambda k: stages.stages[k])
-        w, g, o = states(k_most)
-        results.append(("only" if cfg.pp == 1 else "largest", w, g, o, act, (kv, state),
-                        {"prefill_working_set": act}))
+        if cfg.pp > 1 and spec.groups:  # each stage caches for its own layers (a stage of Gemma 3 may hold more
+            # full-attention layers than another, of Nemotron-H more Mamba layers): every stage, the largest reported
+            size = spec.layers // cfg.pp
+            for k in range(cfg.pp):
+                c = cache_bytes(layer_slice(spec, k * size, (k + 1) * size), seq, cfg.batch * cfg.beams,
+                                cfg.kv_dtype, tp=cfg.tp)
+                w, g, o = states(k)
+                results.append(("largest", w, g, o, act, (c.kv_cache_bytes, c.state_bytes),
+                                {"prefill_working_set": act}))
+        else:
+            k_most = max(range(cfg.pp), key=lambda k: stages.stages[k])
+            w, g, o = states(k_most)
+            results.append(("only" if cfg.pp == 1 else "largest", w, g, o, act,
+                            (cache.kv_cache_bytes, cache.state_bytes), {"prefill_working_set": act}))
         layer_terms_out: tuple[tuple[str, int], ...] = ()
         act_layers = ()
     else:

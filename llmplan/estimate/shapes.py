@@ -326,5 +326,16 @@ def truncated(spec: ModelSpec, layers: int | None) -> ModelSpec:
     return spec.with_(groups=tuple(out), layers=layers)
 
 
+def layer_slice(spec: ModelSpec, start: int, stop: int) -> ModelSpec:
+    """The spec with only layers start..stop-1 of its layer groups (one pipeline stage's layers)."""
+    out, i = [], 0
+    for g in spec.layer_groups:
+        lo, hi = max(start, i), min(stop, i + g.count)
+        if hi > lo:
+            out.append(LayerGroup(hi - lo, g.mixer, g.ffn, g.norms))
+        i += g.count
+    return spec.with_(groups=tuple(out), layers=stop - start)
+
+
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
