@@ -110,6 +110,8 @@ def test_two_processes_with_gloo_shard_the_model(tmp_path):
     assert report["predicted_memory"]["zero_stage"] == 3 and report["predicted_memory"]["dp"] == 2
     assert json.loads(out.read_text())["world_size"] == 2  # rank 0 wrote the profile
     assert "Traceback" not in r.stderr and "Warning" not in r.stderr
+    phases = [line for line in r.stderr.splitlines() if line.startswith("rank 0: ")]  # rank 0 alone says them
+    assert len(phases) == 3 and "timed steps on each of 2 ranks" in phases[1]
 
 
 @pytest.mark.slow
@@ -121,3 +123,46 @@ def test_one_failing_rank_ends_all_ranks_with_one_message(tmp_path):
     assert len(errors) == 1 and errors[0].startswith("llmplan: error:")
     assert "rank 1 of 2" in errors[0] and "all 2 processes stopped" in errors[0]
     assert "Traceback" not in r.stderr and r.stdout.strip() == ""
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_launcher_ends_every_rank_with_one_message(tmp_path):
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env.update(LLMPLAN_DATA_DIR=str(tmp_path / "data"), LLMPLAN_DIST_TIMEOUT="60")
+    proc = subprocess.Popen([sys.executable, "-m", "llmplan", "bench", "--nproc", "2", "--device", "cpu", "--quick",
+                             "--steps", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines = []
+    for line in proc.stderr:  # wait until the ranks run: rank 0 times its baseline, the others wait for it
+        lines.append(line)
+        if "single-process baseline" in line:
+            break
+    time.sleep(3)
+    children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == proc.pid]
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    proc.wait(timeout=30)
+    assert proc.returncode == 130, rest
+    errors = [line for line in rest.splitlines() if "error" in line.lower()]
+    assert errors == ["llmplan: error: interrupted"], rest
+    time.sleep(0.5)
+    assert children and not [p for p in os.listdir("/proc") if p.isdigit() and _session(int(p)) in children]
+
+
+def _stat(pid: int) -> list[str]:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _parent(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[1]) if fields else None
+
+
+def _session(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[3]) if fields and fields[0] != "Z" else None

@@ -5,6 +5,7 @@ ZeRO stage."""
 from __future__ import annotations
 
 import socket
+import sys
 from dataclasses import dataclass
 
 from llmplan.bench.distributed import (DistEnv, abort_rank, aggregate, init_process_group, maybe_inject_failure,
@@ -151,6 +152,14 @@ def predicted_memory(cfg: DistConfig, world: int) -> dict | None:
     return {"bytes": sum(b.values()), "breakdown": b, "zero_stage": ZERO_STAGE[cfg.strategy], "dp": world}
 
 
+def _progress(env: DistEnv, phase: str) -> None:
+    """Rank 0 says which phase the run is in (one line each, on stderr; the launcher relays it)."""
+    if env.rank == 0:
+        import time
+
+        print(f"rank 0: {phase} ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
+
+
 def run_rank(cfg: DistConfig, env: DistEnv) -> dict | None:
     """Run this rank's part. Rank 0 returns the gathered report; the others return None. Any failure on any rank
     ends this process with one reported line (see distributed.abort_rank)."""
@@ -163,11 +172,15 @@ def run_rank(cfg: DistConfig, env: DistEnv) -> dict | None:
         device, backend = init_process_group(env, cfg.kind)
         single = None
         if cfg.baseline:
+            _progress(env, f"the single-process baseline on {device}")
             if env.rank == 0:
                 single = _single_process(cfg, device)
             dist.barrier()
+        _progress(env, f"{cfg.warmup} warm-up and {cfg.steps} timed steps on each of {env.world_size} ranks "
+                       f"({cfg.strategy}, {backend})")
         mine = _rank_result(cfg, env, device)
         gathered: list = [None] * env.world_size
+        _progress(env, "gathering every rank's timings and memory")
         dist.all_gather_object(gathered, mine)
         report = None
         if env.rank == 0:
