@@ -112,6 +112,9 @@ def test_integers_beyond_any_quantity_in_files_are_refused(tmp_path, cli):
     ("compute", "--model", "llama-2-7b", "--tokens", "1T", "--profile", "p" * 300 + ".json"),
     ("chinchilla", "--law", "l" * 300 + ".json", "--flops", "1e23"),
     ("chinchilla", "--flops", "1e19..1e26", "--plot", "q" * 300 + ".png"),
+    ("fit", "r" * 300 + ".csv"),
+    ("bench", "--quick", "--out", "o" * 300 + ".json"),
+    ("bench", "--scaling", "--quick", "--data", "d" * 300),
 ])
 def test_names_longer_than_the_file_system_allows_are_clear_errors(cli, args):
     one_line_error(cli(*args), "too long")
@@ -241,3 +244,9 @@ def test_an_interrupt_is_said_once_with_exit_130(cli, monkeypatch):
     path.write_text(SWEEP)
     r = cli("fit", path, "--bootstrap", "0")
     assert r.code == 130 and r.stderr.strip().splitlines() == ["llmplan: error: interrupted"]
+
+
+@pytest.mark.parametrize("option", ["--batch", "--steps", "--warmup", "--seq"])
+def test_bench_counts_of_400_digits_are_refused_before_anything_runs(cli, option):
+    pytest.importorskip("torch")
+    one_line_error(cli("bench", "--quick", option, "9" * 400), option, "400 digits")

@@ -73,6 +73,9 @@ def _is_text(path: Path) -> bool:
 
 def data_files(path: str | os.PathLike) -> tuple[Path, list[Path]]:
     """A text file, or every text file under a folder (hidden files and folders skipped), sorted."""
+    from llmplan.files import check_path_text
+
+    check_path_text(path, "--data")  # a name the file system cannot hold is an error, not an OSError
     root = Path(path).expanduser()
     if not root.exists():
         raise LlmplanError(f"--data {str(path)!r} does not exist; give a text file or a folder of text files")

@@ -34,9 +34,21 @@ class BenchSettings:
         return per_run * depths
 
 
-def _positive_int(value: int | None, option: str) -> int | None:
-    if value is not None and value < 1:
-        raise LlmplanError(f"{option} must be a whole number of at least 1, got {value}")
+# The most a bench option can mean on one machine; beyond it a run would overflow its arithmetic or never end.
+BENCH_LIMITS = {"--layers": 10_000, "--batch": 1_000_000, "--seq": 10_000_000, "--steps": 1_000_000,
+                "--max-rungs": 1_000, "--warmup": 100_000}
+MAX_PEAK_TFLOPS = 1e6  # an exaFLOP/s from one device, far beyond any
+
+
+def _shown(value: int) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else f"a number of {len(text.lstrip('-'))} digits"
+
+
+def _positive_int(value: int | None, option: str, minimum: int = 1) -> int | None:
+    if value is not None and not minimum <= value <= BENCH_LIMITS[option]:
+        raise LlmplanError(f"{option} must be a whole number from {minimum} to {BENCH_LIMITS[option]:,}, got "
+                           f"{_shown(value)}")
     return value
 
 
@@ -67,8 +79,9 @@ def resolve_settings(model: str | None, layers: int | None, batch: int | None, s
     for value, option in ((layers, "--layers"), (batch, "--batch"), (seq, "--seq"), (steps, "--steps"),
                           (max_rungs, "--max-rungs")):
         _positive_int(value, option)
-    if warmup is not None and warmup < 0:
-        raise LlmplanError(f"--warmup must be zero or more, got {warmup}")
+    _positive_int(warmup, "--warmup", minimum=0)
+    if peak_tflops is not None and not peak_tflops <= MAX_PEAK_TFLOPS:
+        raise LlmplanError(f"--peak-tflops must be at most {MAX_PEAK_TFLOPS:g} (an exaFLOP/s), got {peak_tflops:g}")
     check_budget_seconds(budget_seconds)
     if layers is not None and model is None:
         raise LlmplanError("--layers needs --model: it sets how many layers of that model to build")

@@ -132,8 +132,9 @@ def drop_highest_loss(runs: Runs, count: int, min_runs: int = 6) -> Runs:
     if count == 0:
         return runs
     if len(runs) - count < min_runs:
-        raise LlmplanError(f"--drop-highest {count} would leave {len(runs) - count} of {len(runs)} runs; the fit "
-                           f"needs at least {min_runs}")
+        shown = count if count < 10**12 else f"of {len(str(count))} digits"
+        raise LlmplanError(f"--drop-highest {shown} would leave {max(len(runs) - count, 0)} of {len(runs)} runs; "
+                           f"the fit needs at least {min_runs}")
     keep = sorted(sorted(range(len(runs)), key=lambda i: runs.losses[i])[:len(runs) - count])
     pick = lambda seq: tuple(seq[i] for i in keep)  # noqa: E731
     return Runs(pick(runs.params), pick(runs.tokens), pick(runs.flops), pick(runs.losses), runs.source,
