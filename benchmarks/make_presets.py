@@ -79,6 +79,21 @@ INLINE = {
 # name, aliases, family, config (folder under tests/data/hf_configs, or INLINE key), source text, published total as
 # printed, published active as printed (MoE), what that active count includes
 P = [
+    # older presets whose configs put sliding windows in effect: built from the config so the cache follows it
+    ("mistral-7b", ["mistral-7b-v0.1", "mistral"], "Mistral", "Mistral-7B-v0.1",
+     "Jiang et al. 2023, Mistral 7B, Table 1 (dim 4096, 32 layers, head_dim 128, hidden_dim 14336, 32 heads, 8 kv "
+     "heads, window 4096, vocab 32000); context 32768 and sliding_window 4096 as in the released config "
+     "mistralai/Mistral-7B-v0.1; count as transformers instantiates that config", "7,241,732,096", None, None),
+    ("phi-3-mini", ["phi-3-mini-4k", "phi-3-mini-4k-instruct"], "Phi-3", "Phi-3-mini-4k-instruct",
+     "Abdin et al. 2024, Phi-3 Technical Report, Section 2 (3.8B parameters, hidden 3072, 32 heads, 32 layers, "
+     "vocabulary 32064); ffn 8192, context 4096 and sliding_window 2047 from the released config "
+     "microsoft/Phi-3-mini-4k-instruct; count as transformers instantiates that config", "3,821,079,552", None,
+     None),
+    ("gemma-2-9b", ["gemma2-9b"], "Gemma", "gemma-2-9b",
+     "Gemma Team 2024, Gemma 2: Improving Open Language Models at a Practical Size, Table 1 (d_model 3584, 42 "
+     "layers, feedforward 28672 = 2 x 14336 gated, 16 heads, 8 kv heads, head size 256, local window 4096 on "
+     "every other layer); four RMSNorms per layer, vocabulary 256000 and tied embeddings from the released config "
+     "google/gemma-2-9b; count as transformers instantiates it", "9,241,705,984", None, None),
     ("deepseek-v3", ["deepseek-v3-671b"], "DeepSeek", "DeepSeek-V3",
      "DeepSeek-AI 2024, DeepSeek-V3 Technical Report (671B total, 37B activated per token; the released 685B adds "
      "the 14B multi-token-prediction module and the fp8 block scales)", "671B", "37B", "all"),
