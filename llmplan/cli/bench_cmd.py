@@ -222,11 +222,12 @@ def bench(
                                 attention=attention, recompute=recompute, compile_=compile_,
                                 budget_seconds=budget_seconds, quick=quick, steps=steps, warmup=warmup,
                                 max_rungs=max_rungs, peak_tflops=peak_tflops)
-    for n in settings.device.notes:
-        note(n)
     from llmplan.bench.settings import preflight
 
-    note(f"bench: {preflight(settings)}")  # what will run, its memory and time, before it starts
+    plan = preflight(settings)  # a run that cannot fit is refused here, in one line, before any note
+    for n in settings.device.notes:
+        note(n)
+    note(f"bench: {plan}")  # what will run, its memory and time, before it starts
     total = settings.budget_seconds if settings.mode == "ladder" else settings.model_steps
     with BenchProgress(total, by_time=settings.mode == "ladder") as progress:
         report = run_bench(settings, on_event=progress, argv=sys.argv)
