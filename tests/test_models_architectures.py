@@ -188,6 +188,8 @@ def test_mla_ranks_must_be_positive():
     ("num_hidden_layers", 48.0, "num_hidden_layers must be an integer, got 48.0"),
     ("hidden_size", 10**400, "hidden_size must be an integer from 1 to 1e15"),
     ("decoder_sparse_step", 0, "decoder_sparse_step must be an integer of at least 1"),
+    # readers describe every layer: 10**12 layers exhausted memory (MemoryError) before this bound (CLI fuzzer)
+    ("num_hidden_layers", 10**12, "num_hidden_layers must be at most 100,000 layers"),
 ])
 def test_wrong_types_and_ranges_name_the_key(key, value, match):
     _bad("Qwen3-30B-A3B", lambda c: c.update({key: value}), match)

@@ -137,6 +137,10 @@ BOOL_KEYS = ("tie_word_embeddings", "attention_bias", "mlp_bias", "use_bias", "u
              "bias", "multi_query", "parallel_attn", "new_decoder_architecture", "alibi", "use_parallel_residual",
              "enable_bias", "do_layer_norm_before", "use_conv_bias", "lm_head_bias", "qkv_bias",
              "position_biased_input", "relative_attention", "share_att_key", "scale_embedding", "norm_bias")
+# Layer counts of published models stay below a few hundred (PaLM 540B: 118, Llama 3.1 405B: 126); 100,000 leaves
+# room for any real stack while refusing counts that only exhaust memory when each layer is described.
+MAX_LAYERS = 100_000
+LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "num_decoder_layers", "encoder_layers", "decoder_layers")
 POSITIVE_INT_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
                      "intermediate_size", "max_position_embeddings", "n_positions", "n_embd", "n_layer", "n_head",
                      "n_inner", "d_model", "d_ff", "d_kv", "num_layers", "num_decoder_layers", "num_heads",
@@ -162,6 +166,11 @@ def check_common_keys(raw: dict, name: str, prefix: str = "") -> None:
         if not 1 <= v <= 10**15:
             shown = f"about 1e{int(v.bit_length() * 0.30103)}" if v > 10**15 else repr(v)
             raise LlmplanError(f"{name}: {prefix}{key} must be an integer from 1 to 1e15, got {shown}")
+    for key in LAYER_KEYS:  # the readers describe each layer, so a count must be one a model could have
+        v = raw.get(key)
+        if isinstance(v, int) and not isinstance(v, bool) and v > MAX_LAYERS:
+            shown = f"about 1e{int(v.bit_length() * 0.30103)}" if v > 10**15 else f"{v:,}"
+            raise LlmplanError(f"{name}: {prefix}{key} must be at most {MAX_LAYERS:,} layers, got {shown}")
     if isinstance(raw.get("text_config"), dict) and not prefix:
         check_common_keys(raw["text_config"], name, "text_config.")
 
