@@ -198,3 +198,12 @@ def test_compute_says_what_a_bare_size_or_a_missing_bandwidth_lacks(cli):
     r = cli("serve", "--model", "llama-2-7b", "--gpu", "custom:memory=80GiB,bf16=1P", "-i", "100", "-o", "10",
             "--concurrency", "1")
     assert r.code == 2 and "hbm=RATE" in r.stderr
+
+
+def test_a_cards_gb_is_gib_in_every_command():
+    # issue 15: --gpu 48GB follows the catalog's cards (A40, L40S: 48 GiB), whichever command parses it
+    from llmplan.hardware import parse_gpu
+    from llmplan.units import GiB
+
+    assert parse_gpu("48GB").memory_bytes == parse_gpu("48GiB").memory_bytes == 48 * GiB
+    assert parse_gpu("custom:memory=80GB,bf16=900T,hbm=3TB/s").memory_bytes == 80 * GiB

@@ -41,20 +41,10 @@ def parse_headroom(text: str) -> tuple[float, int]:
 
 
 def gpu_or_size(text: str):
-    """A catalog GPU, a bare memory size ('48GiB', '24GB'), or a device described as custom:memory=...,..."""
-    import dataclasses
-
+    """A catalog GPU, a bare memory size ('48GiB', '24GB': a card's GB is GiB), or a described device."""
     from llmplan.hardware import parse_gpu
 
-    gpu = parse_gpu(text)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgtp])b\s*", str(text), re.IGNORECASE)
-    if m and gpu.source.startswith("memory size"):
-        # A card's "48GB" is 48 GiB, as the catalog's cards (A40, L40S: 48 GiB) and nvidia-smi count it; a
-        # decimal size is meant only where it says so in binary terms (48GiB) or in bytes.
-        size = int(float(m.group(1)) * 2 ** (10 * "kmgtp".index(m.group(2).lower()) + 10))
-        gpu = dataclasses.replace(gpu, name=f"a {m.group(1)}{m.group(2).upper()}B card",
-                                  memory_bytes=size, source=f"{gpu.source}; GB as on GPU cards = GiB")
-    return gpu
+    return parse_gpu(text)
 
 
 def parse_targets(text: str) -> tuple[str, ...]:

@@ -26,6 +26,15 @@ KEYS = ("name", "memory", *PEAK_KEYS, *_RATE_KEYS, "domain", "power")
 _SIZE = re.compile(r"\s*(\d+(\.\d*)?|\.\d+)\s*[kmgtp]i?b\s*", re.IGNORECASE)
 
 
+def card_bytes(text: str, option: str = "--gpu") -> int:
+    """A card's memory size: "48GB" is 48 GiB, as the catalog's cards (A40, L40S: 48 GiB) and nvidia-smi count it
+    (vendors print binary HBM/GDDR capacities as "GB"); "48GiB" says the same explicitly."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgtp])b\s*", text, re.IGNORECASE)
+    if m:
+        return parse_bytes(f"{m.group(1)}{m.group(2)}iB", option)
+    return parse_bytes(text, option)
+
+
 def parse_gpu(text: str, option: str = "--gpu") -> GPU:
     """The device `text` names or describes; a one-line LlmplanError naming what is wrong otherwise."""
     raw = str(text).strip()
@@ -39,8 +48,10 @@ def parse_gpu(text: str, option: str = "--gpu") -> GPU:
     if found is not None:
         return found
     if _SIZE.fullmatch(raw):
-        return GPU(name=f"a {raw} GPU", vendor="", memory_bytes=parse_bytes(raw, option), peak_flops={},
-                   bandwidth_bytes_per_s=0.0, power_watts=None, source=f"memory size given with {option}")
+        return GPU(name=f"a {raw} GPU", vendor="", memory_bytes=card_bytes(raw, option), peak_flops={},
+                   bandwidth_bytes_per_s=0.0, power_watts=None,
+                   source=f"memory size given with {option}" + ("" if "i" in raw.lower() else
+                                                                 "; GB as on GPU cards = GiB"))
     raise LlmplanError(f"unknown GPU {raw!r}: give a memory size such as 48GiB, custom:memory=SIZE,bf16=PEAK,... "
                        f"or one of {', '.join(g.name for g in load_gpus())} (see `llmplan hardware`)")
 
@@ -67,7 +78,7 @@ def _described(base_text: str, spec: str, raw: str, option: str) -> GPU:
         if key == "name":
             changes["name"] = value
         elif key == "memory":
-            changes["memory_bytes"] = parse_bytes(value, what)
+            changes["memory_bytes"] = card_bytes(value, what)
         elif key in PEAK_KEYS:
             peaks[key] = parse_flops_rate(value, what)
         elif key in _RATE_KEYS:
