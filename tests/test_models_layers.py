@@ -1,7 +1,6 @@
 """The per-layer model description (llmplan.models.layers) and the cache it implies (llmplan.estimate.kvcache)."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -12,17 +11,7 @@ from llmplan.models.layers import (Attention, Dense, LayerGroup, Mamba2, MoE, gr
 from llmplan.models.params import count_params
 from llmplan.models.spec import ModelSpec
 
-REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "hf-configs"
-MLA = Attention(heads=128, kv_heads=128, head_dim=192, v_head_dim=128, q_lora_rank=1536, kv_lora_rank=512,
-                qk_rope_head_dim=64)
-
-
-def deepseek_v3() -> ModelSpec:
-    """DeepSeek-V3 by hand from its config.json: 3 dense MLA layers, then 58 MoE MLA layers."""
-    return ModelSpec.from_groups(
-        name="dsv3", arch="decoder", hidden=7168, vocab=129280, context=163840, position="rotary", norm="rmsnorm",
-        tied_embeddings=False, mtp_layers=1,
-        groups=(LayerGroup(3, MLA, Dense(18432)), LayerGroup(58, MLA, MoE(256, 8, 2048, shared_ffn=2048))))
+from layer_specs import MLA, deepseek_v3
 
 
 def test_deepseek_v3_by_hand_matches_transformers():

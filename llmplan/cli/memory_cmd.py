@@ -16,6 +16,7 @@ from llmplan.estimate.gpu_fit import fit_on_gpu
 from llmplan.estimate.memory import (DEFAULT_HEADROOM, DEFAULT_LORA_RANK, DTYPES, KV_DTYPES,
                                      MemoryConfig, estimate_memory, validate)
 from llmplan.estimate.shapes import LINEAR_MODULES
+from llmplan.hardware import parse_gpu
 from llmplan.report.output import emit_json, kv_table, note, stdout_console, warn
 from llmplan.units import format_bytes, format_count, parse_bytes, parse_dtype, parse_int_count, parse_seq
 
@@ -38,13 +39,6 @@ def parse_headroom(text: str) -> tuple[float, int]:
     if not 0 <= frac < 1:
         raise LlmplanError(f"--headroom must be a fraction in [0, 1), a percentage or a size like 2GiB, got {text!r}")
     return frac, 0
-
-
-def gpu_or_size(text: str):
-    """A catalog GPU, a bare memory size ('48GiB', '24GB': a card's GB is GiB), or a described device."""
-    from llmplan.hardware import parse_gpu
-
-    return parse_gpu(text)
 
 
 def parse_targets(text: str) -> tuple[str, ...]:
@@ -180,7 +174,7 @@ def memory(
         quant_group=parse_int_count(quant_group, "--quant-group") if quant_group else None,
         stored_weights=dtype is None,
     )
-    gpu_obj = gpu_or_size(gpu) if gpu else None
+    gpu_obj = parse_gpu(gpu) if gpu else None
     profile_path = None
     if profile:
         from llmplan.calibration import load_profile
