@@ -59,6 +59,7 @@ def step_time_run(spec, flops, gpu, n_gpus: int, dtype: str, seq: int, fields: d
     """(TrainingRun, StepEstimate) for training `flops.tokens` tokens with the step-time model."""
     from llmplan.cli.plan_views import MFU_SOURCE
     from llmplan.cli.steptime_request import predict, profile_data, search, step_dtype, system_for
+    from llmplan.estimate.steptime_accuracy import accuracy_note
 
     dt = step_dtype(dtype)
     prof = profile_data(profile, gpu)
@@ -78,6 +79,9 @@ def step_time_run(spec, flops, gpu, n_gpus: int, dtype: str, seq: int, fields: d
                   "(`llmplan plan` lists more)")
     for w in est.warnings:
         notes.add(w, "warn")
+    caveat = accuracy_note(est.efficiency_source)
+    if caveat:
+        notes.add(caveat)
     if est.fits is False:
         notes.add(f"this layout needs {est.memory_bytes / 2**30:,.1f} GiB per GPU, more than "
                   f"{gpu.name}'s {est.gpu_memory_bytes / 2**30:,.0f} GiB: it does not fit"

@@ -11,6 +11,7 @@ from llmplan.cli.app import command_app
 from llmplan.cli.common import ARCH_OPTION, JSON_OPTION, MODEL_OPTION, PARAMS_OPTION, model_from_options
 from llmplan.cli.held_notes import HeldNotes
 from llmplan.errors import LlmplanError
+from llmplan.estimate.steptime_accuracy import accuracy_note
 from llmplan.units import parse_count, parse_dtype, parse_int_count, parse_seq
 
 app = command_app()
@@ -75,6 +76,9 @@ def plan(
     result = search(spec, system, s, dt, fields, recompute, top, tp_overlap)
     for w in result.layouts[0].warnings:
         notes.add(w, "warn")
+    caveat = accuracy_note(result.layouts[0].efficiency_source)
+    if caveat:
+        notes.add(caveat)
     notes.flush()
     entries = []
     for est in result.layouts:
