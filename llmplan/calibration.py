@@ -286,10 +286,13 @@ def _mtime(p: Path) -> float:
         return 0.0
 
 
-def load_profile(where: str, gpu: str | None = None) -> Profile:
+def load_profile(where: str, gpu: str | None = None, prefer=None) -> Profile:
     """where: "auto" (the profile saved for `gpu` in the data dir; without `gpu`, the only or newest one) or a path.
 
-    With `gpu`, a profile measured on another device is refused: its figures do not describe that GPU."""
+    With `gpu`, a profile measured on another device is refused: its figures do not describe that GPU. `prefer`
+    (a test on a profile's data) picks, under "auto", the newest of that device's profiles that passes it: `bench
+    --model` saves a profile of its own beside the device's, and a newer one of those must not hide the calibration
+    curves the step-time model needs."""
     if where != "auto":
         profile = read_profile(where)
     else:
@@ -310,7 +313,8 @@ def load_profile(where: str, gpu: str | None = None) -> Profile:
             if not matches:
                 raise LlmplanError(f"no calibration profile for {gpu} in {folder}; run `llmplan bench` on that GPU "
                                    "or give --profile PATH")
-            return matches[0]
+            preferred = [m for m in matches if prefer is not None and prefer(m.data)]
+            return (preferred or matches)[0]
         if not found:
             raise LlmplanError(f"no calibration profile in {folder}; run `llmplan bench` first or give --profile PATH")
         profile = None

@@ -113,9 +113,9 @@ def serve(
     spec = model_from_options(model, params)
     prof = None
     if profile is not None:
-        from llmplan.calibration import load_profile
+        from llmplan.cli.steptime_request import profile_data
 
-        prof = load_profile(profile, gpu=gpu.name).data
+        prof = profile_data(profile, gpu)
     from llmplan.estimate.serve_engines import get_engine
 
     eng = get_engine(engine)

@@ -15,12 +15,15 @@ def profile_data(profile: str | None, gpu) -> object | None:
         return None
     from llmplan.calibration import load_profile
 
-    return load_profile(profile, gpu=getattr(gpu, "name", None))
+    return load_profile(profile, gpu=getattr(gpu, "name", None), prefer=_calibrated)
+
+
+def _calibrated(data: dict) -> bool:
+    return any(data.get(k) for k in CALIBRATION_KEYS)
 
 
 def has_calibration(prof) -> bool:
-    data = getattr(prof, "data", None) or {}
-    return any(data.get(k) for k in CALIBRATION_KEYS)
+    return _calibrated(getattr(prof, "data", None) or {})
 
 
 def system_for(gpu, n_gpus: int, node: int, prof=None) -> System:
