@@ -71,7 +71,8 @@ def show_plan(payload: dict, result, as_json: bool) -> None:
     rows = []
     for i, est in enumerate(result.layouts, 1):
         t = est.layout
-        rows.append([str(i), layout_text(t), str(t["micro_batch"]), t["recompute"][:4],
+        rc = {"selective": "sel"}.get(t["recompute"], t["recompute"])
+        rows.append([str(i), layout_text(t), str(t["micro_batch"]), rc,
                      format_seconds(est.step_seconds), f"{est.tokens_per_second_per_gpu:,.0f}", f"{est.mfu:.3f}",
                      format_bytes(est.memory_bytes)])
     console.print(table(f"Fastest layouts that fit ({result.searched:,} searched)",
