@@ -124,3 +124,15 @@ def test_zero_without_dp_is_pointed_out(cli):
     r = cli("memory", "--model", "llama-2-7b", "--fsdp", "--gpu", "h100", "--json")
     assert r.code == 0 and "shards nothing" in " ".join(r.stderr.split())
     assert r.json()["gpus_needed"] > 1  # the smallest dp that fits, though --dp was left at 1
+
+
+def test_training_defaults_to_a_training_sequence_not_the_full_context(cli):
+    """As compute does for its FLOPs: a long-context model trains at 8,192 tokens unless --seq says otherwise;
+    inference keeps the full context."""
+    train = cli("memory", "--model", "llama-3.1-8b", "--mode", "finetune", "--json")
+    assert train.code == 0 and train.json()["config"]["seq"] == 8192
+    assert "not llama-3.1-8b's full context of 131,072" in " ".join(train.stderr.split())
+    given = cli("memory", "--model", "llama-3.1-8b", "--mode", "finetune", "--seq", "32k", "--json")
+    assert given.json()["config"]["seq"] == 32768 and "full context" not in given.stderr
+    infer = cli("memory", "--model", "llama-3.1-8b", "--mode", "infer", "--json")
+    assert infer.json()["config"]["seq"] == 131072

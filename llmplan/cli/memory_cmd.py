@@ -12,6 +12,7 @@ from llmplan.cli.app import command_app
 from llmplan.cli.common import (ARCH_OPTION, JSON_OPTION, MODEL_OPTION, PARAMS_OPTION, gpus_from_options,
                                 model_from_options)
 from llmplan.errors import LlmplanError
+from llmplan.estimate.flops import PRETRAIN_SEQ_CAP
 from llmplan.estimate.gpu_fit import fit_on_gpu
 from llmplan.estimate.memory import (DEFAULT_HEADROOM, DEFAULT_LORA_RANK, DTYPES, KV_DTYPES,
                                      MemoryConfig, estimate_memory, validate)
@@ -85,7 +86,8 @@ def memory(
                                         "where the model has one (DeepSeek-V3 fp8, gpt-oss MXFP4 experts)."),
     batch: str = typer.Option("1", "--batch", "-b", help="Micro-batch per GPU (sequences)."),
     seq: Optional[str] = typer.Option(None, "--seq", "-s", help="Sequence length (inference: prompt + generated "
-                                      "tokens); 32k is 32,768. Default: the model's context."),
+                                      "tokens); 32k is 32,768. Default: the model's context (training and "
+                                      "fine-tuning: at most 8192)."),
     optimizer: str = typer.Option("adamw", "--optimizer", help="adamw | adam8bit | sgd | sgd-momentum | adafactor "
                                   "| lion."),
     recompute: str = typer.Option("none", "--recompute", help="Activation recomputation: none | selective | full."),
@@ -156,10 +158,12 @@ def memory(
         zero_stage = 3
     frac, room_bytes = parse_headroom(headroom)
     tp_pp = parse_int_count(tp, "--tp") * parse_int_count(pp, "--pp")
+    mode = _choice(mode, "--mode", ("train", "finetune", "lora", "qlora", "infer"))
+    capped = seq is None and mode != "infer" and spec.context > PRETRAIN_SEQ_CAP
     cfg = MemoryConfig(
-        spec=spec, mode=_choice(mode, "--mode", ("train", "finetune", "lora", "qlora", "infer")),
+        spec=spec, mode=mode,
         dtype=parse_dtype(dtype, DTYPES) if dtype else "bf16", batch=parse_int_count(batch, "--batch"),
-        seq=parse_seq(seq, "--seq") if seq is not None else None,
+        seq=parse_seq(seq, "--seq") if seq is not None else (PRETRAIN_SEQ_CAP if capped else None),
         optimizer=_choice(optimizer, "--optimizer", ("adamw", "adam8bit", "sgd", "sgd-momentum", "adafactor", "lion")),
         recompute=_choice(recompute, "--recompute", ("none", "selective", "full")),
         attention=_choice(attention, "--attention", ("flash", "eager")),
@@ -189,6 +193,9 @@ def memory(
     cfg = validate(cfg)
     est = estimate_memory(cfg)
     fit = fit_on_gpu(cfg, gpu_obj.memory_bytes, frac, room_bytes) if gpu_obj else None
+    if capped:  # the rule compute follows for its FLOPs (llmplan.estimate.flops.PRETRAIN_SEQ_CAP)
+        note(f"activations for sequences of {PRETRAIN_SEQ_CAP:,} tokens, not {spec.name}'s full context of "
+             f"{spec.context:,} (models are trained short and extended at the end); pass --seq to choose")
     if cfg.tp == 1 and sp:
         note("--sp has no effect without --tp")
     if cfg.zero and cfg.dp == 1:
