@@ -99,6 +99,14 @@ P = [
      "the 14B multi-token-prediction module and the fp8 block scales)", "671B", "37B", "all"),
     ("deepseek-r1", ["deepseek-r1-671b"], "DeepSeek", "DeepSeek-R1",
      "DeepSeek-AI 2025, DeepSeek-R1 (the DeepSeek-V3 architecture: 671B total, 37B activated)", "671B", "37B", "all"),
+    ("deepseek-v4-flash", ["deepseek-v4-flash-base"], "DeepSeek", "DeepSeek-V4-Flash",
+     "DeepSeek-AI 2026, deepseek-ai/DeepSeek-V4-Flash model card (284B parameters, 13B activated; 1M context); its "
+     "config.json as xiaowanCN/aiconfigurator vendors it. The card truncates 13.80B activated; the MTP module "
+     "(6.61B) is counted apart", "284B", "13B", "all"),
+    ("deepseek-v4-pro", ["deepseek-v4-pro-base"], "DeepSeek", "DeepSeek-V4-Pro",
+     "DeepSeek-AI 2026, deepseek-ai/DeepSeek-V4-Pro model card (1.6T parameters, 49B activated; 1M context); its "
+     "config.json as xiaowanCN/aiconfigurator vendors it. The card truncates 49.78B activated; the MTP module "
+     "(25.84B) is counted apart", "1.6T", "49B", "all"),
     ("kimi-k2", ["kimi-k2-instruct", "kimi-k2-base"], "Kimi", "Kimi-K2-Instruct",
      "Moonshot AI 2025, Kimi K2 (1 trillion total parameters, 32 billion activated; DeepSeek-V3 architecture with "
      "384 experts and 64 heads; 32.86B activated, the card truncates)", "1T", "32B", "all"),

@@ -56,6 +56,8 @@ LOOSER_ACTIVE = {
     "deepseek-v3": (1.0, "units", "the DeepSeek-V3 report truncates 37.55B activated to 37B"),
     "deepseek-r1": (1.0, "units", "37B activated as DeepSeek-V3 (37.55B, truncated)"),
     "kimi-k2": (1.0, "units", "Kimi K2's 32B activated truncates 32.86B"),
+    "deepseek-v4-flash": (1.0, "units", "the DeepSeek-V4-Flash card truncates 13.80B activated to 13B"),
+    "deepseek-v4-pro": (1.0, "units", "the DeepSeek-V4-Pro card truncates 49.78B activated to 49B"),
 }
 
 

@@ -27,6 +27,7 @@ from llmplan.errors import LlmplanError
 from llmplan.estimate.shapes import truncated
 from llmplan.models.layers import Attention as AttentionSpec
 from llmplan.models.layers import LayerGroup
+from llmplan.models.layers_v4 import CompressedAttention as CompressedAttentionSpec
 from llmplan.models.layers import MoE as MoESpec
 from llmplan.models.params import count_params
 from llmplan.models.spec import ModelSpec
@@ -342,6 +343,17 @@ class DecoderLM(nn.Module):
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
 
 
+def unbuilt(spec: ModelSpec) -> str | None:
+    """Why the bench cannot build this model's layers (refused rather than approximated), or None."""
+    for g in spec.layer_groups:
+        if g.hyper or isinstance(g.mixer, CompressedAttentionSpec):
+            return (f"{spec.name!r} has DeepSeek-V4's compressed attention and hyper-connections, which the bench "
+                    "does not build")
+        if g.attention is not None and g.attention.index_heads:
+            return f"{spec.name!r} has DeepSeek-V3.2's sparse-attention indexer, which the bench does not build"
+    return None
+
+
 def build_model(spec: ModelSpec, layers: int | None = None, attention: str = "flash", recompute: str = "none",
                 dropout: float = 0.0, device: str = "cpu", dtype=None) -> DecoderLM:
     """The decoder-only transformer of `spec` with `layers` layers (default: all of them), ready to train."""
@@ -363,9 +375,8 @@ def build_model(spec: ModelSpec, layers: int | None = None, attention: str = "fl
             dim = m.qk_rope_head_dim if m.is_mla else m.head_dim
             if dim % 2:
                 raise LlmplanError(f"rotary positions need an even head_dim, got {dim}")
-        if m is not None and m.index_heads:
-            raise LlmplanError(f"{spec.name!r} has DeepSeek-V3.2's sparse-attention indexer, which the bench does "
-                               "not build")
+        if unbuilt(spec):
+            raise LlmplanError(unbuilt(spec))
         if g.norms > 8:
             raise LlmplanError(f"{g.norms} norms per layer are not supported by the bench (0-8)")
     if layers is not None and layers > spec.layers and spec.groups:

@@ -69,7 +69,7 @@ def resolve_settings(model: str | None, layers: int | None, batch: int | None, s
                      max_rungs: int | None, peak_tflops: float | None) -> BenchSettings:
     """Validate every option (before anything runs or is written) and fill the defaults for the device."""
     from llmplan.bench.device import detect_device
-    from llmplan.bench.model import ATTENTION_KINDS, RECOMPUTE_KINDS
+    from llmplan.bench.model import ATTENTION_KINDS, RECOMPUTE_KINDS, unbuilt
     from llmplan.models import resolve_model
 
     if attention not in ATTENTION_KINDS:
@@ -92,6 +92,8 @@ def resolve_settings(model: str | None, layers: int | None, batch: int | None, s
     spec = resolve_model(model) if model else None
     if spec is not None and spec.arch != "decoder":
         raise LlmplanError(f"the bench trains decoder-only models; {spec.name} is {spec.arch}")
+    if spec is not None and unbuilt(spec):
+        raise LlmplanError(unbuilt(spec))
     if spec is not None and layers is not None and layers > spec.layers:
         raise LlmplanError(f"--layers {layers}: {spec.name} has {spec.layers} layers")
     dev = detect_device(device, dtype=dtype, peak_tflops=peak_tflops)

@@ -50,6 +50,9 @@ def _shape_rows(spec: ModelSpec, summary: dict) -> list[tuple[str, str]]:
     rows += [(k, str(v)) for k, v in shape.items() if v not in (0, False, None) or k in ("tied_embeddings",)]
     if spec.weight_format:
         rows.append(("stored weights", spec.weight_format.label))
+    streams = max((g.hyper for g in spec.layer_groups), default=0)
+    if streams:
+        rows.append(("hyper-connections", f"{streams} residual streams"))
     if spec.mtp_layers:
         rows.append(("MTP modules", f"{spec.mtp_layers} (counted apart)"))
     return rows

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from llmplan.errors import LlmplanError
 from llmplan.models.layers import Attention, GatedDeltaNet, Mamba2, MoE
+from llmplan.models.layers_v4 import CompressedAttention
 from llmplan.models.params import count_params, expert_mlp_params, layer_params, linear
 from llmplan.models.spec import ModelSpec
 
@@ -118,6 +119,8 @@ def encoder_decoder_tokens_params(spec: ModelSpec) -> tuple[float, float]:
 
 def causal_pairs(m: Attention, seq: int) -> int:
     """(query, key) pairs of one causal layer over `seq` tokens: sum over positions of m.keys_attended(i)."""
+    if isinstance(m, CompressedAttention):  # DeepSeek-V4: the window's keys plus the compressed entries attended
+        return causal_pairs(Attention(1, 1, 1, kind="sliding", window=m.window), seq) + m.compressed_pairs(seq)
     if m.kind == "full":
         return seq * (seq + 1) // 2
     w = m.window
@@ -134,9 +137,12 @@ def keys_per_query(m: Attention, seq: int, causal: bool = True) -> float:
     index_topk keys per query, counted like a window of that size."""
     if not causal:
         keys = float(seq if m.kind == "full" else min(seq, m.window))
+        if isinstance(m, CompressedAttention):
+            entries = m.compressed_entries(seq)
+            keys += min(entries, m.index_topk) if m.sparse else entries
     else:
         keys = 2.0 * causal_pairs(m, seq) / (seq + 1)
-    if m.index_topk:
+    if m.index_topk and not isinstance(m, CompressedAttention):  # V4's top-k applies to its compressed entries
         top = Attention(heads=1, kv_heads=1, head_dim=1, kind="sliding", window=m.index_topk)
         keys = min(keys, 2.0 * causal_pairs(top, seq) / (seq + 1) if causal else min(seq, m.index_topk))
     return keys
@@ -148,6 +154,10 @@ def attention_core_flops(m: Attention, seq: int, causal: bool = True) -> float:
     plus the lightning indexer's scores over every key (DeepSeek-V3.2: index_heads x index_head_dim per key)."""
     keys = keys_per_query(m, seq, causal)
     flops = 2.0 * keys * m.heads * (m.head_dim + m.d_v)
+    if isinstance(m, CompressedAttention):  # V4's indexer scores every visible compressed entry (paper eq. 16)
+        entries = (2.0 * m.compressed_pairs(seq, capped=False) / (seq + 1) if causal
+                   else float(m.compressed_entries(seq)))
+        return flops + (2.0 * entries * m.index_heads * m.index_head_dim if m.sparse else 0.0)
     if m.index_heads:
         full = float(seq) if not causal else 2.0 * causal_pairs(Attention(1, 1, 1), seq) / (seq + 1)
         flops += 2.0 * full * m.index_heads * m.index_head_dim

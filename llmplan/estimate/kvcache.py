@@ -4,7 +4,9 @@ recurrent layers, summed over layer groups.
 Per layer kind, as vLLM's KV-cache manager sizes it (vllm/v1/kv_cache_interface.py): full attention holds every
 token, sliding-window attention at most the window, chunked attention at most the chunk, MLA the compressed latent
 plus the shared rotary key (kv_lora_rank + qk_rope_head_dim values; DeepSeek-V2 section 2.1.2), and Mamba-2 / Gated
-DeltaNet layers a state whose size does not depend on the length (MambaSpec). Tensor parallelism splits KV heads
+DeltaNet layers a state whose size does not depend on the length (MambaSpec). DeepSeek-V4's compressed attention
+holds its window's K=V entries plus one compressed entry per compress_ratio tokens (and, for CSA, the indexer's
+compressed key): `CompressedAttention.cache_values`. Tensor parallelism splits KV heads
 (replicating them when there are fewer heads than GPUs) and recurrent heads; the MLA latent has no head axis, so
 every tensor-parallel rank holds all of it.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from llmplan.models.layers import Attention, GatedDeltaNet, Mamba2
+from llmplan.models.layers_v4 import CompressedAttention
 from llmplan.models.spec import ModelSpec
 from llmplan.units import DTYPE_BYTES
 
@@ -30,6 +33,8 @@ class CacheBytes:
 
 
 def layer_kind(mixer) -> str | None:
+    if isinstance(mixer, CompressedAttention):
+        return mixer.kind_name  # sliding, csa or hca
     if isinstance(mixer, Attention):
         return "mla" if mixer.is_mla else mixer.kind
     if isinstance(mixer, Mamba2):
@@ -63,10 +68,14 @@ def cache_bytes(spec: ModelSpec, tokens: int, batch: int = 1, kv_dtype: str = "b
             m = g.mixer
             if isinstance(m, Attention):
                 share = 1.0 if m.is_mla else _split(m.kv_heads, tp)
-                held = m.tokens_held(tokens)
-                if spec.arch == "encoder-decoder":
-                    held += encoder_tokens or tokens
-                kv += g.count * m.kv_values_per_token(expanded_mla) * share * held * kv_b
+                if isinstance(m, CompressedAttention):  # window + compressed entries (+ indexer keys)
+                    values = m.cache_values(tokens)
+                else:
+                    held = m.tokens_held(tokens)
+                    if spec.arch == "encoder-decoder":
+                        held += encoder_tokens or tokens
+                    values = m.kv_values_per_token(expanded_mla) * held
+                kv += g.count * values * share * kv_b
             else:
                 heads = m.heads if isinstance(m, Mamba2) else m.v_heads
                 state += g.count * m.state_values() * _split(heads, tp) * st_b

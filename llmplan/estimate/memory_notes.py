@@ -28,6 +28,11 @@ def cache_notes(spec: ModelSpec, seq: int) -> list[str]:
             out.append(f"{g.count} MLA layers cache the latent: kv_lora_rank {m.kv_lora_rank} + qk_rope_head_dim "
                        f"{m.qk_rope_head_dim} = {m.kv_values_per_token()} values per token (vLLM, SGLang), "
                        "the same on every tensor-parallel GPU")
+        elif kind in ("csa", "hca"):  # DeepSeek-V4 compressed attention
+            index = f" and an indexer key of {m.index_head_dim}" if m.sparse else ""
+            out.append(f"{g.count} {kind} layers hold their window of {m.window:,} tokens plus one entry of "
+                       f"{m.head_dim} values{index} per {m.compress_ratio} tokens ({m.compressed_entries(seq):,} "
+                       "at this length; transformers DeepseekV4 caches, vLLM)")
         elif kind in ("mamba2", "gated_deltanet"):
             out.append(f"{g.count} {kind} layers keep a fixed state of {g.state_values():,} values per sequence, "
                        "whatever its length (breakdown: state)")

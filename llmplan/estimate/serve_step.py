@@ -26,6 +26,8 @@ from llmplan.estimate.serve_memory import FP4, WeightPlan, kv_bytes_per_sequence
 from llmplan.hardware.efficiency import LAUNCH_SECONDS
 from llmplan.models import ModelSpec
 from llmplan.models.layers import Attention, Dense, MoE
+from llmplan.models.layers_v4 import CompressedAttention
+from llmplan.units import DTYPE_BYTES
 
 ACT_BYTES = {"fp8": 1.0, "fp4": 1.0}  # activation width of the GEMM formats (fp4 GEMMs take fp8 activations)
 
@@ -66,6 +68,13 @@ class Deployment:
 
     def kv_bytes(self, context: float) -> float:
         return kv_bytes_per_sequence(self.spec, context, self.kv_dtype, self.attention_tp)
+
+    def kv_read_bytes(self, context: float) -> float:
+        """KV one decode step reads for one request: the whole cache, except that DeepSeek-V4's CSA layers read
+        only the index_topk compressed entries their indexer keeps (CompressedAttention.values_read)."""
+        unread = sum(g.count * (g.mixer.cache_values(int(context)) - g.mixer.values_read(int(context)))
+                     for g in self.spec.layer_groups if isinstance(g.mixer, CompressedAttention))
+        return self.kv_bytes(context) - unread * DTYPE_BYTES[self.kv_dtype]
 
 
 @dataclass(frozen=True)
@@ -171,12 +180,12 @@ def step_time(dep: Deployment, decode: float, context: float, prefill: float = 0
         layers += g.count
         t = b = 0.0
         mixer = g.mixer
-        if isinstance(mixer, Attention) and not mixer.is_mla:
+        if isinstance(mixer, Attention) and not mixer.is_mla and not isinstance(mixer, CompressedAttention):
             kv = max(mixer.kv_heads / a_tp, 1.0) * (mixer.head_dim + mixer.d_v)  # KV heads replicated past tp
             qkv = _gemm(eff, a_m, mixer.q_dim / a_tp + kv, h, cdt, lin)
             out = _gemm(eff, a_m, h, mixer.heads * mixer.d_v / a_tp, cdt, lin)
             t, b = qkv[0] + out[0], qkv[1] + out[1]
-        elif mixer is not None:  # MLA and recurrent mixers: their projections as one GEMM of the same weights
+        elif mixer is not None:  # MLA, V4 and recurrent mixers: their projections as one GEMM of the same weights
             t, b = _gemm(eff, a_m, mixer.params(h) / (h * a_tp), h, cdt, lin)
         if mixer is not None and not dep.attention_dp:
             allreduces += g.count
@@ -203,6 +212,9 @@ def step_time(dep: Deployment, decode: float, context: float, prefill: float = 0
             flops_per_pair = 2.0 * heads * (mixer.head_dim + mixer.d_v)
             pairs = a_decode * (min(context, mixer.window) if mixer.kind != "full" else context)
             pairs_p = _attention_pairs_prefill(mixer, prefill_start, prefill) * a_share
+            if isinstance(mixer, CompressedAttention):  # plus the compressed entries attended (at the mean position)
+                pairs += a_decode * mixer.compressed_keys(int(context))
+                pairs_p += prefill * a_share * mixer.compressed_keys(int(prefill_start + prefill / 2.0))
             keys = max(prefill_start + prefill / 2.0, 1.0)
             attn += g.count * (flops_per_pair * pairs / r.attention_flops_per_s
                                + flops_per_pair * pairs_p / eff.attention_flops_per_s(dep.attention_dtype, keys))
@@ -213,7 +225,7 @@ def step_time(dep: Deployment, decode: float, context: float, prefill: float = 0
     dt, db = _gemm(eff, decode + (1.0 if prefill else 0.0), spec.vocab / tp, h, dep.attention_dtype, 2.0)
     gemm, wbytes = gemm + dt, wbytes + db
     # decode attention is bound by reading the KV cache (and recurrent state) of every running request
-    kv = a_decode * dep.kv_bytes(context) if decode else 0.0
+    kv = a_decode * dep.kv_read_bytes(context) if decode else 0.0
     attn_mem = kv / r.hbm_bytes_per_s
     attn = max(attn, attn_mem) if prefill == 0 else attn + attn_mem
     comm = 0.0

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 
 from llmplan.errors import LlmplanError
 from llmplan.models.layers import Attention, GatedDeltaNet, LayerGroup, Mamba2, MoE, linear
-from llmplan.models.params import count_params, norm_params
+from llmplan.models.layers_v4 import CompressedAttention
+from llmplan.models.params import count_params, hyper_head, norm_params
 from llmplan.models.spec import ModelSpec
 
 LINEAR_MODULES = ("q", "k", "v", "o", "gate", "up", "down", "in_proj", "out_proj")
 # Which LoRA target names a module answers to: MLA's low-rank projections (DeepSeek-V2 eq. 9-14) carry the query
 # (q_a, q_b) or both key and value (kv_a, kv_b); Mamba-2 / Gated DeltaNet mixers have in_proj and out_proj.
-TARGET_OF = {"q_a": {"q"}, "q_b": {"q"}, "kv_a": {"k", "v"}, "kv_b": {"k", "v"}}
+TARGET_OF = {"q_a": {"q"}, "q_b": {"q"}, "kv_a": {"k", "v"}, "kv_b": {"k", "v"}, "kv": {"k", "v"}, "o_a": {"o"},
+             "o_b": {"o"}}  # DeepSeek-V4: kv_proj is K and V at once, o_a / o_b the grouped output projection
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,24 @@ class Matrix:
         return bool(TARGET_OF.get(self.name, {self.name}) & set(targets))
 
 
+def _compressed_mats(m: CompressedAttention, h: int) -> list[tuple[str, int, int]]:
+    """DeepseekV4Attention: q_a_proj, q_b_proj, kv_proj, o_a_proj (o_groups blocks of heads x head_dim / o_groups
+    -> o_lora_rank, as one matrix of that many weights), o_b_proj; the compressor's kv_proj and gate_proj and the
+    CSA indexer's kv_proj, gate_proj, q_b_proj and weights_proj."""
+    out = [("q_a", h, m.q_lora_rank), ("q_b", m.q_lora_rank, m.q_dim), ("kv", h, m.head_dim),
+           ("o_a", m.q_dim // m.o_groups, m.o_groups * m.o_lora_rank), ("o_b", m.o_groups * m.o_lora_rank, h)]
+    if m.compress_ratio:
+        width = m.head_dim * (2 if m.sparse else 1)
+        out += [("compressor", h, width)] * 2
+    if m.sparse:
+        out += [("indexer", h, 2 * m.index_head_dim)] * 2 + [("indexer", m.q_lora_rank, m.index_heads *
+                                                               m.index_head_dim), ("indexer", h, m.index_heads)]
+    return out
+
+
 def _attention_mats(m: Attention, h: int) -> list[tuple[str, int, int]]:
+    if isinstance(m, CompressedAttention):
+        return _compressed_mats(m, h)
     if m.is_mla:  # transformers DeepseekV3Attention
         q = ([("q_a", h, m.q_lora_rank), ("q_b", m.q_lora_rank, m.q_dim)] if m.q_lora_rank
              else [("q", h, m.q_dim)])
@@ -160,7 +179,13 @@ def layer_params_on_gpu(g: LayerGroup, h: int, norm: int, tp: int = 1, ep: int =
     """
     dense = expert = 0.0
     m, f = g.mixer, g.ffn
-    if isinstance(m, Attention):
+    if isinstance(m, CompressedAttention):
+        # vLLM DeepseekV4 attention: q_a, kv and the compressor / indexer replicated; q_b and the sinks split by
+        # heads, o_a by output groups (o_groups / tp per GPU), o_b row-parallel
+        q, d = m.q_lora_rank, m.head_dim
+        split = q * m.q_dim + m.q_dim * m.o_lora_rank + m.o_groups * m.o_lora_rank * h + m.heads
+        dense += h * q + q + h * d + d + m.compressor_params(h) + split / tp
+    elif isinstance(m, Attention):
         if m.is_mla:
             if m.q_lora_rank:
                 dense += linear(h, m.q_lora_rank, m.qkv_bias) + m.q_lora_rank + m.q_lora_rank * m.q_dim / tp
@@ -193,7 +218,7 @@ def layer_params_on_gpu(g: LayerGroup, h: int, norm: int, tp: int = 1, ep: int =
         dense += (f.shared_params(h) + f.latent_params(h)) / tp + f.router_params(h)
     elif f is not None:
         dense += f.params(h) / tp
-    return dense + g.norms * norm, expert
+    return dense + g.norms * norm + g.hyper_params(h), expert  # hyper-connections replicated
 
 
 def stage_params(spec: ModelSpec, tp: int = 1, pp: int = 1, ep: int = 1) -> StageParams:
@@ -213,7 +238,7 @@ def stage_params(spec: ModelSpec, tp: int = 1, pp: int = 1, ep: int = 1) -> Stag
     norms_final = norm * ((1 if spec.final_norm else 0) * (2 if spec.arch == "encoder-decoder" else 1)
                           + (1 if spec.embedding_norm else 0))
     emb = token_emb / tp + other_emb
-    head = b.output_head / tp + b.other
+    head = b.output_head / tp + b.other + hyper_head(spec)
     if spec.tied_embeddings and pp > 1:
         head += token_emb / tp
     scale = body_scale(spec)
@@ -261,6 +286,8 @@ def tp_problem(spec: ModelSpec, tp: int) -> str | None:
             if isinstance(m, Attention):
                 checks.append((m.heads, "attention heads"))
                 kv.append(m.kv_heads)
+                if isinstance(m, CompressedAttention):
+                    checks.append((m.o_groups, "output-projection groups"))
             elif isinstance(m, Mamba2):
                 checks.append((m.heads, "Mamba-2 heads"))
             elif isinstance(m, GatedDeltaNet):

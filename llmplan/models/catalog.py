@@ -41,6 +41,8 @@ def load_presets() -> dict[str, ModelSpec]:
             raise ValueError(f"preset {entry['name']}: unknown fields {sorted(unknown)}")
         if "groups" in spec:
             spec["groups"] = tuple(group_from_dict(g) for g in spec["groups"])
+        if "mtp_layer" in spec:
+            spec["mtp_layer"] = group_from_dict(spec["mtp_layer"])
         if "assumptions" in spec:
             spec["assumptions"] = tuple(spec["assumptions"])
         if "weight_format" in spec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from llmplan.models.layers import Attention, GatedDeltaNet, LayerGroup, Mamba2, MoE
+from llmplan.models.layers_v4 import CompressedAttention
 from llmplan.models.spec import ModelSpec
 
 
@@ -15,6 +16,9 @@ def mixer_words(g: LayerGroup) -> str:
         return "Mamba-2"
     if isinstance(m, GatedDeltaNet):
         return "Gated DeltaNet"
+    if isinstance(m, CompressedAttention):  # DeepSeek-V4: 'sliding MQA 128 + CSA 1/4', '... + HCA 1/128'
+        extra = f" + {m.kind_name.upper()} 1/{m.compress_ratio}" if m.compress_ratio else ""
+        return f"sliding MQA {m.window:,}{extra}"
     base = "MLA" if m.is_mla else ("MHA" if m.kv_heads == m.heads else "MQA" if m.kv_heads == 1 else "GQA")
     if m.index_heads:
         base += " + indexer"
@@ -71,6 +75,8 @@ def _attention_detail(m) -> str:
             q = f"q rank {m.q_lora_rank}, " if m.q_lora_rank else ""
             return f"{m.heads} heads, {q}latent {m.kv_lora_rank}+{m.qk_rope_head_dim}"
         extra = " sinks" if m.sinks else ""
+        if isinstance(m, CompressedAttention) and m.sparse:
+            extra += f", top-{m.index_topk}"
         return f"{m.heads}/{m.kv_heads} heads x {m.head_dim}{extra}"
     if isinstance(m, Mamba2):
         return f"{m.heads} heads x {m.head_dim}, state {m.state}"

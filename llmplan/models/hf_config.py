@@ -5,8 +5,8 @@ that count_params(spec) equals the number of parameters transformers instantiate
 decoders (a tied output head counted once), the text model of a multimodal wrapper (its `text_config`, with the
 wrapper's output head), T5ForConditionalGeneration for t5, BertModel / RobertaModel (AutoModel, pooler included) for
 bert and roberta. tests/test_models_hf_config.py checks this against counts established with transformers
-(benchmarks/establish_hf_counts.py). The readers live in hf_classic (one repeated block), hf_dense, hf_moe and
-hf_hybrid (per-layer descriptions); hf_common holds the checked key access and transformers' class defaults.
+(benchmarks/establish_hf_counts.py). The readers live in hf_classic (one repeated block), hf_dense, hf_moe,
+hf_hybrid and hf_v4 (per-layer descriptions); hf_common holds the checked key access and transformers' class defaults.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from llmplan.errors import LlmplanError
-from llmplan.models import hf_classic, hf_dense, hf_encoders, hf_hybrid, hf_moe
+from llmplan.models import hf_classic, hf_dense, hf_encoders, hf_hybrid, hf_moe, hf_v4
 from llmplan.models.hf_common import Cfg, check_common_keys, hf_defaults
 from llmplan.models.spec import ModelSpec
 
@@ -32,7 +32,7 @@ _CFG_READERS = {
     "granitemoe": hf_moe.granitemoe, "minimax_m2": hf_moe.minimax_m2, "gpt_oss": hf_moe.gpt_oss,
     "llama4_text": hf_moe.llama4_text, "deepseek_v2": hf_moe.deepseek_v2, "deepseek_v3": hf_moe.deepseek_v3,
     "deepseek_v32": hf_moe.deepseek_v32, "glm4_moe": hf_moe.glm4_moe, "glm4_moe_lite": hf_moe.glm4_moe_lite,
-    "glm_moe_dsa": hf_moe.glm_moe_dsa, "kimi_k2": hf_moe.deepseek_v3,
+    "glm_moe_dsa": hf_moe.glm_moe_dsa, "kimi_k2": hf_moe.deepseek_v3, "deepseek_v4": hf_v4.deepseek_v4,
     "nemotron_h": hf_hybrid.nemotron_h, "qwen3_next": hf_hybrid.qwen3_next,
     "qwen3_5_text": hf_hybrid.qwen3_5_text, "qwen3_5_moe_text": hf_hybrid.qwen3_5_moe_text,
     "gemma4_text": hf_dense.gemma4_text,
@@ -110,19 +110,9 @@ def _read_wrapper(config: dict, name: str, model_type: str) -> ModelSpec:
     return reader(text, name, top=top, assumptions=(note,))
 
 
-# model types transformers has whose make-up llmplan does not describe yet: refused, with what is missing
-NOT_YET = {
-    "deepseek_v4": "DeepSeek-V4's hyper-connections (attn_hc, ffn_hc, hc_head), compressed attention with its "
-                   "indexer and grouped output projection (transformers DeepseekV4Attention)",
-}
-
-
 def spec_from_hf_config(config: dict, name: str = "config.json") -> ModelSpec:
     model_type = config.get("model_type")
     reader = READERS.get(model_type) if isinstance(model_type, str) else None
-    if reader is None and isinstance(model_type, str) and model_type in NOT_YET:
-        raise LlmplanError(f"model_type {model_type!r} in {name} is not supported yet: {NOT_YET[model_type]} "
-                           f"are not described; supported: {', '.join(sorted(READERS, key=str.lower))}")
     if reader is None:
         found = "no model_type" if model_type is None else f"unsupported model_type {model_type!r}"
         raise LlmplanError(f"{found} in {name}; supported: {', '.join(sorted(READERS, key=str.lower))}")

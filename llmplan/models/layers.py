@@ -252,6 +252,7 @@ class MoE:
     latent: int = 0            # routed experts work in a latent width, between two projections hidden <-> latent
                                # (Nemotron 3 Super moe_latent_size: NemotronHMoE fc1/fc2_latent_proj); 0: none
     router_scales: bool = False  # a learned scale per hidden unit and per expert on the router (Gemma4TextRouter)
+    shared_bias: bool = False  # biases in the shared expert only (DeepSeek-V4 mlp_bias: DeepseekV4MLP)
 
     def __post_init__(self) -> None:
         _check_ints(self, ("experts", "top_k", "expert_ffn"), 1)
@@ -269,7 +270,8 @@ class MoE:
     def shared_params(self, hidden: int) -> int:
         if not self.shared_ffn:
             return 0
-        return Dense(self.shared_ffn, self.gated).params(hidden) + (hidden if self.shared_gate else 0)
+        return (Dense(self.shared_ffn, self.gated, self.shared_bias).params(hidden)
+                + (hidden if self.shared_gate else 0))
 
     def router_params(self, hidden: int) -> int:
         # DeepSeek-V3's e_score_correction_bias is a buffer in transformers, not a parameter: not counted
@@ -298,10 +300,11 @@ class LayerGroup:
     mixer: Mixer | None
     ffn: FFN | None
     norms: int = 2  # norms of the layer outside its components: 2 pre-norm, 4 sandwich (Gemma 2/3), 1 Nemotron-H
+    hyper: int = 0  # residual streams of the hyper-connections around each sub-block (DeepSeek-V4 hc_mult); 0: none
 
     def __post_init__(self) -> None:
         _check_ints(self, ("count",), 1)
-        _check_ints(self, ("norms",), 0)
+        _check_ints(self, ("norms", "hyper"), 0)
         if self.mixer is None and self.ffn is None:
             raise LlmplanError("a layer needs a token mixer, a feed-forward network, or both")
 
@@ -312,7 +315,15 @@ class LayerGroup:
     def params(self, hidden: int, norm_params: int) -> int:
         mixer = self.mixer.params(hidden) if self.mixer else 0
         ffn = self.ffn.params(hidden) if self.ffn else 0
-        return self.count * (mixer + ffn + self.norms * norm_params)
+        return self.count * (mixer + ffn + self.norms * norm_params + self.hyper_params(hidden))
+
+    def hyper_params(self, hidden: int) -> int:
+        """One layer's hyper-connections: one per sub-block (DeepSeek-V4: attn_hc and ffn_hc)."""
+        if not self.hyper:
+            return 0
+        from llmplan.models.layers_v4 import hyper_params
+
+        return ((self.mixer is not None) + (self.ffn is not None)) * hyper_params(self.hyper, hidden)
 
     def state_values(self) -> int:
         """Per-sequence recurrent state of one layer (0 for attention and MLP-only layers)."""
@@ -360,16 +371,25 @@ def component_from_dict(data: dict | None, allowed: tuple[str, ...]) -> Mixer | 
 
 
 def group_dict(group: LayerGroup) -> dict:
-    return {"count": group.count, "mixer": component_dict(group.mixer), "ffn": component_dict(group.ffn),
-            "norms": group.norms}
+    out = {"count": group.count, "mixer": component_dict(group.mixer), "ffn": component_dict(group.ffn),
+           "norms": group.norms}
+    return {**out, "hyper": group.hyper} if group.hyper else out
 
 
 def group_from_dict(data: dict) -> LayerGroup:
     if not isinstance(data, dict):
         raise LlmplanError("a layer group must be an object with count, mixer, ffn and norms")
-    extra = set(data) - {"count", "mixer", "ffn", "norms"}
+    extra = set(data) - {"count", "mixer", "ffn", "norms", "hyper"}
     if extra:
         raise LlmplanError(f"layer group: unknown fields {', '.join(sorted(extra))}")
-    return LayerGroup(count=data.get("count", 1),
-                      mixer=component_from_dict(data.get("mixer"), ("attention", "mamba2", "gated_deltanet")),
-                      ffn=component_from_dict(data.get("ffn"), ("dense", "moe")), norms=data.get("norms", 2))
+    mixers = ("attention", "compressed_attention", "mamba2", "gated_deltanet")
+    return LayerGroup(count=data.get("count", 1), mixer=component_from_dict(data.get("mixer"), mixers),
+                      ffn=component_from_dict(data.get("ffn"), ("dense", "moe")), norms=data.get("norms", 2),
+                      hyper=data.get("hyper", 0))
+
+
+# DeepSeek-V4's compressed attention is an Attention (imported last: layers_v4 builds on the classes above)
+from llmplan.models.layers_v4 import CompressedAttention  # noqa: E402
+
+_COMPONENTS["compressed_attention"] = CompressedAttention
+_NAMES[CompressedAttention] = "compressed_attention"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llmplan.models.layers import Attention, LayerGroup, linear
+from llmplan.models.layers_v4 import hyper_head_params
 from llmplan.models.spec import ModelSpec
 
 
@@ -24,11 +25,12 @@ class ParamBreakdown:
     active: int          # parameters that act on one token (MoE: only the routed experts)
     recurrent: int = 0   # Mamba-2 and Gated DeltaNet mixers
     mtp: int = 0         # multi-token-prediction modules, apart from the total (transformers does not build them)
+    hyper: int = 0       # hyper-connections of the layers and the final stream collapse (DeepSeek-V4)
 
     @property
     def total(self) -> int:
         return (self.embeddings + self.attention + self.recurrent + self.mlp + self.norms + self.output_head
-                + self.other)
+                + self.other + self.hyper)
 
     @property
     def total_with_mtp(self) -> int:
@@ -40,7 +42,7 @@ class ParamBreakdown:
         return self.total - self.embeddings - self.output_head
 
     def as_dict(self) -> dict[str, int]:
-        return {
+        out = {
             "embeddings": self.embeddings,
             "attention": self.attention,
             "recurrent": self.recurrent,
@@ -49,6 +51,7 @@ class ParamBreakdown:
             "output_head": self.output_head,
             "other": self.other,
         }
+        return {**out, "hyper_connections": self.hyper} if self.hyper else out
 
 
 def norm_params(spec: ModelSpec) -> int:
@@ -103,7 +106,7 @@ def count_params(spec: ModelSpec) -> ParamBreakdown:
     ple = spec.per_layer_input * spec.layers    # Gemma 4 per-layer embeddings: one table of layers x width per token
     embeddings += spec.per_layer_vocab * ple
 
-    attention = mlp = norms = recurrent = inactive = 0
+    attention = mlp = norms = recurrent = inactive = hyper = 0
     if spec.arch == "encoder-decoder":
         for n_layers, cross in ((spec.layers, True), (spec.encoder_layers, False)):  # (layers, cross-attention)
             attention += n_layers * attention_params(spec) * (2 if cross else 1)
@@ -121,6 +124,8 @@ def count_params(spec: ModelSpec) -> ParamBreakdown:
                 mlp += g.count * g.ffn.params(h)
                 inactive += g.count * (g.ffn.params(h) - g.ffn.active_params(h))
             norms += g.count * g.norms * norm_params(spec)
+            hyper += g.count * g.hyper_params(h)
+        hyper += hyper_head(spec)
         stacks = 1
     if spec.final_norm:
         norms += stacks * norm_params(spec)
@@ -140,19 +145,33 @@ def count_params(spec: ModelSpec) -> ParamBreakdown:
         norms += spec.per_layer_input
 
     mtp = spec.mtp_layers * mtp_module_params(spec)
-    exact = ParamBreakdown(embeddings, attention, mlp, norms, output_head, other, 0, recurrent, mtp)
+    exact = ParamBreakdown(embeddings, attention, mlp, norms, output_head, other, 0, recurrent, mtp, hyper)
     result = ParamBreakdown(embeddings, attention, mlp, norms, output_head, other, exact.total - inactive,
-                            recurrent, mtp)
+                            recurrent, mtp, hyper)
     if spec.param_count is not None:
         return _rescaled(result, spec.param_count)
     return result
 
 
+def hyper_head(spec: ModelSpec) -> int:
+    """The collapse of the residual streams before the final norm of a model with hyper-connections."""
+    streams = max((g.hyper for g in spec.layer_groups), default=0)
+    return hyper_head_params(streams, spec.hidden) if streams else 0
+
+
 def mtp_module_params(spec: ModelSpec) -> int:
     """One multi-token-prediction module as DeepSeek-V3 releases it (Liu et al. 2024, DeepSeek-V3 technical report,
     section 2.2; the checkpoint's layer 61): enorm and hnorm, the 2h -> h projection eh_proj, one layer of the
-    model's last kind, the shared head's norm, and its own copies of the embedding and output head."""
+    model's last kind, the shared head's norm, and its own copies of the embedding and output head.
+
+    With `spec.mtp_layer` (DeepSeek-V4, the checkpoint's mtp.0): that layer (its hyper-connections included),
+    e_proj and h_proj (h x h each), enorm, hnorm and norm, and its own hc_head; the embedding and output head are
+    the model's, not copied."""
     h = spec.hidden
+    if spec.mtp_layer is not None:
+        layer = spec.mtp_layer.params(h, norm_params(spec))
+        streams = spec.mtp_layer.hyper
+        return layer + 3 * norm_params(spec) + 2 * h * h + (hyper_head_params(streams, h) if streams else 0)
     last = spec.layer_groups[-1]
     layer = LayerGroup(1, last.mixer, last.ffn, last.norms).params(h, norm_params(spec))
     return layer + 3 * norm_params(spec) + 2 * h * h + 2 * spec.vocab * h

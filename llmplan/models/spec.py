@@ -62,6 +62,7 @@ class ModelSpec:
     # the first MoE's experts, for display; every estimator walks `layer_groups`.
     groups: tuple[LayerGroup, ...] = ()
     mtp_layers: int = 0            # multi-token-prediction modules (DeepSeek-V3), counted apart: HF does not build them
+    mtp_layer: LayerGroup | None = None  # DeepSeek-V4: the MTP modules' own layer make; embedding and head shared
     weight_format: WeightFormat | None = None  # how the published checkpoint stores its weights
     source: str = ""               # where the shape comes from
     published_params: float | None = None  # the count the source states, for comparison
@@ -182,10 +183,13 @@ class ModelSpec:
 
     def shape_dict(self) -> dict:
         """The spec as plain data (JSON-ready), without provenance fields."""
-        skip = {"source", "published_params", "param_count", "assumptions", "name", "groups", "weight_format"}
+        skip = {"source", "published_params", "param_count", "assumptions", "name", "groups", "weight_format",
+                "mtp_layer"}
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
         if self.groups:
             out["groups"] = [group_dict(g) for g in self.groups]
+        if self.mtp_layer is not None:
+            out["mtp_layer"] = group_dict(self.mtp_layer)
         if self.weight_format:
             out["weight_format"] = asdict(self.weight_format)
         return out
