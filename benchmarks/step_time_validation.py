@@ -15,7 +15,8 @@ Transformer Engine's cuDNN kernel (FlashAttention-3 class on Hopper) for NeMo, M
 and unfused attention before (Megatron 2021-22, Megatron-DeepSpeed, metaseq); TP communication overlap where the source says it is on
 (Megatron-LM 2024 README `--tp-comm-overlap`; NeMo and Megatron-Bridge H100 recipes); the gradient reduce after the
 backward, not overlapped, for Megatron-LM before 2023 and Megatron-DeepSpeed; sequence parallelism when
-printed, else on with TP for the Megatron-Core era sources.
+printed, else on with TP for the Megatron-Core era sources; the distributed optimizer (ZeRO-1) where a row's quote
+names --overlap-param-gather, which Megatron-LM's arguments.py allows only with it.
 
 Usage: python benchmarks/step_time_validation.py [--write docs/validation.md] [--rows]
 """
@@ -128,6 +129,8 @@ def measured_tokens_per_gpu(row: dict, spec: ModelSpec) -> tuple[float, str]:
 
 
 def _sharding(row: dict) -> int:
+    if not row.get("dp_sharding") and "--overlap-param-gather" in (row.get("quote") or ""):
+        return 1  # Megatron-LM's arguments.py: --overlap-param-gather requires --use-distributed-optimizer
     d = (row.get("dp_sharding") or "").lower()
     if "shard_grad_op" in d:
         return 2

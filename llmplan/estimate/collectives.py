@@ -7,10 +7,18 @@ then DP (EP carved from TP x CP x DP), then PP (Megatron-LM's order; Llama 3 pap
 highest bandwidth). A group of `size` ranks `stride` apart stays inside one NVLink domain when size x stride fits in
 it; otherwise it crosses the NIC, whose per-GPU links the group's members in one node use side by side (a ring over
 k members per node crosses nodes on k NICs at once: NCCL runs one ring per NIC).
+
+All-reduce, reduce-scatter and all-gather take NCCL's own cost model (src/graph/tuning.cc, ncclTopoTuneModel, NCCL
+2.18-2.21): each algorithm (ring; tree for a multi-node all-reduce) and protocol (LL, LL128, Simple) has a latency of
+a base plus one hop latency per step, NVLink hops inside a node and network hops between nodes, and a share of the
+bus bandwidth; NCCL runs the fastest for each size, and so does this model. A ring's steps grow with its ranks
+(n - 1 for reduce-scatter and all-gather, 2 (n - 1) for all-reduce), so a collective over a thousand GPUs pays
+milliseconds of latency that one over eight does not.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from llmplan.hardware.efficiency import Efficiency
@@ -22,6 +30,36 @@ BUS_FACTOR = {
     "all_to_all": lambda n: (n - 1) / n,
     "p2p": lambda n: 1.0,
 }
+
+
+PROTOCOLS = ("ll", "ll128", "simple")
+# NCCL src/graph/tuning.cc (NCCL 2.18-2.21): baseLat and hwLat in microseconds, per algorithm and protocol
+NCCL_BASE_US = {"ring": {"ll": 6.6, "ll128": 14.0, "simple": 8.4}, "tree": {"ll": 6.8, "ll128": 14.0, "simple": 0.0}}
+NCCL_HOP_US = {"nvlink": {"ring": {"ll": 0.6, "ll128": 1.9, "simple": 3.4}, "tree": {"ll": 0.6, "ll128": 1.25,
+                                                                                   "simple": 28.0}},
+               "net": {"ring": {"ll": 2.7, "ll128": 4.0, "simple": 14.0}, "tree": {"ll": 5.0, "ll128": 8.5,
+                                                                                 "simple": 28.0}}}
+NCCL_NET_OVERHEAD_US = 1.0  # getNetOverhead on x86: each step of an inter-node ring posts to the proxy (x3 for Simple)
+
+
+def _ring_share(proto: str, op: str, nodes: int) -> float:
+    """The share of the Simple protocol's bus bandwidth a ring reaches with `proto` (tuning.cc's refinements)."""
+    if proto == "ll":
+        return 1 / 4 if nodes > 1 or op == "all_reduce" else 1 / 3
+    return 0.92 if proto == "ll128" else 1.0
+
+
+def nccl_latency_seconds(algo: str, proto: str, op: str, ranks: int, nodes: int) -> float:
+    """NCCL's latency of one collective: base + hops (tuning.cc: ring steps, inter-node steps; tree depth)."""
+    base = NCCL_BASE_US[algo][proto]
+    intra, inter = NCCL_HOP_US["nvlink"][algo][proto], NCCL_HOP_US["net"][algo][proto]
+    if algo == "tree":  # up and down the tree: the GPUs of a node in a chain, the nodes in a binary tree
+        return 1e-6 * (base + 2 * ((ranks / nodes - 1) * intra + math.floor(math.log2(nodes)) * inter))
+    steps = 2 * (ranks - 1) if op == "all_reduce" else ranks - 1
+    inter_steps = (2 * nodes if nodes > 1 else 0) if op == "all_reduce" else nodes - 1
+    if nodes > 1:
+        intra = max(intra, NCCL_NET_OVERHEAD_US * (3 if proto == "simple" else 1))
+    return 1e-6 * (base + (steps - inter_steps) * intra + inter_steps * inter)
 
 
 @dataclass(frozen=True)
@@ -41,6 +79,11 @@ class Group:
         if self.inside_node:
             return self.size
         return max(1, self.node // self.stride) if self.stride < self.node else 1
+
+    @property
+    def nodes(self) -> int:
+        """Nodes (NVLink domains) the group's ranks are spread over."""
+        return max(1, math.ceil(self.size / self.members_per_node))
 
     @property
     def tier(self) -> str:
@@ -70,4 +113,19 @@ def collective_seconds(eff: Efficiency, op: str, nbytes: float, group: Group) ->
     if op == "p2p":
         tier_bw = eff.collective_bus_bytes_per_s(group.tier, nbytes)
         return latency + nbytes / tier_bw
-    return latency + nbytes * BUS_FACTOR[op](n) / bus_bytes_per_s(eff, group, nbytes)
+    if op == "all_to_all":  # n - 1 sends at once (NCCL groups them): one latency
+        return latency + nbytes * BUS_FACTOR[op](n) / bus_bytes_per_s(eff, group, nbytes)
+    return _nccl_seconds(op, nbytes, n, group.nodes, bus_bytes_per_s(eff, group, nbytes))
+
+
+def _nccl_seconds(op: str, nbytes: float, n: int, nodes: int, bus: float) -> float:
+    """The fastest of NCCL's algorithms and protocols for this size, as NCCL's tuner picks (ncclTopoGetAlgoTime:
+    latency + bytes / algorithm bandwidth, here bytes x bus factor / bus bandwidth)."""
+    moved = nbytes * BUS_FACTOR[op](n)
+    best = min(nccl_latency_seconds("ring", p, op, n, nodes) + moved / (bus * _ring_share(p, op, nodes))
+               for p in PROTOCOLS)
+    if op == "all_reduce" and nodes > 1:  # tree: algorithm bandwidth half the bus bandwidth, 0.92 of it reached
+        tree_share = {"ll": 0.92 / 3.8, "ll128": 0.92 * 120 / 128, "simple": 0.92}
+        best = min(best, min(nccl_latency_seconds("tree", p, op, n, nodes) + 2 * nbytes / (bus * tree_share[p])
+                             for p in PROTOCOLS))
+    return best

@@ -13,6 +13,7 @@ MFU is model FLOPs (PaLM Appendix B: 6 N + 12 L H Q T per token, llmplan's detai
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -254,9 +255,19 @@ def estimate_step(spec: ModelSpec, system: System, layout: Layout, memory: bool 
     edp = max(t.tp * t.cp * t.dp // t.ep, 1)
     ep_group = Group(edp, t.ep, node)
 
+    # how many collectives carry them (each pays its latency): FSDP gathers and reduces each block; Megatron-Core
+    # buckets gradients and parameters by max(40M, 1M x dp) parameters (distributed_data_parallel.py); without
+    # overlap, Megatron-LM's local DDP and DeepSpeed reduce one flat buffer after the backward
+    if t.zero == 3:
+        buckets = n_stage
+    elif t.grad_overlap:
+        buckets = max(1, math.ceil((dense + expert) / max(40e6, 1e6 * t.dp * t.cp)))
+    else:
+        buckets = 1
+
     def coll(op: str, per_param_bytes: float) -> float:
-        return (collective_seconds(eff, op, dense * per_param_bytes, dp_group)
-                + collective_seconds(eff, op, expert * per_param_bytes, ep_group))
+        return buckets * (collective_seconds(eff, op, dense * per_param_bytes / buckets, dp_group)
+                          + collective_seconds(eff, op, expert * per_param_bytes / buckets, ep_group))
 
     dp_exposed = gather_exposed = dp_hidden = gather_hidden = 0.0
     if t.zero == 3 and t.dp * t.cp > 1:  # FSDP: gather before forward and again before backward, reduce-scatter gradients, per mb
