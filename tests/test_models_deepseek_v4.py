@@ -217,3 +217,63 @@ def test_cli_models_memory_and_bench(cli):
     assert refused.code == 2
     assert "compressed attention and hyper-connections, which the bench does not build" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def _terms(s, group, **kw):
+    from llmplan.estimate.activations import ActivationConfig, layer_terms
+
+    c = ActivationConfig(**{"seq": 1024, "batch": 2, "bytes_per_value": 2, "dropout": False, **kw})
+    return {t.name: t.bytes for t in layer_terms(s, c, group=group)}
+
+
+def test_activations_keep_the_streams_latents_and_compressor_inputs():
+    """Training activations of a V4 layer (flash core, no recompute): each hyper-connection keeps its input streams
+    (4 x hidden) and their fp32 normed copy; the attention its query latent (normed and not), q_b's output, the
+    one K=V head, the rotated Q and K, the o_a group outputs, and for CSA the compressor's and indexer's inputs."""
+    s = spec("DeepSeek-V4-Flash")
+    n, h = 2048, 4096
+    csa = next(g for g in s.layer_groups if g.mixer.kind_name == "csa")
+    t = _terms(s, csa)
+    assert t["hc_attn_streams"] == t["hc_ffn_streams"] == 2 * n * 4 * h
+    assert t["hc_attn_normed"] == 4 * n * 4 * h and t["hc_attn_weights"] == 4 * n * 6 * 4
+    assert t["v4_q_latent"] == t["v4_q_latent_normed"] == 2 * n * 1024
+    assert t["v4_q_heads"] == 2 * n * 64 * 512 and t["v4_kv"] == 2 * n * 512
+    assert t["attn_rotary_qk"] == 2 * n * (64 * 512 + 512) and t["v4_o_groups"] == 2 * n * 8 * 1024
+    assert t["v4_compressor_kv_gate"] == 2 * n * 2 * 1024 and t["v4_indexer_q"] == 2 * n * 64 * 128
+    sliding = _terms(s, s.layer_groups[0])
+    assert "v4_compressor_kv_gate" not in sliding and "v4_indexer_q" not in sliding
+    tp = _terms(s, csa, tp=8)
+    assert tp["v4_q_heads"] == t["v4_q_heads"] / 8 and tp["v4_kv"] == t["v4_kv"]  # one KV head, replicated
+    full = _terms(s, csa, recompute="full")
+    assert full == {"layer_input": 2 * n * 4 * h}  # a recomputed layer keeps its input: all 4 streams
+
+
+def test_compressed_projections_hold_the_attention_weights():
+    """The GEMMs of V4 attention (LoRA targets, step time): their weights are the layer's parameters less its norms,
+    sinks and position biases."""
+    from llmplan.estimate.shapes import compressed_mats
+
+    s = spec("DeepSeek-V4-Flash")
+    h = 4096
+    for g in s.layer_groups[:3]:
+        m = g.mixer
+        weights = sum(i * o for _, i, o in compressed_mats(m, h))
+        small = m.q_lora_rank + m.head_dim + m.heads
+        if m.compress_ratio:
+            width = m.head_dim * (2 if m.sparse else 1)
+            small += m.compress_ratio * width + m.head_dim
+        if m.sparse:
+            small += m.compress_ratio * 2 * m.index_head_dim + m.index_head_dim
+        assert weights == m.params(h) - small
+
+
+def test_planner_commands_run_on_v4(cli):
+    for args in (("compute", "--model", "deepseek-v4-flash", "--tokens", "33T", "--gpu", "h100", "--gpus", "2048",
+                  "--mfu", "0.4", "--json"),
+                 ("serve", "-m", "deepseek-v4-pro", "-g", "b200", "--gpus", "8", "--tp", "8", "-i", "8000", "-o",
+                  "1000", "--max-throughput", "--json"),
+                 ("memory", "--model", "deepseek-v4-flash", "--gpu", "h100", "--dp", "64", "--ep", "8", "--zero",
+                  "1", "--seq", "4096", "--json")):
+        r = cli(*args)
+        assert r.code == 0, (args, r.stderr)
+        assert json.loads(r.stdout)["schema_version"]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from llmplan.estimate.shapes import kv_heads_on_gpu
 from llmplan.models.layers import Attention, LayerGroup, Mamba2, MoE
+from llmplan.models.layers_v4 import CompressedAttention
 from llmplan.models.spec import ModelSpec
 
 ATTENTION = ("flash", "eager")
@@ -125,6 +126,8 @@ def _attention(spec: ModelSpec, c: ActivationConfig, d: dict, prefix: str, s_kv:
         return _mla(spec, c, d, m, causal)
     if m.sinks and c.impl == "pytorch":  # plain PyTorch has no fused kernel with sinks: the core runs as eager math
         c = replace(c, attention="eager")
+    if isinstance(m, CompressedAttention) and prefix == "attn":
+        return _compressed(spec, c, d, m, causal)
     n, p, q, kv, a = d["n"], d["p"], d["q"], d["kv"], d["a"]
     v = d["v"]
     rope = spec.position == "rotary" and m.rope and prefix == "attn"
@@ -152,6 +155,41 @@ def _attention(spec: ModelSpec, c: ActivationConfig, d: dict, prefix: str, s_kv:
     if c.impl != "fused" and rope and p != FP32:
         terms.append(Term("attn_rotary_tables", 2 * c.seq * m.head_dim * p))  # cos/sin cast per call
     return terms
+
+
+def _compressed(spec: ModelSpec, c: ActivationConfig, d: dict, m: CompressedAttention, causal: bool) -> list[Term]:
+    """DeepSeek-V4 attention in training, by the same rule (each op keeps the inputs its backward needs): q_a's
+    output feeds its norm, the normed latent q_b and the indexer's q_b; q_b's output feeds the weightless per-head
+    norm, kv_proj's its norm; the core keeps the rotated Q and the one K = V head over the window and the compressed
+    entries; o_a's group outputs feed o_b. A compressor keeps its kv and gate projections (the pooling's inputs); CSA's
+    indexer its own, its query and head weights (its score matrix is recomputed, not kept, as the core's is)."""
+    n, p, t = d["n"], d["p"], c.tp
+    heads = m.heads / t
+    q, kv, lat = heads * m.head_dim, float(m.head_dim), m.q_lora_rank
+    terms = [Term("v4_q_latent", p * n * lat)] + _inner_norm(c, "v4_q_norm", n, lat)
+    terms += [Term("v4_q_latent_normed", p * n * lat, consumer="q"), Term("v4_q_heads", p * n * q)]
+    terms += [Term("v4_q_head_norm_stats", FP32 * n * heads), Term("v4_kv", p * n * kv)]
+    terms += _inner_norm(c, "v4_kv_norm", n, kv)
+    terms.append(Term("attn_rotary_qk", p * n * (q + kv)))
+    if m.compress_ratio:
+        width = kv * (2 if m.sparse else 1)
+        terms.append(Term("v4_compressor_kv_gate", p * n * 2 * width))
+    if m.sparse:
+        terms += [Term("v4_indexer_kv_gate", p * n * 4 * m.index_head_dim),
+                  Term("v4_indexer_q", p * n * m.index_heads * m.index_head_dim),
+                  Term("v4_indexer_weights", FP32 * n * m.index_heads)]
+    keys = c.seq + m.compressed_entries(c.seq)  # eager math: the windowed mask over the sequence, then the entries
+    terms += _core(spec, c, d, "attn", keys, n, causal, q, kv, kv, q, heads, True, True)
+    terms.append(Term("v4_o_groups", p * n * m.o_groups * m.o_lora_rank / t, consumer="o"))
+    return terms
+
+
+def _hyper(c: ActivationConfig, name: str, nr: float, h: int, streams: int) -> list[Term]:
+    """One hyper-connection (DeepseekV4HyperConnection, in fp32): the streams it collapses and mixes, their
+    flattened RMS-normed copy for fn's backward and its rstd, and the pre / post / comb weights."""
+    r = FP32 if c.residual_fp32 else c.bytes_per_value
+    return [Term(f"{name}_streams", r * nr * streams * h), Term(f"{name}_normed", FP32 * nr * streams * h),
+            Term(f"{name}_stats", FP32 * nr), Term(f"{name}_weights", FP32 * nr * (2 + streams) * streams)]
 
 
 def _mla(spec: ModelSpec, c: ActivationConfig, d: dict, m: Attention, causal: bool) -> list[Term]:
@@ -257,13 +295,15 @@ def layer_terms(spec: ModelSpec, c: ActivationConfig, cross: bool = False,
     g = _group(spec, group)
     d = _dims(spec, c, g)
     nr, p, h = d["nr"], d["p"], d["h"]
-    if c.recompute == "full":  # only the layer input is kept; the layer is recomputed in the backward pass
-        return [Term("layer_input", (FP32 if c.residual_fp32 else p) * nr * h)]
+    if c.recompute == "full":  # only the layer input is kept (hyper-connections: all its streams)
+        return [Term("layer_input", (FP32 if c.residual_fp32 else p) * nr * h * max(g.hyper, 1))]
     parts = (g.mixer is not None) + (g.ffn is not None)
     n_apps = (parts if g.norms in (1, 2) else g.norms) if g.norms else 0
     terms: list[Term] = []
     m = g.mixer
     if m is not None:
+        if g.hyper:
+            terms += _hyper(c, "hc_attn", nr, h, g.hyper)
         if n_apps:
             terms += norm_terms(spec, c, "norm_attn", nr)
         terms.append(Term("attn_input", p * nr * h, consumer="qkv" if isinstance(m, Attention) else "in_proj"))
@@ -282,6 +322,8 @@ def layer_terms(spec: ModelSpec, c: ActivationConfig, cross: bool = False,
         if c.dropout:
             terms.append(Term("cross_residual_dropout_mask", dropout_mask_bytes(c) * nr * h))
     if g.ffn is not None:
+        if g.hyper:
+            terms += _hyper(c, "hc_ffn", nr, h, g.hyper)
         if n_apps:
             terms += norm_terms(spec, c, "norm_mlp", nr, shared_input=spec.parallel_layers)
         terms += _mlp(spec, c, d, g.ffn)

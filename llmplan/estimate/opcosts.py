@@ -26,8 +26,10 @@ from dataclasses import dataclass
 
 from llmplan.estimate.collectives import Group, collective_seconds
 from llmplan.estimate.layout import Layout
+from llmplan.estimate.shapes import compressed_mats
 from llmplan.hardware.efficiency import LAUNCH_SECONDS, Efficiency
 from llmplan.models.layers import Attention, Dense, GatedDeltaNet, Mamba2, MoE
+from llmplan.models.layers_v4 import CompressedAttention
 
 ACT_BYTES = 2.0  # activations and collectives in 16-bit (fp8 recipes keep them so: Transformer Engine)
 BWD_ATTENTION = 2.5  # flash-attention backward / forward work (Dao 2023)
@@ -80,7 +82,12 @@ def _linear(eff: Efficiency, m: float, k: float, n: float, dtype: str) -> tuple[
 
 
 def _mean_keys(attn: Attention, seq: int) -> float:
-    """Keys a query attends on average over a causal sequence of `seq` (full, sliding window, chunked)."""
+    """Keys a query attends on average over a causal sequence of `seq` (full, sliding window, chunked; DeepSeek-V4:
+    the window and the compressed entries, exactly)."""
+    if isinstance(attn, CompressedAttention):
+        from llmplan.estimate.flops import causal_pairs
+
+        return causal_pairs(attn, seq) / seq
     if attn.kind == "sliding" and attn.window and attn.window < seq:
         w = attn.window
         return w - w * (w - 1) / (2.0 * seq)
@@ -103,7 +110,12 @@ def layer_cost(eff: Efficiency, layout: Layout, mixer, ffn, norms: int, hidden: 
     if isinstance(mixer, Attention):
         a = mixer
         heads = a.heads / tp
-        if a.is_mla:
+        if isinstance(a, CompressedAttention):  # q_b, o_a (by groups) and o_b split over tp, as vLLM splits them
+            split = {"q_b", "o_a", "o_b"}
+            parts = [(tokens, k / tp if n == "o_b" else k, o / tp if n in split - {"o_b"} else o)
+                     for n, k, o in compressed_mats(a, h)]
+            kv_width = a.head_dim
+        elif a.is_mla:
             parts = []
             if a.q_lora_rank:
                 parts += [(tokens, h, a.q_lora_rank), (tokens, a.q_lora_rank, a.q_dim / tp)]
@@ -116,8 +128,9 @@ def layer_cost(eff: Efficiency, layout: Layout, mixer, ffn, norms: int, hidden: 
         else:
             kv_width = max(a.kv_heads * (a.head_dim + a.d_v) / tp, a.head_dim + a.d_v)  # replicated below 1 head
             parts = [(tokens, h, a.q_dim / tp + kv_width)]
-        parts.append((tokens, a.heads * a.d_v / tp, h))
-        if a.index_heads:
+        if not isinstance(a, CompressedAttention):
+            parts.append((tokens, a.heads * a.d_v / tp, h))
+        if a.index_heads and not isinstance(a, CompressedAttention):
             parts.append((tokens, a.q_lora_rank or h, a.index_heads * a.index_head_dim))
         for m, k, n in parts:
             f, b = _linear(eff, m, k, n, dt)

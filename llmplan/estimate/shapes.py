@@ -34,7 +34,7 @@ class Matrix:
         return bool(TARGET_OF.get(self.name, {self.name}) & set(targets))
 
 
-def _compressed_mats(m: CompressedAttention, h: int) -> list[tuple[str, int, int]]:
+def compressed_mats(m: CompressedAttention, h: int) -> list[tuple[str, int, int]]:
     """DeepseekV4Attention: q_a_proj, q_b_proj, kv_proj, o_a_proj (o_groups blocks of heads x head_dim / o_groups
     -> o_lora_rank, as one matrix of that many weights), o_b_proj; the compressor's kv_proj and gate_proj and the
     CSA indexer's kv_proj, gate_proj, q_b_proj and weights_proj."""
@@ -51,7 +51,7 @@ def _compressed_mats(m: CompressedAttention, h: int) -> list[tuple[str, int, int
 
 def _attention_mats(m: Attention, h: int) -> list[tuple[str, int, int]]:
     if isinstance(m, CompressedAttention):
-        return _compressed_mats(m, h)
+        return compressed_mats(m, h)
     if m.is_mla:  # transformers DeepseekV3Attention
         q = ([("q_a", h, m.q_lora_rank), ("q_b", m.q_lora_rank, m.q_dim)] if m.q_lora_rank
              else [("q", h, m.q_dim)])
