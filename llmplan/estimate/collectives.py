@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from llmplan.hardware.efficiency import Efficiency
 
@@ -98,6 +99,7 @@ def bus_bytes_per_s(eff: Efficiency, group: Group, nbytes: float) -> float:
     return min(up, group.members_per_node * eff.collective_bus_bytes_per_s("scaleout", nbytes))
 
 
+@lru_cache(maxsize=65536)  # a layout search asks for the same collectives of many layouts
 def collective_seconds(eff: Efficiency, op: str, nbytes: float, group: Group) -> float:
     """Seconds of one collective `op` on an `nbytes` tensor (the full, unsharded size) over `group`."""
     n = group.size
