@@ -79,9 +79,7 @@ def step_time_run(spec, flops, gpu, n_gpus: int, dtype: str, seq: int, fields: d
                   "(`llmplan plan` lists more)")
     for w in est.warnings:
         notes.add(w, "warn")
-    caveat = accuracy_note(est.efficiency_source)
-    if caveat:
-        notes.add(caveat)
+    caveat = accuracy_note(est.efficiency_source)  # stated with the assumptions (text and JSON)
     if est.fits is False:
         notes.add(f"this layout needs {est.memory_bytes / 2**30:,.1f} GiB per GPU, more than "
                   f"{gpu.name}'s {est.gpu_memory_bytes / 2**30:,.0f} GiB: it does not fit"
@@ -90,5 +88,6 @@ def step_time_run(spec, flops, gpu, n_gpus: int, dtype: str, seq: int, fields: d
     run = tc.training_run(flops.detailed, flops.detailed, gpu, n_gpus, min(est.mfu, 1.0), dt, source, price, pue)
     run = dataclasses.replace(run, assumptions=tuple(a for a in run.assumptions if not a.startswith("MFU "))
                               + ("time from the step-time model: per-operator compute, communication, pipeline "
-                                 "bubble and optimizer (docs/methodology.md, Step time)",))
+                                 "bubble and optimizer (docs/methodology.md, Step time)",)
+                              + ((caveat,) if caveat else ()))
     return run, est

@@ -90,7 +90,7 @@ def plan(
         entries.append(entry)
     payload = {"model": spec.name, "gpu": gpu.name, "gpus": n, "seq": s, "dtype": dt, "layouts": entries,
                "searched": result.searched, "memory_checked": result.fitting_checked,
-               "mfu_source": views.MFU_SOURCE}
+               "mfu_source": views.MFU_SOURCE, "accuracy_note": caveat}
     views.show_plan(payload, result, as_json)
     if d is not None and not as_json and result.layouts:
         from llmplan.units import format_seconds
