@@ -38,6 +38,17 @@ def test_slo_layouts_and_fewest_gpus(cli):
             "--slo-ttft", "2s", "--slo-tpot", "50ms", "--dtype", "fp8", "--json")
     out = r.json()
     assert r.code == 0 and out["fewest_gpus"] == min(x["gpus"] for x in out["layouts"])
+    assert out["max_gpus"] is None
+    fewest = out["fewest_gpus"]
+    # --gpus bounds the answer: no layout beyond it, and one line naming what would work below it
+    r = cli("serve", "--model", "llama-3-70b", "--gpu", "h100", "-i", "2000", "-o", "500", "--rate", "10",
+            "--slo-ttft", "2s", "--slo-tpot", "50ms", "--dtype", "fp8", "--gpus", str(fewest + 2), "--json")
+    out = r.json()
+    assert r.code == 0 and out["max_gpus"] == fewest + 2 and out["fewest_gpus"] == fewest
+    assert out["layouts"] and all(x["gpus"] <= fewest + 2 for x in out["layouts"])
+    r = cli("serve", "--model", "llama-3-70b", "--gpu", "h100", "-i", "2000", "-o", "500", "--rate", "10",
+            "--slo-ttft", "2s", "--slo-tpot", "50ms", "--dtype", "fp8", "--gpus", str(fewest - 1))
+    assert r.code == 2 and f"raise --gpus to {fewest}" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("args,message", [
@@ -45,7 +56,8 @@ def test_slo_layouts_and_fewest_gpus(cli):
     (["--concurrency", "100000"], "does not fit"),
     (["-i", "200000"], "context"),
     (["--slo-tpot", "1ms", "--max-throughput"], "relax the targets"),
-    (["--slo-tpot", "5ms", "--rate", "5", "--gpus", "3"], "the best on up to 3 GPUs"),
+    (["--slo-tpot", "1ms", "--rate", "5", "--gpus", "3"], "the best on up to 3 GPUs"),
+    (["--slo-tpot", "4ms", "--rate", "5", "--gpus", "3"], "raise --gpus to 4"),
     (["--slo-tpot", "soon", "--max-throughput"], "duration"),
     (["--dtype", "fp3"], "dtype"),
     (["--engine", "tgi"], "--engine"),

@@ -210,6 +210,19 @@ def test_fewest_gpus_for_a_rate():
     assert one[0].requests_per_second * best.replicas >= 40.0 - 1e-6
 
 
+def test_fewest_gpus_for_a_rate_stay_within_max_gpus():
+    spec = get_preset("llama-3-8b")
+    free = fewest_gpus_for_rate(spec, H100, 40.0, 1000, 200, 1.0, 0.03)
+    fewest = free[0].gpus
+    bounded = fewest_gpus_for_rate(spec, H100, 40.0, 1000, 200, 1.0, 0.03, max_gpus=fewest + 1)
+    assert bounded and all(x.gpus <= fewest + 1 for x in bounded) and bounded[0].gpus == fewest
+    # a bound that is not a multiple of a TP still admits that TP's replicas within it
+    wide = fewest_gpus_for_rate(spec, H100, 40.0, 1000, 200, 1.0, 0.03, max_gpus=3 * fewest + 1)
+    assert {x.tp for x in wide} == {x.tp for x in free if x.gpus <= 3 * fewest + 1}
+    with pytest.raises(LlmplanError, match=f"needs {fewest} x H100.*raise --gpus to {fewest}"):
+        fewest_gpus_for_rate(spec, H100, 40.0, 1000, 200, 1.0, 0.03, max_gpus=fewest - 1)
+
+
 def test_memory_fraction_is_checked():
     spec = get_preset("llama-3-8b")
     with pytest.raises(LlmplanError, match="fraction"):

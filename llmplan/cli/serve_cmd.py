@@ -42,7 +42,8 @@ def serve(
     gpu_name: str = typer.Option(..., "--gpu", "-g", help="Accelerator (see `llmplan hardware`), or a device "
                                  "described as custom:memory=..,bf16=..,hbm=.."),
     gpus: Optional[str] = typer.Option(None, "--gpus", "-n", help="GPUs in all (default: --tp); replicas = "
-                                       "GPUs / --tp. With --slo-*: the GPUs the layouts are searched on."),
+                                       "GPUs / --tp. With --slo-*: the GPUs the layouts are searched on; with "
+                                       "--rate, the most GPUs the answer may use (default: any number)."),
     tp: int = typer.Option(1, "--tp", help="Tensor-parallel GPUs per replica."),
     ep: int = typer.Option(1, "--ep", help="Expert-parallel GPUs within a replica (MoE; divides --tp)."),
     attention_dp: bool = typer.Option(False, "--attention-dp", help="Attention data parallel over the --tp GPUs "
@@ -54,7 +55,7 @@ def serve(
     concurrency: Optional[float] = typer.Option(None, "--concurrency", "-c", help="Requests in flight (all "
                                                 "replicas), as a benchmark's concurrency."),
     rate: Optional[float] = typer.Option(None, "--rate", "-r", help="Arriving requests per second (Poisson); "
-                                         "with --slo-*: the rate to serve on the fewest GPUs."),
+                                         "with --slo-*: the rate to serve on the fewest GPUs (at most --gpus)."),
     max_throughput: bool = typer.Option(False, "--max-throughput", help="As many requests as the KV cache and "
                                         "the engine's batch hold (offline throughput)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Weight format: bf16, fp16, fp8, int8, int4, nvfp4, "
@@ -92,6 +93,8 @@ def serve(
       llmplan serve -m llama-3.1-70b -g h100 --gpus 8 -i 2000 -o 500 --max-throughput --slo-tpot 50ms
 
       llmplan serve -m llama-3.1-70b -g h100 -i 2000 -o 500 --rate 10 --slo-ttft 2s --slo-tpot 50ms --json
+
+      llmplan serve -m llama-3.1-70b -g h100 --gpus 16 -i 2000 -o 500 --rate 10 --slo-tpot 50ms --dtype fp8
     """
     from llmplan.cli import serve_views as views
     from llmplan.estimate.serve_model import serve_estimate
@@ -131,8 +134,8 @@ def serve(
             raise LlmplanError(f"{I:,} + {O:,} tokens exceed {spec.name}'s context of {spec.context:,}")
         if rate is not None:
             found = fewest_gpus_for_rate(spec, gpu, rate, I, O, ttft_target, tpot_target,
-                                         max_tp=n_gpus or 64, attention_dp=attention_dp, **common)
-            what = f"{rate:g} requests/s"
+                                         attention_dp=attention_dp, max_gpus=n_gpus, **common)
+            what = f"{rate:g} requests/s" + (f" on at most {n_gpus} GPUs" if n_gpus else "")
         else:
             total = n_gpus or tp
             found = layouts_at_slo(spec, gpu, total, I, O, ttft_target, tpot_target, attention_dp=attention_dp,
@@ -143,7 +146,7 @@ def serve(
                                             f"TPOT <= {slo_tpot}" if slo_tpot else "") if s)
             raise LlmplanError(f"no layout of {spec.name} on {what} meets {slo} for {I:,} + {O:,} tokens; "
                                f"{views.relax_hint(spec, gpu, I, O, ttft_target, tpot_target, common, n_gpus or 8)}")
-        views.show_layouts(spec, gpu, found, I, O, ttft_target, tpot_target, rate, eng, as_json)
+        views.show_layouts(spec, gpu, found, I, O, ttft_target, tpot_target, rate, eng, as_json, n_gpus)
         return
 
     est = serve_estimate(spec, gpu, input_tokens=I, output_tokens=O, gpus=n_gpus, tp=tp, ep=ep,

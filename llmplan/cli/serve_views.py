@@ -109,12 +109,13 @@ SHOWN = 10  # layouts in the table
 
 
 def show_layouts(spec: ModelSpec, gpu, found, I: int, O: int, slo_ttft, slo_tpot, rate, engine: Engine,
-                 as_json: bool) -> None:
+                 as_json: bool, max_gpus: int | None = None) -> None:
     if as_json:
         emit_json({"command": "serve", "model": spec.name, "gpu": gpu.name, "engine": engine.name,
                    "input_tokens": I, "output_tokens": O, "slo_ttft_seconds": slo_ttft,
                    "slo_tpot_seconds": slo_tpot, "rate": rate,
                    "fewest_gpus": found[0].gpus if rate is not None else None,
+                   "max_gpus": max_gpus if rate is not None else found[0].gpus,
                    "layouts": [dict(tp=x.tp, ep=x.ep, attention_dp=x.attention_dp, replicas=x.replicas,
                                     gpus=x.gpus, concurrency=x.concurrency,
                                     ttft_seconds=x.ttft_seconds, tpot_seconds=x.tpot_seconds,
@@ -138,6 +139,8 @@ def show_layouts(spec: ModelSpec, gpu, found, I: int, O: int, slo_ttft, slo_tpot
         note(f"{len(found) - SHOWN} more layouts meet the targets (--json lists them all)")
     if rate is not None:
         b = found[0]
+        note(f"layouts on at most {max_gpus} GPUs (--gpus)" if max_gpus else
+             "layouts on any number of GPUs (--gpus N bounds them)")
         note(f"fewest GPUs: {b.gpus} ({b.replicas} x TP {b.tp}" + (f", EP {b.ep}" if b.ep > 1 else "")
              + (", attention DP" if b.attention_dp else "") + ")")
     if any(x.attention_dp for x in found):
@@ -152,11 +155,11 @@ def show_layouts(spec: ModelSpec, gpu, found, I: int, O: int, slo_ttft, slo_tpot
 def relax_hint(spec: ModelSpec, gpu, I: int, O: int, slo_ttft, slo_tpot, common: dict, gpus: int = 8) -> str:
     """What would work: the best single-request latency on the widest layout."""
     from llmplan.errors import LlmplanError
-    from llmplan.estimate.serve_layouts import candidate_layouts
+    from llmplan.estimate.serve_layouts import candidate_layouts, widest_tp
     from llmplan.estimate.serve_model import serve_estimate
 
     best = None
-    for tp, ep, adp in candidate_layouts(spec, gpus, True):
+    for tp, ep, adp in candidate_layouts(spec, widest_tp(gpus), True):
         try:
             e = serve_estimate(spec, gpu, input_tokens=I, output_tokens=O, tp=tp, ep=ep, concurrency=1,
                                attention_dp=adp, **common)

@@ -1,5 +1,5 @@
 """Which layouts meet a latency target: TP x EP x replicas on the given GPUs, ranked by throughput per GPU, and the
-fewest GPUs that serve a target rate within it.
+fewest GPUs that serve a target rate within them (at most --gpus when given: a budget, not a hint).
 
 For one replica layout (tp, ep) the largest concurrency whose steady state keeps TTFT <= slo_ttft and
 TPOT <= slo_tpot is found by bisection (both grow with the concurrency); its throughput is the layout's goodput
@@ -36,6 +36,11 @@ class Layout:
     requests_per_second: float       # all replicas
     max_concurrency: int             # all replicas, KV-limited
     attention_dp: bool = False
+
+
+def widest_tp(gpus: int) -> int:
+    """The widest TP choice on at most `gpus` GPUs; every narrower choice divides it (powers of two)."""
+    return max((t for t in TP_CHOICES if t <= gpus), default=1)
 
 
 def candidate_layouts(spec: ModelSpec, gpus: int, attention_dp: bool = False) -> list[tuple[int, int, bool]]:
@@ -121,10 +126,12 @@ def layouts_at_slo(spec: ModelSpec, gpu, gpus: int, input_tokens: int, output_to
 
 def fewest_gpus_for_rate(spec: ModelSpec, gpu, rate: float, input_tokens: int, output_tokens: int,
                          slo_ttft: float | None, slo_tpot: float | None, max_tp: int = 64,
-                         attention_dp: bool = False, **kw) -> list[Layout]:
-    """For each replica layout, the replicas that serve `rate` requests/s within the targets; fewest GPUs first."""
+                         attention_dp: bool = False, max_gpus: int | None = None, **kw) -> list[Layout]:
+    """For each replica layout, the replicas that serve `rate` requests/s within the targets; fewest GPUs first.
+    With `max_gpus` only the layouts on at most that many GPUs; when every layout that meets the targets needs
+    more, LlmplanError names the fewest GPUs that would."""
     out = []
-    for tp, ep, adp in candidate_layouts(spec, max_tp, attention_dp):
+    for tp, ep, adp in candidate_layouts(spec, widest_tp(max_tp), attention_dp):
         r = _replica_at_slo(spec, gpu, tp, ep, adp, input_tokens, output_tokens, slo_ttft, slo_tpot, **kw)
         if r is None:
             continue
@@ -135,4 +142,10 @@ def fewest_gpus_for_rate(spec: ModelSpec, gpu, rate: float, input_tokens: int, o
         tok = rate * output_tokens
         out.append(Layout(tp, ep, n, n * tp, at.concurrency * n, at.ttft_seconds + wait + overhead_of(kw),
                           at.tpot_seconds, tok, tok / (n * tp), rate, cap * n, adp))
-    return sorted(out, key=lambda x: (x.gpus, -x.output_tokens_per_second_per_gpu))
+    out.sort(key=lambda x: (x.gpus, -x.output_tokens_per_second_per_gpu))
+    if max_gpus is not None and out and out[0].gpus > max_gpus:
+        b = out[0]
+        raise LlmplanError(f"{rate:g} requests/s within the targets needs {b.gpus} x {gpu.name} "
+                           f"({b.replicas} x TP {b.tp}), more than --gpus {max_gpus}; raise --gpus to {b.gpus} "
+                           "or lower --rate")
+    return [x for x in out if max_gpus is None or x.gpus <= max_gpus]
