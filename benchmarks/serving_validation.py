@@ -8,11 +8,26 @@ Data: /work/shared/reference/serving/published_serving.json (or $LLMPLAN_SERVING
 benchmarks/data/). Each row is predicted from what it states (model, GPU, TP, EP, formats, lengths, load, engine)
 and nothing it measured. Error = predicted / measured - 1; the table gives the median of |error| and the median
 ratio per source, scenario and metric. Rows that cannot be predicted are counted with the reason.
+
+How many requests each benchmark sent (`--requests`: its mean TTFT includes the first wave, when C prompts arrive
+at once; llmplan.estimate.serve_bench), from the source or, where it is silent, the documented default of the tool:
+- AIConfigurator silicon rows: not stated; AIConfigurator's own benchmark scripts send 20 x C with aiperf
+  (generator/config/backend_templates/benchmark/bench_run.sh.j2: `--num-requests $((concurrency*20))`, the
+  MULTI_ROUND default 20, and generator/sflow.py `--request-count $((MULTI_ROUND*CONCURRENCY))`, MULTI_ROUND 20),
+  after C or 2 C warm-up requests that aiperf lets finish first (aiperf/timing/credit_issuing_strategy.py). The
+  project disagrees with itself: its k8s_bench.yaml.j2 sends 50 x C, and docs/dynamo_deployment_guide.md says
+  10 x C ("to reduce the impact of first batch of requests"). 20 x C is taken.
+- TensorRT-LLM 0.14 online tables: 500 requests (stated); the request-rate-infinity row sends them at once.
+- TensorRT-LLM issue 5929 (LLMPerf against trtllm-serve): not stated; LLMPerf's token_benchmark_ray.py
+  `--max-num-completed-requests` defaults to 10 (its TTFT is the p50, the model's the mean).
+TensorRT-LLM 0.14 ran behind Triton's tensorrtllm_backend: the per-request overhead fitted on OpenAI-compatible
+Python servers (serve_engines) is not added to its TTFT (none is fitted for Triton): those TTFTs are the engine's.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -26,6 +41,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.serving_models import model_for  # noqa: E402
 from llmplan.errors import LlmplanError  # noqa: E402
+from llmplan.estimate.serve_engines import get_engine  # noqa: E402
 from llmplan.estimate.serve_model import serve_estimate  # noqa: E402
 from llmplan.hardware import match_gpu  # noqa: E402
 
@@ -70,6 +86,27 @@ def source_group(row: dict) -> str:
 
 
 ENGINES = {"TensorRT-LLM": "trtllm", "vLLM": "vllm", "SGLang": "sglang"}
+AIC_ROUNDS = 20        # AIConfigurator's aiperf scripts: 20 x C requests (see the docstring)
+LLMPERF_REQUESTS = 10  # LLMPerf token_benchmark_ray.py --max-num-completed-requests default
+
+
+def benchmark_requests(row: dict) -> int | None:
+    """Requests the row's benchmark sent (stated, or its tool's documented default); None: not a benchmark of a
+    bounded number of requests that the model replays (request-rate rows, static batches, unknown)."""
+    group, c = source_group(row), row.get("concurrency")
+    if group.startswith("AIConfigurator silicon") and c:
+        return AIC_ROUNDS * int(c)
+    if group == "TRT-LLM issue 5929" and c and row["scenario"].startswith("fixed_concurrency"):
+        return max(LLMPERF_REQUESTS, int(c))
+    stated = (row.get("other_measured") or {}).get("num_requests")
+    if stated and row.get("request_rate") == "inf":
+        return int(stated)
+    return None
+
+
+def frontend_overhead_known(row: dict) -> bool:
+    """The fitted request overhead is that of OpenAI-compatible Python servers; Triton's is not known."""
+    return "Triton" not in row["engine"]
 # The rows' GPU names for catalog entries named otherwise: "GH200 480GB" is the 96 GB HBM3 part (480 GB of LPDDR5X
 # beside it), "GB200 192GB" one Blackwell GPU of a GB200 NVL72.
 GPU_NAMES = {"GH200-480GB": "GH200-96GB", "GB200-192GB": "GB200-NVL72"}
@@ -117,6 +154,9 @@ def predict(row: dict, engines: dict | None = None):
     engine = ENGINES.get(row["engine"]) or "generic"
     if engines and engine in engines:
         engine = engines[engine]
+    if not frontend_overhead_known(row):
+        engine = dataclasses.replace(get_engine(engine) if isinstance(engine, str) else engine,
+                                     request_overhead_seconds=0.0)
     frac = 0.95 if source_group(row) == "TRT-LLM 0.17 perf tables" else None  # the table's stated setting
     kwargs = dict(input_tokens=int(row["isl"]), output_tokens=int(row["osl"]), gpus=int(gpus), tp=int(tp),
                   ep=int(ep), dtype=_dtype(row.get("weight_precision"), spec), kv_dtype=_kv(row.get("kv_precision")),
@@ -136,6 +176,8 @@ def predict(row: dict, engines: dict | None = None):
         kwargs["rate"] = float(rate)
     else:
         return None, "no load stated"
+    if "concurrency" in kwargs or kwargs.get("max_throughput"):
+        kwargs["requests"] = benchmark_requests(row)
     try:
         est = serve_estimate(spec, gpu, **kwargs)
     except LlmplanError as exc:
@@ -224,6 +266,39 @@ def render(rows: list[dict] | None = None) -> str:
     return "\n".join(lines)
 
 
+def replay(rows: list[dict]) -> str:
+    """The AIConfigurator rows' TTFT from a step-by-step replay of all their requests (serve_bench.run_benchmark:
+    equal requests keep the first wave's convoy), beside the model's (first wave, then staggered)."""
+    from llmplan.estimate.serve_bench import run_benchmark
+    from llmplan.estimate.serve_model import deployment
+
+    by: dict[str, list[float]] = {}
+    for row in rows:
+        n = benchmark_requests(row)
+        if not source_group(row).startswith("AIConfigurator") or n is None:
+            continue
+        est, m = predict(row)
+        if est is None or "TTFT" not in m:
+            continue
+        spec = model_for(row["model"])
+        dep = deployment(spec, match_gpu(GPU_NAMES.get(row["gpu"], row["gpu"])), est.tp, est.ep,
+                         _dtype(row.get("weight_precision"), spec), est.kv_dtype, ENGINES.get(row["engine"]),
+                         attention_dp=est.attention_dp)
+        c = max(round(est.concurrency / est.replicas), 1)
+        b = run_benchmark(dep, c, max(round(n / est.replicas), c), est.input_tokens, est.output_tokens,
+                          est.max_concurrency // est.replicas, dep.engine.request_overhead_seconds)
+        meas = m["TTFT"][0]
+        band = "c <= 4" if c <= 4 else "c >= 32" if c >= 32 else "4 < c < 32"
+        for key, pred in ((f"model, {band}", m["TTFT"][1]), (f"replay, {band}", b.ttft_seconds)):
+            by.setdefault(key, []).append(pred / meas)
+    lines = ["| TTFT of the AIConfigurator rows | rows | median abs. error | median ratio |", "|---|---:|---:|---:|"]
+    for key in sorted(by):
+        v = by[key]
+        lines.append(f"| {key} | {len(v)} | {statistics.median(abs(r - 1) for r in v):.0%} | "
+                     f"{statistics.median(v):.2f} |")
+    return "\n".join(lines)
+
+
 def write(path: Path) -> None:
     page = path.read_text()
     if SECTION_START not in page:
@@ -237,7 +312,12 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", action="store_true", help="print every row")
     ap.add_argument("--write", type=Path, help="refresh the serving section of this markdown file")
+    ap.add_argument("--replay", action="store_true", help="AIConfigurator rows: a step-by-step replay of every "
+                    "request against the model's TTFT")
     args = ap.parse_args(argv)
+    if args.replay:
+        print(replay(load_rows()))
+        return
     if args.write:
         write(args.write)
         return

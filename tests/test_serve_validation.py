@@ -51,3 +51,22 @@ def test_engine_constants_are_the_declared_fit():
         assert abs(shipped.fixed_layer_seconds - e.fixed_layer_seconds) < 0.06e-6, (name, stale)
         assert abs(shipped.fixed_moe_layer_seconds - e.fixed_moe_layer_seconds) < 0.06e-6, (name, stale)
         assert abs(shipped.request_overhead_seconds - e.request_overhead_seconds) < 0.06e-3, (name, stale)
+
+
+def test_each_benchmark_sends_its_stated_or_default_requests():
+    """AIConfigurator's aiperf scripts send 20 x C; TensorRT-LLM 0.14's online table states 500 (its
+    request-rate-infinity row sends them at once); LLMPerf's default is 10 completed requests."""
+    v = _validation()
+    rows = v.load_rows()
+    aic = [r for r in rows if v.source_group(r).startswith("AIConfigurator") and r.get("concurrency")]
+    assert aic and all(v.benchmark_requests(r) == 20 * r["concurrency"] for r in aic)
+    burst = [r for r in rows if v.source_group(r) == "TRT-LLM 0.14 online serving" and r["request_rate"] == "inf"]
+    assert burst and all(v.benchmark_requests(r) == 500 for r in burst)
+    poisson = [r for r in rows if v.source_group(r) == "TRT-LLM 0.14 online serving" and r["request_rate"] != "inf"]
+    assert poisson and all(v.benchmark_requests(r) is None for r in poisson)
+    llmperf = [r for r in rows if v.source_group(r) == "TRT-LLM issue 5929" and r["scenario"] == "fixed_concurrency"]
+    assert llmperf and all(v.benchmark_requests(r) == 10 for r in llmperf)
+    # Triton's frontend has no fitted overhead: those rows' TTFT is the engine's alone
+    row = poisson[0]
+    est, _ = v.predict(row)
+    assert est.ttft_seconds == est.steady.ttft_seconds + est.admission_wait_seconds

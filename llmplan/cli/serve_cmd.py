@@ -58,6 +58,10 @@ def serve(
                                          "with --slo-*: the rate to serve on the fewest GPUs (at most --gpus)."),
     max_throughput: bool = typer.Option(False, "--max-throughput", help="As many requests as the KV cache and "
                                         "the engine's batch hold (offline throughput)."),
+    requests: Optional[str] = typer.Option(None, "--requests", help="Requests a benchmark sends: TTFT is then "
+                                           "its mean, first wave included (with -c: C at once, then one as each "
+                                           "finishes; with --max-throughput: all at once). Default: none, the "
+                                           "long-run TTFT; AIConfigurator's aiperf scripts send 20 x C."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Weight format: bf16, fp16, fp8, int8, int4, nvfp4, "
                                         "mxfp4 (default: the checkpoint's, else bf16)."),
     kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help="KV-cache format: bf16, fp16, fp8, int8 "
@@ -86,6 +90,8 @@ def serve(
 
       llmplan serve -m llama-3.1-70b -g h100 --tp 4 -i 1000 -o 500 -c 64
 
+      llmplan serve -m llama-3.1-70b -g h100 --tp 4 -i 8000 -o 1000 -c 32 --requests 640
+
       llmplan serve -m llama-3.1-8b -g h200 --dtype fp8 -i 1000 -o 1000 --max-throughput
 
       llmplan serve -m mixtral-8x7b -g h100 --gpus 8 --tp 2 -i 2000 -o 200 -r 20 --engine vllm
@@ -109,6 +115,7 @@ def serve(
     ttft_target = parse_duration(slo_ttft, "--slo-ttft") if slo_ttft is not None else None
     tpot_target = parse_duration(slo_tpot, "--slo-tpot") if slo_tpot is not None else None
     n_gpus = parse_int_count(gpus, "--gpus") if gpus is not None else None
+    n_requests = parse_int_count(requests, "--requests") if requests is not None else None
     gpu = parse_gpu(gpu_name)
     if not gpu.peak_flops:
         raise LlmplanError(f"--gpu {gpu_name!r} gives only a memory size; serving also needs a peak and the memory "
@@ -127,9 +134,9 @@ def serve(
     if ttft_target is not None or tpot_target is not None:
         from llmplan.estimate.serve_layouts import fewest_gpus_for_rate, layouts_at_slo
 
-        if concurrency is not None:
+        if concurrency is not None or n_requests is not None:
             raise LlmplanError("--slo-* searches the load: give --max-throughput (layouts on --gpus) or --rate R "
-                               "(the fewest GPUs for R), not --concurrency")
+                               "(the fewest GPUs for R), not --concurrency or --requests")
         if I + O > spec.context:
             raise LlmplanError(f"{I:,} + {O:,} tokens exceed {spec.name}'s context of {spec.context:,}")
         if rate is not None:
@@ -151,5 +158,5 @@ def serve(
 
     est = serve_estimate(spec, gpu, input_tokens=I, output_tokens=O, gpus=n_gpus, tp=tp, ep=ep,
                          concurrency=concurrency, rate=rate, max_throughput=max_throughput,
-                         attention_dp=attention_dp, **common)
+                         attention_dp=attention_dp, requests=n_requests, **common)
     views.show_estimate(spec, est, as_json)

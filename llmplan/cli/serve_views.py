@@ -43,6 +43,8 @@ def estimate_dict(est: ServeEstimate) -> dict:
         "output_tokens_per_second_per_gpu": est.output_tokens_per_second_per_gpu,
         "requests_per_second": est.requests_per_second, "max_concurrency": est.max_concurrency,
         "overloaded": est.overloaded, "admission_wait_seconds": est.admission_wait_seconds,
+        "requests": est.requests, "first_wave_ttft_seconds": est.first_wave_ttft_seconds,
+        "later_ttft_seconds": est.later_ttft_seconds,
         "prefill_wait_steps": s.prefill_wait_steps,
         "memory_per_gpu": {"memory_bytes": m.memory_bytes, "weights_bytes": m.weights_bytes,
                            "activation_bytes": m.activation_bytes, "reserve_bytes": m.reserve_bytes,
@@ -75,13 +77,19 @@ def show_estimate(spec: ModelSpec, est: ServeEstimate, as_json: bool) -> None:
         load = f"max throughput ({est.concurrency:,.0f} in flight)"
     else:
         load = f"{est.concurrency:g} requests in flight"
-    rows = [("load", load), ("TTFT (time to first token)", _time(est.ttft_seconds)),
-            ("TPOT (time per output token)", _time(est.tpot_seconds)),
-            ("end-to-end latency", _time(est.e2e_seconds)),
-            ("output tokens/s (all GPUs)", _num(est.output_tokens_per_second)),
-            ("output tokens/s per GPU", _num(est.output_tokens_per_second_per_gpu)),
-            ("requests/s", f"{est.requests_per_second:.3g}"),
-            ("max concurrency (KV cache, batch cap)", f"{est.max_concurrency:,}")]
+    ttft_label = ("TTFT (time to first token)" if est.requests is None else
+                  f"TTFT, mean of {est.requests:,} sent at once" if est.load == "max-throughput" else
+                  f"TTFT, mean of {est.requests:,} requests")
+    rows = [("load", load), (ttft_label, _time(est.ttft_seconds))]
+    if est.first_wave_ttft_seconds is not None and est.later_ttft_seconds is not None:
+        rows += [("  first wave (all at once)", _time(est.first_wave_ttft_seconds)),
+                 ("  afterwards (staggered)", _time(est.later_ttft_seconds))]
+    rows += [("TPOT (time per output token)", _time(est.tpot_seconds)),
+             ("end-to-end latency", _time(est.e2e_seconds)),
+             ("output tokens/s (all GPUs)", _num(est.output_tokens_per_second)),
+             ("output tokens/s per GPU", _num(est.output_tokens_per_second_per_gpu)),
+             ("requests/s", f"{est.requests_per_second:.3g}"),
+             ("max concurrency (KV cache, batch cap)", f"{est.max_concurrency:,}")]
     con.print(kv_table(f"{est.model} on {est.gpus} x {est.gpu} ({layout}); {est.input_tokens:,} in, "
                        f"{est.output_tokens:,} out", rows))
     con.print(kv_table("Memory per GPU", [

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from llmplan.errors import LlmplanError
+from llmplan.estimate.serve_bench import benchmark_ttft_seconds, run_benchmark
 from llmplan.estimate.serve_engines import Engine, get_engine
 from llmplan.estimate.serve_memory import (KV_FORMATS, WEIGHT_FORMATS, ServeMemory, serve_memory, weight_bytes,
                                            weight_plan)
@@ -20,6 +21,7 @@ from llmplan.models import ModelSpec
 from llmplan.models.layers import MoE
 
 LOADS = ("concurrency", "rate", "max-throughput", "static")
+MAX_REQUESTS = 1_000_000  # a benchmark replayed step by step (serve_bench) stays within a second or so
 
 def rates_for(eff, gpu, tp: int = 1) -> Rates:
     """Achievable rates from llmplan.hardware.efficiency (family defaults, or a bench profile's measurements):
@@ -64,6 +66,9 @@ class ServeEstimate:
     engine_max_batch: int = 0      # the engine's batch cap on this GPU
     prefill_chunk: int = 0         # token budget of one step
     notes: tuple[str, ...] = ()
+    requests: int | None = None    # requests the benchmark sends (None: an unbounded run)
+    first_wave_ttft_seconds: float | None = None  # mean TTFT of the first wave (all at once), overhead included
+    later_ttft_seconds: float | None = None       # TTFT once arrivals are staggered (concurrency), overhead included
 
 
 def check_layout(spec: ModelSpec, tp: int, ep: int, gpus: int, attention_dp: bool = False) -> list[str]:
@@ -145,8 +150,10 @@ def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: in
                    engine: str | Engine | None = None, prefill_chunk: int | None = None,
                    profile: dict | None = None, memory_fraction: float | None = None,
                    static_batch: int | None = None, check_context: bool = True,
-                   attention_dp: bool = False) -> ServeEstimate:
-    """Serve `spec` on `gpus` GPUs (replicas of `tp`) at one load: a concurrency, a rate, or the maximum."""
+                   attention_dp: bool = False, requests: int | None = None) -> ServeEstimate:
+    """Serve `spec` on `gpus` GPUs (replicas of `tp`) at one load: a concurrency, a rate, or the maximum.
+    `requests`: the requests a benchmark sends; its mean TTFT includes the first wave (llmplan.estimate.
+    serve_bench): at a concurrency, C at once then a new one as each finishes; with max_throughput, all at once."""
     if spec.arch != "decoder":
         raise LlmplanError(f"serving models autoregressive decoding; {spec.name} is {spec.arch}")
     if dtype is not None and dtype not in WEIGHT_FORMATS:
@@ -160,6 +167,15 @@ def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: in
     loads = [concurrency is not None, rate is not None, bool(max_throughput), static_batch is not None]
     if sum(loads) != 1:
         raise LlmplanError("give one load: --concurrency C, --rate R (requests/s) or --max-throughput")
+    if requests is not None:
+        if not isinstance(requests, int) or isinstance(requests, bool) or not 1 <= requests <= MAX_REQUESTS:
+            raise LlmplanError(f"--requests must be a whole number from 1 to {MAX_REQUESTS:,}, got {requests!r}")
+        if concurrency is None and not max_throughput:
+            raise LlmplanError("--requests sets how many requests a benchmark sends at --concurrency C or all at "
+                               "once with --max-throughput; drop it with --rate (Poisson arrivals)")
+        if concurrency is not None and requests < concurrency:
+            raise LlmplanError(f"--requests {requests:,} is fewer than --concurrency {concurrency:g}: a benchmark "
+                               f"keeps C requests in flight; send at least {math.ceil(concurrency):,}")
     gpus = tp if gpus is None else gpus
     notes = check_layout(spec, tp, ep, gpus, attention_dp)
     replicas = gpus // tp
@@ -178,12 +194,16 @@ def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: in
     ranks = tp if dep.attention_dp else 1  # with attention DP each rank schedules its own batch
     cap = min(mem.max_concurrency, eng.max_batch * ranks)
     overloaded, admission = False, 0.0
+    engine_ttft, wave, later = None, None, None
     if static_batch is not None:
         state = static_state(dep, static_batch, input_tokens, output_tokens)
         load, per_replica = "static", float(static_batch)
     elif max_throughput:
         load, per_replica = "max-throughput", float(cap)
         state = steady_state(dep, per_replica, input_tokens, output_tokens)
+        if requests is not None:  # all at once (a request rate of infinity), at most `cap` running
+            n = max(round(requests / replicas), 1)
+            engine_ttft = wave = run_benchmark(dep, n, n, input_tokens, output_tokens, cap).ttft_seconds
     elif concurrency is not None:
         if not concurrency > 0 or math.isinf(concurrency):
             raise LlmplanError(f"--concurrency must be a positive number, got {concurrency!r}")
@@ -194,6 +214,8 @@ def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: in
                                f"lower --concurrency to {cap * replicas:,}, add GPUs or use --kv-dtype fp8")
         load = "concurrency"
         state = steady_state(dep, per_replica, input_tokens, output_tokens)
+        engine_ttft, wave, later = benchmark_ttft_seconds(
+            dep, per_replica, None if requests is None else requests / replicas, input_tokens, output_tokens, cap)
     else:
         if not rate > 0 or math.isinf(rate):
             raise LlmplanError(f"--rate must be a positive number of requests per second, got {rate!r}")
@@ -210,7 +232,8 @@ def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: in
     tok_s = per_replica * output_tokens / state.cycle_seconds * replicas
     # a static batch is timed inside the engine (no server in front): no request overhead
     overhead = 0.0 if static_batch is not None else eng.request_overhead_seconds
-    ttft = state.ttft_seconds + overhead + (admission if not overloaded else 0.0)
+    ttft = (state.ttft_seconds if engine_ttft is None else engine_ttft) + overhead + \
+        (admission if not overloaded else 0.0)
     return ServeEstimate(
         model=spec.name, gpu=gpu.name, gpus=gpus, tp=tp, ep=ep, replicas=replicas, attention_dp=dep.attention_dp,
         weights=dep.plan.label,
@@ -221,7 +244,9 @@ def serve_estimate(spec: ModelSpec, gpu, *, input_tokens: int, output_tokens: in
         output_tokens_per_second=tok_s, output_tokens_per_second_per_gpu=tok_s / gpus,
         requests_per_second=state.requests_per_second * replicas, max_concurrency=cap * replicas,
         overloaded=overloaded, admission_wait_seconds=admission, memory=mem, steady=state, rates=dep.rates,
-        engine_max_batch=eng.max_batch * ranks, prefill_chunk=dep.prefill_chunk * ranks, notes=tuple(notes))
+        engine_max_batch=eng.max_batch * ranks, prefill_chunk=dep.prefill_chunk * ranks, notes=tuple(notes),
+        requests=requests, first_wave_ttft_seconds=None if wave is None else wave + overhead,
+        later_ttft_seconds=None if later is None else later + overhead)
 
 
 def static_state(dep: Deployment, batch: int, input_tokens: int, output_tokens: int) -> Steady:

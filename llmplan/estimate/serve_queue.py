@@ -15,7 +15,10 @@ Queueing for the prefill budget at a rate: an M/D/1 queue (Poisson arrivals, det
 ceil(I / budget) steps; Pollaczek-Khinchine mean wait rho / (2 (1 - rho)) x service) with rho the share of time
 the steps spend with prefill work. At a fixed concurrency (a closed loop of C equal clients) the requests that finish
 together come back together and share mixed steps; they wait only when the prompts need more mixed steps than a
-cycle has. At a rate R (open loop) the concurrency solves Little's law C = R x E2E(C); once C
+cycle has (the closed-loop bottleneck: then TTFT = C x prefill time - decode time, the machine-repairman limit).
+`staggered`: the closed loop with its arrivals spread over the cycle, as after a benchmark's first wave
+(llmplan.estimate.serve_bench): C x k_p / N prompts in prefill at a time (at least the one), the same deterministic
+bottleneck rule, no random wait. At a rate R (open loop) the concurrency solves Little's law C = R x E2E(C); once C
 nears the KV-limited maximum c, requests also wait for a KV slot: M/D/c, Sakasegawa's approximation (1977)
 Lq = rho^sqrt(2 (c + 1)) / (1 - rho) x (1 + 0) / 2, Wq = Lq / R. Limits: every request has the same lengths,
 routing is uniform, the steps of one cycle are averaged (no burst at start-up), and the queueing formulas assume
@@ -59,7 +62,7 @@ class Steady:
 
 
 def steady_state(dep: Deployment, concurrency: float, input_tokens: int, output_tokens: int,
-                 closed_loop: bool = True) -> Steady:
+                 closed_loop: bool = True, staggered: bool = False) -> Steady:
     """The steady state of `concurrency` requests of input_tokens + output_tokens under continuous batching."""
     C, I, O = float(concurrency), float(input_tokens), float(output_tokens)
     o1 = max(O - 1.0, 0.0)
@@ -73,11 +76,11 @@ def steady_state(dep: Deployment, concurrency: float, input_tokens: int, output_
         d = C * o1 / N if N else 0.0
         budget = max(budget_total - d, 0.1 * budget_total)
         own = math.ceil(I / budget) if I else 0.0
-        if closed_loop:
+        if closed_loop and not staggered:
             # equal requests in a closed loop arrive in groups that fill the budget (those that finished together)
             in_prefill = max(min(C, budget / I if I else 1.0), 1.0)
         else:
-            # Poisson arrivals: a mixed step holds the prompts then in prefill (at least the one)
+            # arrivals spread over the cycle: a mixed step holds the prompts then in prefill (at least the one)
             in_prefill = max(C * k_p / N if N else 1.0, 1.0)
         p_mix = min(budget, I * in_prefill) if I else 0.0
         needed = C * I / p_mix if p_mix else 0.0  # mixed steps the cycle's prompts need
