@@ -7,6 +7,10 @@
    Llama-2-7B slice of 2 layers at its full width, and GPT-2 small), predicted with the catalog's default
    efficiencies and with the profile just measured; judged within 5%. Guarded: when this checkout's
    `llmplan.estimate` has no step-time model (`llmplan.estimate.steptime.estimate_step`), it says "not available".
+   Then one GEMM of a training shape (Llama-3-70B's MLP up-projection at TP 8 on a 16k-token micro-batch, bf16)
+   back to back for SUSTAINED_SECONDS, its rate per half-second window beside NVML's SM clock and board power:
+   whether the rate of a short benchmark holds over a run, the first question the step-time model's optimism
+   raises (docs/validation.md, "Where the step-time model misses").
 3. Memory of an MLA block (DeepSeek-V2-Lite's attention, Liu et al. 2024) and a MoE block (Mixtral 8x7B's, Jiang et
    al. 2024): the uncompiled run's llmplan prediction against torch.cuda.max_memory_allocated, within 5%. Guarded:
    a block the bench cannot build exactly (its parameter count differs from llmplan's count of the same shape) is
@@ -21,7 +25,8 @@ from dataclasses import replace
 STEP_TOLERANCE_PCT = 5.0
 MEMORY_TOLERANCE_PCT = 5.0
 # Device seconds each phase is planned at on one H200 (compiled runs dominate: one block shape each).
-KERNEL_SECONDS = 45.0
+SUSTAINED_SECONDS = 15.0
+KERNEL_SECONDS = 45.0 + SUSTAINED_SECONDS
 STEP_SECONDS = 100.0
 BLOCK_SECONDS = 45.0
 
@@ -35,7 +40,53 @@ def kernels(device, dry: bool, log) -> dict:
         plan = replace(plan, repeats=3, sample_seconds=0.002)
     log(f"calibration: {len(plan.gemm_shapes) * len(plan.dtypes)} GEMMs, memory bandwidth, "
         f"{len(plan.prefill) + len(plan.decode)} attention kernels")
-    return measure_kernels(device, plan, on_step=lambda what: None)
+    measured = measure_kernels(device, plan, on_step=lambda what: None)
+    measured["sustained"] = sustained_gemm(device, dry, log)
+    return measured
+
+
+def sustained_gemm(device, dry: bool, log, seconds: float | None = None) -> dict:
+    """A training-shaped GEMM back to back: TFLOP/s per window with the SM clock (MHz) and power (W) NVML reports
+    then; the first and last windows' rates and the drop between them (a CPU dry run: tiny fp32, no NVML)."""
+    import torch
+
+    from llmplan.bench.device import nvml_handle
+    from llmplan.bench.kernels import _sync
+
+    m, n, k = (64, 64, 64) if dry else (16384, 3584, 8192)  # Llama-3-70B: 28,672 / 8 up-projection columns
+    dtype = torch.float32 if dry or device.kind == "cpu" else torch.bfloat16
+    seconds = (0.3 if dry else SUSTAINED_SECONDS) if seconds is None else seconds
+    window = seconds / 30
+    a = torch.randn(m, k, device=device.torch_device, dtype=dtype)
+    b = torch.randn(k, n, device=device.torch_device, dtype=dtype)
+    out = torch.empty(m, n, device=device.torch_device, dtype=dtype)
+    nv, h = nvml_handle(int(device.torch_device.split(":")[1])) if device.kind == "cuda" else (None, None)
+
+    def probe(what):
+        try:
+            return what() if nv is not None and h is not None else None
+        except Exception:  # an NVML query the driver refuses: that figure is left out
+            return None
+
+    torch.matmul(a, b, out=out)
+    _sync(device)
+    windows, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t, calls = time.perf_counter(), 0
+        while time.perf_counter() - t < window:
+            for _ in range(4):
+                torch.matmul(a, b, out=out)
+            calls += 4
+            _sync(device)
+        elapsed = time.perf_counter() - t
+        windows.append({"t": round(time.perf_counter() - start, 3), "flops_per_s": 2.0 * m * n * k * calls / elapsed,
+                        "sm_clock_mhz": probe(lambda: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM)),
+                        "power_w": probe(lambda: nv.nvmlDeviceGetPowerUsage(h) / 1000.0)})
+    first, last = windows[0]["flops_per_s"], windows[-1]["flops_per_s"]
+    log(f"sustained GEMM {m} x {n} x {k}: {first / 1e12:.4g} -> {last / 1e12:.4g} TFLOP/s over {seconds:g} s")
+    return {"m": m, "n": n, "k": k, "dtype": str(dtype).replace("torch.", ""), "seconds": seconds,
+            "windows": windows, "first_flops_per_s": first, "last_flops_per_s": last,
+            "drop_pct": 100.0 * (1 - last / first)}
 
 
 def profile_keys(measured: dict | None) -> dict:
@@ -218,6 +269,15 @@ def check_rows(state: dict, dry: bool) -> list[dict]:
                      "measured": f"{len(k['gemm_curve'])} GEMMs (best {best / 1e12:.3g} TFLOP/s), HBM "
                      f"{hbm / 1e12:.3g} TB/s, {len(k['attention'])} attention kernels"
                      if best and hbm else "incomplete", "passed": None})
+        sus = k.get("sustained")
+        if sus:
+            clocks = [w["sm_clock_mhz"] for w in sus["windows"] if w["sm_clock_mhz"]]
+            rows.append({"check": f"sustained GEMM {sus['m']} x {sus['n']} x {sus['k']} {sus['dtype']}, "
+                                  f"{sus['seconds']:g} s", "target": "measured",
+                         "measured": f"{sus['first_flops_per_s'] / 1e12:.4g} -> {sus['last_flops_per_s'] / 1e12:.4g}"
+                                     f" TFLOP/s ({sus['drop_pct']:+.1f}% drop)"
+                                     + (f", SM clock {min(clocks)}-{max(clocks)} MHz" if clocks else ""),
+                         "passed": None})
     steps = state.get("steps")
     if steps is not None and not steps["available"]:
         rows.append({"check": "step-time model vs measured steps", "target": f"within {STEP_TOLERANCE_PCT:g}%",
@@ -268,6 +328,16 @@ def markdown(report: dict, device: dict) -> list[str]:
         if mb:
             lines += ["", f"Memory bandwidth: {mb['bytes_per_s'] / 1e9:.4g} GB/s ±{mb['spread_pct']:.0f}% "
                           f"(copy of {mb['buffer_bytes'] / 2**30:.3g} GiB, read + write counted)."]
+        sus = k.get("sustained")
+        if sus:
+            lines += ["", f"Sustained GEMM {sus['m']} x {sus['n']} x {sus['k']} {sus['dtype']}, back to back for "
+                          f"{sus['seconds']:g} s: {sus['first_flops_per_s'] / 1e12:.4g} TFLOP/s in the first "
+                          f"window, {sus['last_flops_per_s'] / 1e12:.4g} in the last ({sus['drop_pct']:+.1f}%).", "",
+                      "| t (s) | TFLOP/s | SM clock (MHz) | power (W) |", "|---|---|---|---|"]
+            for w in sus["windows"][::max(1, len(sus["windows"]) // 10)]:
+                power = "-" if w["power_w"] is None else f"{w['power_w']:.0f}"
+                lines.append(f"| {w['t']:.1f} | {w['flops_per_s'] / 1e12:.4g} | {w['sm_clock_mhz'] or '-'} | "
+                             f"{power} |")
         if k.get("attention"):
             lines += ["", "| attention | batch | heads (q/kv) | seq | head dim | dtype | TFLOP/s | GB/s |",
                       "|---|---|---|---|---|---|---|---|"]

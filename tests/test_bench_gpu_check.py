@@ -30,6 +30,9 @@ def test_dry_run_writes_results_and_passes_no_judgement(tmp_path, capsys):
     assert report["ladder"]["runs"], report["ladder"]
     md = (tmp_path / "gpu-check.md").read_text()
     assert "dry run on CPU" in md and "| MFU, GPT-3 XL" in md
+    sus = report["kernels"]["sustained"]  # the training-shaped GEMM held for a while, window by window
+    assert sus["windows"] and all(w["flops_per_s"] > 0 for w in sus["windows"])
+    assert sus["first_flops_per_s"] == sus["windows"][0]["flops_per_s"] and "Sustained GEMM" in md
     # The calibration phases: kernels in the profile under the step-time model's keys, and every check said.
     from llmplan.calibration import load_profile
 
