@@ -11,7 +11,8 @@ ratio per source, scenario and metric. Rows that cannot be predicted are counted
 
 How many requests each benchmark sent (`--requests`: its mean TTFT includes the first wave, when C prompts arrive
 at once; llmplan.estimate.serve_bench), from the source or, where it is silent, the documented default of the tool:
-- AIConfigurator silicon rows: not stated; AIConfigurator's own benchmark scripts send 20 x C with aiperf
+- AIConfigurator silicon rows: not stated (its design notes call the sample "a 2026-04 dump of the internal
+  benchmark DB", docs/design/prediction_regression_gate_design.md); its own benchmark scripts send 20 x C with aiperf
   (generator/config/backend_templates/benchmark/bench_run.sh.j2: `--num-requests $((concurrency*20))`, the
   MULTI_ROUND default 20, and generator/sflow.py `--request-count $((MULTI_ROUND*CONCURRENCY))`, MULTI_ROUND 20),
   after C or 2 C warm-up requests that aiperf lets finish first (aiperf/timing/credit_issuing_strategy.py). The
