@@ -1,5 +1,7 @@
 """The bench's model is built exactly from a ModelSpec: parameter counts equal count_params for the layers built."""
 
+from pathlib import Path
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -40,16 +42,40 @@ def test_parameter_count_equals_count_params(name):
     assert sum(p.numel() for p in model.parameters()) == count_params(spec).total
 
 
-# every decoder preset the bench builds, flat or described per layer (MLA, sliding windows, MoE with shared experts,
-# hybrids); the ones it refuses (DeepSeek-V4's compressed attention) are refused in one line, never approximated
-DECODER_PRESETS = sorted(n for n, s in load_presets().items() if s.arch == "decoder" and not unbuilt(s))
+# every decoder preset, flat or described per layer (MLA, sliding windows, MoE with shared experts, hybrids, DeepSeek-V4)
+DECODER_PRESETS = sorted(n for n, s in load_presets().items() if s.arch == "decoder")
 
 
-def test_presets_the_bench_does_not_build_are_refused():
-    refused = sorted(n for n, s in load_presets().items() if s.arch == "decoder" and unbuilt(s))
-    assert refused == ["deepseek-v4-flash", "deepseek-v4-pro"]
-    with pytest.raises(LlmplanError, match="DeepSeek-V4's compressed attention and hyper-connections"):
-        build_model(load_presets()["deepseek-v4-flash"], layers=2, device="meta")
+def test_deepseek_v4_blocks_train_with_its_parameters():
+    """DeepSeek-V4's layers (llmplan.bench.blocks_v4): the parameters count_params counts, a forward and backward
+    that runs, and gradients everywhere but in CSA's indexer, whose top-k choice carries none (as in transformers)."""
+    from llmplan.models.hf_config import read_hf_config
+
+    spec = read_hf_config(Path(__file__).resolve().parent / "data" / "hf_configs" / "DeepSeek-V4-reduced" /
+                          "config.json")
+    torch.manual_seed(0)
+    model = build_model(spec)
+    assert sum(p.numel() for p in model.parameters()) == count_params(spec).total
+    tokens = torch.randint(0, spec.vocab, (2, 40))
+    loss = model(tokens, tokens)
+    loss.backward()
+    assert torch.isfinite(loss) and 0.0 < loss.item() < 2 * 6.908  # of the order of ln(vocab 1000) at initialisation
+    no_grad = {n.split(".attn.")[1].split(".")[0] for n, p in model.named_parameters() if p.grad is None}
+    assert no_grad == {"indexer"}
+    selective = build_model(spec, recompute="selective")
+    selective.load_state_dict(model.state_dict())
+    assert torch.allclose(selective(tokens, tokens), loss)
+
+
+def test_hyper_connections_without_compressed_attention_are_refused():
+    from llmplan.models.layers import LayerGroup
+
+    spec = SHAPES["llama-style-gqa"]
+    g = spec.layer_groups[0]
+    odd = spec.with_(groups=(LayerGroup(g.count, g.mixer, g.ffn, g.norms, hyper=4),))
+    assert "hyper-connections or compressed attention apart" in unbuilt(odd)
+    with pytest.raises(LlmplanError, match="which the bench does not build"):
+        build_model(odd)
 
 
 @pytest.mark.parametrize("name", DECODER_PRESETS)

@@ -115,3 +115,19 @@ def test_current_blocks_within_10_percent_of_counted_saved_tensors(name, attenti
     measured = measure(spec, "fp32", 2, 32, attention, recompute)
     predicted = predict(spec, "fp32", 2, 32, attention, recompute, "pytorch")
     assert predicted == pytest.approx(measured, rel=0.10), (name, measured, predicted)
+
+
+@pytest.mark.parametrize("recompute", ["none", "selective", "full"])
+@pytest.mark.parametrize("batch, seq", [(2, 32), (1, 96)])
+def test_deepseek_v4_within_10_percent_of_counted_saved_tensors(recompute, batch, seq):
+    """DeepSeek-V4's layers (hyper-connection streams, compressed attention with HCA / CSA compressors and the
+    indexer, the MoE with its shared expert), the reduced config of tests/data/hf_configs: the same check."""
+    from pathlib import Path
+
+    from llmplan.models.hf_config import read_hf_config
+
+    spec = read_hf_config(Path(__file__).resolve().parent / "data" / "hf_configs" / "DeepSeek-V4-reduced" /
+                          "config.json")
+    measured = measure(spec, "fp32", batch, seq, "flash", recompute)
+    predicted = predict(spec, "fp32", batch, seq, "flash", recompute, "pytorch")
+    assert predicted == pytest.approx(measured, rel=0.10), (measured, predicted)

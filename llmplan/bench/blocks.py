@@ -38,7 +38,8 @@ class MoE(nn.Module):
                                      for _ in range(m.experts))
         self.latent_in = nn.Linear(hidden, m.latent, bias=m.bias) if m.latent else None
         self.latent_out = nn.Linear(m.latent, hidden, bias=m.bias) if m.latent else None
-        self.shared = MLP(hidden, m.shared_ffn, m.gated, False, activation, dropout) if m.shared_ffn else None
+        self.shared = (MLP(hidden, m.shared_ffn, m.gated, m.shared_bias, activation, dropout) if m.shared_ffn
+                       else None)
         self.shared_gate = nn.Linear(hidden, 1, bias=False) if m.shared_ffn and m.shared_gate else None
         self.k = m.top_k
 

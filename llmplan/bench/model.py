@@ -277,8 +277,13 @@ class DecoderLM(nn.Module):
         self.embedding_norm = make_norm(spec) if spec.embedding_norm else None
         self.drop = nn.Dropout(dropout)
         layers = [g for g in spec.layer_groups for _ in range(g.count)]
-        self.blocks = nn.ModuleList(Block(spec, g, attention, recompute, dropout, first=i == 0)
+        from llmplan.bench.blocks_v4 import HyperBlock, HyperHead  # DeepSeek-V4's layers and stream collapse
+
+        self.blocks = nn.ModuleList(HyperBlock(spec, g, dropout, recompute == "selective") if g.hyper else
+                                    Block(spec, g, attention, recompute, dropout, first=i == 0)
                                     for i, g in enumerate(layers))
+        streams = max((g.hyper for g in layers), default=0)
+        self.hc_head = HyperHead(streams, h) if streams else None
         self.final_norm = make_norm(spec) if spec.final_norm else None
         if spec.tied_embeddings:
             self.head = None
@@ -324,12 +329,16 @@ class DecoderLM(nn.Module):
         if self.embedding_norm is not None:
             x = self.embedding_norm(x)
         x = self.drop(x)
+        if self.hc_head is not None:  # the residual as hc_mult streams, each a copy of the embedding
+            x = x.unsqueeze(2).expand(-1, -1, self.hc_head.n, -1).contiguous()
         ctx = self._context(s, tokens.device)
         for block in self.blocks:
             if self.recompute == "full" and self.training:  # recompute the whole block in backward
                 x = checkpoint(block, x, ctx, use_reentrant=False)
             else:
                 x = block(x, ctx)
+        if self.hc_head is not None:
+            x = self.hc_head(x)
         if self.final_norm is not None:
             x = self.final_norm(x)
         if self.project_out is not None:
@@ -346,10 +355,9 @@ class DecoderLM(nn.Module):
 def unbuilt(spec: ModelSpec) -> str | None:
     """Why the bench cannot build this model's layers (refused rather than approximated), or None."""
     for g in spec.layer_groups:
-        if g.hyper or isinstance(g.mixer, CompressedAttentionSpec):
-            return (f"{spec.name!r} has DeepSeek-V4's compressed attention and hyper-connections, which the bench "
-                    "does not build")
-        if g.attention is not None and g.attention.index_heads:
+        if bool(g.hyper) != isinstance(g.mixer, CompressedAttentionSpec):  # built together: DeepSeek-V4's layer
+            return f"{spec.name!r} has hyper-connections or compressed attention apart, which the bench does not build"
+        if g.attention is not None and g.attention.index_heads and not g.hyper:
             return f"{spec.name!r} has DeepSeek-V3.2's sparse-attention indexer, which the bench does not build"
     return None
 

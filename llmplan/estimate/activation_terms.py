@@ -161,7 +161,7 @@ def _compressed(spec: ModelSpec, c: ActivationConfig, d: dict, m: CompressedAtte
     """DeepSeek-V4 attention in training, by the same rule (each op keeps the inputs its backward needs): q_a's
     output feeds its norm, the normed latent q_b and the indexer's q_b; q_b's output feeds the weightless per-head
     norm, kv_proj's its norm; the core keeps the rotated Q and the one K = V head over the window and the compressed
-    entries; o_a's group outputs feed o_b. A compressor keeps its kv and gate projections (the pooling's inputs); CSA's
+    entries; its output is kept by the inverse rotation, then copied for o_a; o_a's group outputs feed o_b. A compressor keeps its kv and gate projections (the pooling's inputs); CSA's
     indexer its own, its query and head weights (its score matrix is recomputed, not kept, as the core's is)."""
     n, p, t = d["n"], d["p"], c.tp
     heads = m.heads / t
@@ -180,11 +180,13 @@ def _compressed(spec: ModelSpec, c: ActivationConfig, d: dict, m: CompressedAtte
                   Term("v4_indexer_weights", FP32 * n * m.index_heads)]
     keys = c.seq + m.compressed_entries(c.seq)  # eager math: the windowed mask over the sequence, then the entries
     terms += _core(spec, c, d, "attn", keys, n, causal, q, kv, kv, q, heads, True, True)
+    # the core's output, kept by the rotation that undoes V's rotary part (then o_a's input, counted by _core)
+    terms.append(Term("v4_core_out", p * n * q))
     terms.append(Term("v4_o_groups", p * n * m.o_groups * m.o_lora_rank / t, consumer="o"))
     return terms
 
 
-def _hyper(c: ActivationConfig, name: str, nr: float, h: int, streams: int) -> list[Term]:
+def hyper_terms(c: ActivationConfig, name: str, nr: float, h: int, streams: int) -> list[Term]:
     """One hyper-connection (DeepseekV4HyperConnection, in fp32): the streams it collapses and mixes, their
     flattened RMS-normed copy for fn's backward and its rstd, and the pre / post / comb weights."""
     r = FP32 if c.residual_fp32 else c.bytes_per_value
@@ -303,7 +305,7 @@ def layer_terms(spec: ModelSpec, c: ActivationConfig, cross: bool = False,
     m = g.mixer
     if m is not None:
         if g.hyper:
-            terms += _hyper(c, "hc_attn", nr, h, g.hyper)
+            terms += hyper_terms(c, "hc_attn", nr, h, g.hyper)
         if n_apps:
             terms += norm_terms(spec, c, "norm_attn", nr)
         terms.append(Term("attn_input", p * nr * h, consumer="qkv" if isinstance(m, Attention) else "in_proj"))
@@ -323,7 +325,7 @@ def layer_terms(spec: ModelSpec, c: ActivationConfig, cross: bool = False,
             terms.append(Term("cross_residual_dropout_mask", dropout_mask_bytes(c) * nr * h))
     if g.ffn is not None:
         if g.hyper:
-            terms += _hyper(c, "hc_ffn", nr, h, g.hyper)
+            terms += hyper_terms(c, "hc_ffn", nr, h, g.hyper)
         if n_apps:
             terms += norm_terms(spec, c, "norm_mlp", nr, shared_input=spec.parallel_layers)
         terms += _mlp(spec, c, d, g.ffn)

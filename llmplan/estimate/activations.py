@@ -128,6 +128,10 @@ def activation_memory(spec: ModelSpec, c: ActivationConfig, pp: int = 1) -> Acti
         head += p * nr * h  # output layer input (frozen under LoRA: not kept)
     if spec.final_norm:
         head += sum(t.bytes for t in norm_terms(spec, c, "final_norm", nr))
+    streams = max((g.hyper for g in spec.layer_groups), default=0) if not encdec else 0
+    if streams:  # DeepSeek-V4's hc_head: the streams it collapses, their fp32 normed copy and rstd, its weights
+        r = FP32 if c.residual_fp32 else p
+        head += r * nr * streams * h + FP32 * nr * (streams * h + 1 + streams)
     logits = p * n * vocab + (FP32 * n * vocab if c.loss_fp32 and p != FP32 else 0.0)
     if c.recompute in ("full", "selective"):  # the largest layer rematerialised in the backward pass
         full = replace(c, recompute="none")

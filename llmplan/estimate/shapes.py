@@ -7,7 +7,7 @@ model's layer groups (llmplan.models.layers), so attention kinds, MLA, MoE and r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llmplan.errors import LlmplanError
 from llmplan.models.layers import Attention, GatedDeltaNet, LayerGroup, Mamba2, MoE, linear
@@ -348,7 +348,7 @@ def truncated(spec: ModelSpec, layers: int | None) -> ModelSpec:
     for g in spec.groups:
         if left <= 0:
             break
-        out.append(LayerGroup(min(g.count, left), g.mixer, g.ffn, g.norms))
+        out.append(replace(g, count=min(g.count, left)))
         left -= g.count
     return spec.with_(groups=tuple(out), layers=layers)
 
@@ -359,7 +359,7 @@ def layer_slice(spec: ModelSpec, start: int, stop: int) -> ModelSpec:
     for g in spec.layer_groups:
         lo, hi = max(start, i), min(stop, i + g.count)
         if hi > lo:
-            out.append(LayerGroup(hi - lo, g.mixer, g.ffn, g.norms))
+            out.append(replace(g, count=hi - lo))
         i += g.count
     return spec.with_(groups=tuple(out), layers=stop - start)
 

@@ -12,9 +12,10 @@ else two HCA layers then HCA and CSA alternating. Compression rates: `compress_r
 first `num_hash_layers`, default 3) pick experts by token id from a buffer (tid2eid): their parameters and active
 count equal a learned router's, so both are the same MoE here.
 
-Read and ignored on purpose (they change no count): rope_theta, compress_rope_theta, rope_scaling, qk_rope_head_dim /
-partial_rotary_factor (the rotary slice of each head), hc_sinkhorn_iters, hc_eps, swiglu_limit, scoring_func,
-routed_scaling_factor, norm_topk_prob, topk_method, and attention_bias (DeepseekV4Attention builds no biases).
+Read for the bench only: partial_rotary_factor / qk_rope_head_dim (the rotary slice of each head). Read and ignored
+on purpose (they change no count): rope_theta, compress_rope_theta, rope_scaling, hc_sinkhorn_iters, hc_eps,
+swiglu_limit, scoring_func, routed_scaling_factor, norm_topk_prob, topk_method, and attention_bias
+(DeepseekV4Attention builds no biases).
 """
 
 from __future__ import annotations
@@ -106,6 +107,17 @@ def _weight_format(c: Cfg) -> tuple[WeightFormat | None, str | None]:
     raise c.bad("expert_dtype", "fp4 or fp8", dtype)
 
 
+def _rope_dim(c: Cfg, head_dim: int) -> int:
+    """The rotary channels of each head: head_dim x partial_rotary_factor, else the legacy qk_rope_head_dim, else
+    64 / 512 of head_dim (DeepseekV4Config.__post_init__)."""
+    factor = c.value("partial_rotary_factor", None)
+    if factor is None:
+        return c.int("qk_rope_head_dim") if c.has("qk_rope_head_dim") else int(head_dim * 64 / 512)
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 <= factor <= 1:
+        raise c.bad("partial_rotary_factor", "a number from 0 to 1", factor)
+    return int(head_dim * factor)
+
+
 def deepseek_v4(c: Cfg, name: str) -> ModelSpec:
     h, n = c.int("hidden_size"), c.int("num_hidden_layers")
     context = c.int("max_position_embeddings")
@@ -119,7 +131,9 @@ def deepseek_v4(c: Cfg, name: str) -> ModelSpec:
     kinds, mtp_kind, notes = _kinds(c, n)
     rates = _rates(c)
     heads = c.int("num_attention_heads")
-    base = dict(heads=heads, kv_heads=1, head_dim=c.int("head_dim"), kind="sliding", window=window(c, context),
+    head_dim = c.int("head_dim")
+    base = dict(heads=heads, kv_heads=1, head_dim=head_dim, qk_rope_head_dim=_rope_dim(c, head_dim), kind="sliding",
+                window=window(c, context),
                 k_eq_v=True, sinks=True, q_lora_rank=c.int("q_lora_rank"), o_groups=c.int("o_groups"),
                 o_lora_rank=c.int("o_lora_rank"))
     index = dict(index_heads=c.int("index_n_heads"), index_head_dim=c.int("index_head_dim"),

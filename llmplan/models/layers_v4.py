@@ -21,8 +21,9 @@ from llmplan.models.layers import Attention, _check_ints
 @dataclass(frozen=True)
 class CompressedAttention(Attention):
     """A DeepSeek-V4 attention layer (transformers DeepseekV4Attention). It is an `Attention` of kind "sliding"
-    (window = sliding_window) with k_eq_v and sinks; q_lora_rank > 0 is its low-rank query. compress_ratio 0: the
-    sliding window only; with index_heads > 0 the layer is CSA (overlapping compressor and indexer), else HCA."""
+    (window = sliding_window) with k_eq_v and sinks; q_lora_rank > 0 is its low-rank query; qk_rope_head_dim the
+    rotary channels at the end of each head. compress_ratio 0: the sliding window only; with index_heads > 0 the
+    layer is CSA (overlapping compressor and indexer), else HCA."""
 
     o_groups: int = 1          # head groups of the grouped output projection
     o_lora_rank: int = 0       # per-group width d_g of that projection
@@ -35,6 +36,9 @@ class CompressedAttention(Attention):
         if self.kind != "sliding" or not self.k_eq_v or self.kv_heads != 1:
             raise LlmplanError("compressed attention is shared-KV multi-query attention over a sliding window "
                                "(kind sliding, k_eq_v, one KV head)")
+        if self.qk_rope_head_dim % 2 or self.qk_rope_head_dim > self.head_dim:
+            raise LlmplanError(f"the rotary part of a head ({self.qk_rope_head_dim}) must be even and at most "
+                               f"head_dim ({self.head_dim})")
         if self.heads % self.o_groups:
             raise LlmplanError(f"{self.heads} heads cannot be split into {self.o_groups} output groups")
         if self.index_heads and not self.compress_ratio:
