@@ -90,8 +90,13 @@ def active(model, text_config) -> int | None:
     """Total minus routed experts x (1 - top_k / experts); None for a dense model."""
     experts = next((getattr(text_config, k) for k in EXPERTS if getattr(text_config, k, None)), None)
     top_k = getattr(text_config, "num_experts_per_tok", None) or getattr(text_config, "top_k_experts", None)
+    ffn = getattr(text_config, "ffn_config", None)  # DBRX: DbrxFFNConfig moe_num_experts, moe_top_k
+    if not experts and ffn is not None:
+        experts, top_k = ffn.moe_num_experts, ffn.moe_top_k
     routed = sum(p.numel() for n, p in model.named_parameters()
                  if ".experts." in n and "shared_expert" not in n and not TOWERS.search(n))
+    if isinstance(top_k, list):  # one top_k per layer (Hunyuan moe_topk), every layer holding the same experts
+        top_k = sum(top_k) / len(top_k)
     if not experts or not top_k or not routed:
         return None
     total = sum(p.numel() for n, p in model.named_parameters() if not TOWERS.search(n))

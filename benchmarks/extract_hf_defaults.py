@@ -25,7 +25,10 @@ TYPES = ("llama mistral mixtral phi3 qwen2 gemma gemma2 deepseek_v2 deepseek_v3 
          "glm4_moe glm4_moe_lite glm_moe_dsa gpt_oss granitemoe llama4 llama4_text minimax_m2 mistral3 ministral3 "
          "nemotron_h olmo2 olmo3 qwen3 qwen3_moe qwen3_next qwen3_5 qwen3_5_text qwen3_5_moe qwen3_5_moe_text qwen3_vl "
          "qwen3_vl_text qwen3_vl_moe qwen3_vl_moe_text qwen2_moe phimoe olmoe starcoder2 cohere modernbert deberta-v2 "
-         "bart mt5 umt5 gemma4 gemma4_text deepseek_v4").split()
+         "bart mt5 umt5 gemma4 gemma4_text deepseek_v4 granite cohere2 olmo glm4 smollm3 phi gptj stablelm "
+         "dbrx ernie4_5 ernie4_5_moe hunyuan_v1_dense hunyuan_v1_moe seed_oss dots1 arcee apertus exaone bamba").split()
+# nested config classes a reader reads, as "type.key" (DBRX attn_config, ffn_config)
+SUBCONFIGS = ("dbrx.attn_config", "dbrx.ffn_config")
 # keys that change no shape (ids, dropout, init, numerics, rope scaling, generation)
 SKIP = re.compile(r"token_id|dropout|initializer|_eps$|epsilon|^use_cache$|^rope|_theta$|^output_|^return_|"
                   r"torchscript|^chunk_size_feed_forward|^problem_type|^tokenizer|softcapping|scalar|multiplier|"
@@ -70,6 +73,9 @@ def main() -> int:
         sub = data["types"][model_type].get("text_config")
         if sub and sub not in data["types"] and sub in CONFIG_MAPPING:
             data["types"][sub] = entry(CONFIG_MAPPING[sub])
+    for name in SUBCONFIGS:
+        model_type, key = name.split(".")
+        data["types"][name] = entry(CONFIG_MAPPING[model_type].sub_configs[key])
     with tempfile.NamedTemporaryFile("w", dir=TARGET.parent, delete=False, suffix=".tmp") as tmp:
         json.dump(data, tmp, indent=1, sort_keys=False)
         tmp.write("\n")

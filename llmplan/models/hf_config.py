@@ -5,8 +5,9 @@ that count_params(spec) equals the number of parameters transformers instantiate
 decoders (a tied output head counted once), the text model of a multimodal wrapper (its `text_config`, with the
 wrapper's output head), T5ForConditionalGeneration for t5, BertModel / RobertaModel (AutoModel, pooler included) for
 bert and roberta. tests/test_models_hf_config.py checks this against counts established with transformers
-(benchmarks/establish_hf_counts.py). The readers live in hf_classic (one repeated block), hf_dense, hf_moe,
-hf_hybrid and hf_v4 (per-layer descriptions); hf_common holds the checked key access and transformers' class defaults.
+(benchmarks/establish_hf_counts.py). The readers live in hf_classic (one repeated block), hf_dense and
+hf_dense_more, hf_moe and hf_moe_more, hf_hybrid and hf_v4 (per-layer descriptions); hf_common holds the checked key
+access and transformers' class defaults.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 from pathlib import Path
 
 from llmplan.errors import LlmplanError
-from llmplan.models import hf_classic, hf_dense, hf_encoders, hf_hybrid, hf_moe, hf_v4
+from llmplan.models import hf_classic, hf_dense, hf_dense_more, hf_encoders, hf_hybrid, hf_moe, hf_moe_more, hf_v4
 from llmplan.models.hf_common import Cfg, check_common_keys, hf_defaults
 from llmplan.models.spec import ModelSpec
 
@@ -36,6 +37,13 @@ _CFG_READERS = {
     "nemotron_h": hf_hybrid.nemotron_h, "qwen3_next": hf_hybrid.qwen3_next,
     "qwen3_5_text": hf_hybrid.qwen3_5_text, "qwen3_5_moe_text": hf_hybrid.qwen3_5_moe_text,
     "gemma4_text": hf_dense.gemma4_text,
+    "granite": hf_dense_more.granite, "cohere2": hf_dense_more.cohere2, "olmo": hf_dense_more.olmo,
+    "glm4": hf_dense_more.glm4, "smollm3": hf_dense_more.smollm3, "phi": hf_dense_more.phi,
+    "gptj": hf_dense_more.gptj, "stablelm": hf_dense_more.stablelm, "ernie4_5": hf_dense_more.ernie4_5,
+    "hunyuan_v1_dense": hf_dense_more.hunyuan_v1_dense, "seed_oss": hf_dense_more.seed_oss,
+    "arcee": hf_dense_more.arcee, "apertus": hf_dense_more.apertus, "exaone": hf_dense_more.exaone,
+    "dbrx": hf_moe_more.dbrx, "ernie4_5_moe": hf_moe_more.ernie4_5_moe, "hunyuan_v1_moe": hf_moe_more.hunyuan_v1_moe,
+    "dots1": hf_moe_more.dots1, "bamba": hf_hybrid.bamba,
     "modernbert": hf_encoders.modernbert, "deberta-v2": hf_encoders.deberta_v2, "bart": hf_encoders.bart,
     "mt5": hf_encoders.mt5, "umt5": hf_encoders.umt5,
 }

@@ -107,3 +107,32 @@ def qwen3_5_text(c: Cfg, name: str, top: Cfg | None = None, assumptions=()) -> M
 def qwen3_5_moe_text(c: Cfg, name: str, top: Cfg | None = None, assumptions=()) -> ModelSpec:
     # modeling_qwen3_5_moe.py: Qwen3-Next's mixers with the gated-shared-expert MoE on every layer
     return _qwen_hybrid(c, name, [_qwen_moe(c)] * c.int("num_hidden_layers"), top, assumptions)
+
+
+def bamba(c: Cfg, name: str) -> ModelSpec:
+    """modeling_bamba.py: each layer is a Mamba-2 mixer or a LLaMA attention, then a gated MLP, with two RMSNorms
+    (input_layernorm, pre_ff_layernorm). Attention layers are those in attn_layer_indices (BambaConfig
+    layers_block_type). The mixer's width is mamba_expand x hidden_size over mamba_n_heads heads of mamba_d_head
+    ("auto": that width / heads, BambaConfig.__post_init__); partial rotary changes no count."""
+    h, n = c.int("hidden_size"), c.int("num_hidden_layers")
+    indices = set(c.int_list("attn_layer_indices", default=[]))
+    if any(not 0 <= i < n for i in indices):
+        raise c.bad("attn_layer_indices", f"layer indices below {n}", sorted(indices))
+    heads = c.int("mamba_n_heads")
+    expand = c.int("mamba_expand")
+    inner = expand * h
+    d_head = c.value("mamba_d_head")
+    if d_head == "auto":
+        d_head = inner // heads
+    elif not isinstance(d_head, int) or isinstance(d_head, bool) or d_head < 1:
+        raise c.bad("mamba_d_head", "a positive integer or \"auto\"", d_head)
+    if heads * d_head != inner:  # the mixer's width is mamba_expand x hidden_size, whatever mamba_d_head says
+        raise LlmplanError(f"{c.name}: mamba_n_heads x mamba_d_head ({heads} x {d_head}) must equal mamba_expand x "
+                           f"hidden_size ({inner})")
+    mamba = Mamba2(heads=heads, head_dim=d_head, state=c.int("mamba_d_state"), groups=c.int("mamba_n_groups"),
+                   conv_kernel=c.int("mamba_d_conv"), bias=c.bool("mamba_proj_bias"),
+                   conv_bias=c.bool("mamba_conv_bias"))
+    attn = standard_attention(c, h)
+    ffn = Dense(c.int("intermediate_size"), bias=c.bool("mlp_bias", default=False))
+    layers: list[Layer] = [(attn if i in indices else mamba, ffn, 2) for i in range(n)]
+    return decoder_spec(c, name, layers, hidden=h)

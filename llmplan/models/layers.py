@@ -225,12 +225,15 @@ class Dense:
     ffn: int
     gated: bool = True
     bias: bool = False
+    act_params: int = 0  # learned parameters of the activation itself (Apertus xIELU: alpha_p and alpha_n, 2)
 
     def __post_init__(self) -> None:
         _check_ints(self, ("ffn",), 1)
+        _check_ints(self, ("act_params",), 0)
 
     def params(self, hidden: int) -> int:
-        return (2 if self.gated else 1) * linear(hidden, self.ffn, self.bias) + linear(self.ffn, hidden, self.bias)
+        return ((2 if self.gated else 1) * linear(hidden, self.ffn, self.bias) + linear(self.ffn, hidden, self.bias)
+                + self.act_params)
 
     def active_params(self, hidden: int) -> int:
         return self.params(hidden)

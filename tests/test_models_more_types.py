@@ -1,0 +1,130 @@
+"""The model types added after the first per-layer readers (granite ... bamba): their layer make-up, the KV cache
+per layer kind by the window arithmetic, and bad keys ending in one LlmplanError naming the key. Their parameter
+counts are checked against transformers 5.24 by tests/test_models_hf_config.py over COUNTS.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llmplan.errors import LlmplanError
+from llmplan.estimate.kvcache import cache_bytes
+from llmplan.models.hf_config import READERS, read_hf_config, spec_from_hf_config
+from llmplan.models.layers import Dense, Mamba2, MoE
+from llmplan.models.params import count_params
+
+CONFIGS = Path(__file__).resolve().parent / "data" / "hf_configs"
+ADDED = ("granite", "cohere2", "olmo", "glm4", "smollm3", "phi", "gptj", "stablelm", "ernie4_5", "hunyuan_v1_dense",
+         "seed_oss", "arcee", "apertus", "exaone", "dbrx", "ernie4_5_moe", "hunyuan_v1_moe", "dots1", "bamba")
+
+
+def spec(name: str):
+    return read_hf_config(CONFIGS / name / "config.json")
+
+
+def per_layer(s):
+    return [g for g in s.layer_groups for _ in range(g.count)]
+
+
+def test_added_types_are_offered():
+    assert set(ADDED) <= set(READERS)
+
+
+# KV cache per layer kind ----------------------------------------------------------------------------------------
+def test_cohere2_sliding_rope_layers_and_full_nope_layers():
+    s = spec("cohere2-class-defaults")  # 40 layers, sliding_window_pattern 4, window 4096, 64 KV heads of 128
+    layers = per_layer(s)
+    assert [(g.mixer.kind, g.mixer.rope) for g in layers[:4]] == [("sliding", True)] * 3 + [("full", False)]
+    assert sum(g.mixer.kind == "full" for g in layers) == 10 and s.parallel_layers
+    per_token = 64 * 128 * 2 * 2  # kv heads x head_dim x (K, V) x bf16
+    c = cache_bytes(s, 8192)
+    assert c.kv_cache_bytes == 30 * per_token * 4096 + 10 * per_token * 8192
+    assert c.layers == {"sliding": 30, "full": 10}
+
+
+def test_smollm3_nope_every_fourth_layer_and_sliding_nope_layers():
+    plain, sliding = spec("SmolLM3-3B-class-defaults"), spec("SmolLM3-3B-class-defaults-sliding")
+    assert [g.mixer.rope for g in per_layer(plain)[:4]] == [True, True, True, False]
+    assert all(g.mixer.kind == "full" for g in per_layer(plain))
+    assert [(g.mixer.kind, g.mixer.rope) for g in per_layer(sliding)[:4]] == [("full", True)] * 3 + [("sliding", False)]
+    per_token = 4 * 128 * 2 * 2
+    assert cache_bytes(plain, 32768).kv_cache_bytes == 36 * per_token * 32768
+    assert cache_bytes(sliding, 32768).kv_cache_bytes == 27 * per_token * 32768 + 9 * per_token * 4096
+
+
+def test_bamba_state_is_constant_and_attention_layers_grow():
+    s = spec("Bamba-9B-class-defaults-attention-layers")
+    mixers = [type(g.mixer).__name__ for g in per_layer(s)]
+    assert [i for i, m in enumerate(mixers) if m == "Attention"] == [9, 18, 27]
+    mamba = next(g.mixer for g in s.layer_groups if isinstance(g.mixer, Mamba2))
+    assert (mamba.heads, mamba.head_dim, mamba.state, mamba.groups) == (128, 64, 256, 1)  # 2 x 4096 / 128 heads
+    state_values = (8192 + 2 * 256) * 3 + 128 * 64 * 256  # conv window (d_conv - 1) + SSM state per layer
+    for seq in (1024, 32768):
+        c = cache_bytes(s, seq)
+        assert c.state_bytes == 29 * state_values * 2
+        assert c.kv_cache_bytes == 3 * 8 * 128 * 2 * 2 * seq
+        assert c.layers == {"mamba2": 29, "full": 3}
+
+
+# Layer make-up --------------------------------------------------------------------------------------------------
+def test_olmo_layer_norms_hold_no_parameters():
+    s = spec("OLMo-7B-hf-class-defaults")
+    assert count_params(s).norms == 0 and not s.final_norm
+
+
+def test_apertus_xielu_holds_two_scalars_per_layer():
+    s = spec("Apertus-8B-class-defaults")
+    assert all(g.ffn.act_params == 2 and not g.ffn.gated for g in s.layer_groups)
+    without = spec_from_hf_config({"model_type": "apertus", "hidden_act": "relu2"})
+    assert count_params(s).total - count_params(without).total == 2 * 32
+
+
+def test_moe_layouts():
+    ernie = per_layer(spec("ERNIE-4.5-21B-A3B-PT-class-defaults"))
+    assert isinstance(ernie[0].ffn, Dense) and all(isinstance(g.ffn, MoE) for g in ernie[1:])
+    assert ernie[1].ffn.shared_ffn == 2 * 1536 and ernie[1].ffn.router_bias  # e_score_correction_bias
+    interval = per_layer(spec("ernie4_5_moe-class-defaults-bias-interval"))
+    assert [i for i, g in enumerate(interval) if isinstance(g.ffn, MoE)] == list(range(1, 21, 2))
+    dots = per_layer(spec("dots1-class-defaults-128-experts"))
+    assert isinstance(dots[0].ffn, Dense) and dots[1].ffn.shared_ffn == 2 * 1408 and dots[1].ffn.experts == 128
+    hunyuan = spec("hunyuan_v1_moe-class-defaults-64-experts").layer_groups[0].ffn
+    assert (hunyuan.experts, hunyuan.top_k, hunyuan.shared_ffn) == (64, 8, 11008)
+    dbrx = spec("dbrx-class-defaults").layer_groups[0]
+    assert (dbrx.mixer.kv_heads, dbrx.ffn.experts, dbrx.ffn.top_k, dbrx.ffn.expert_ffn) == (1, 4, 1, 3584)
+
+
+# Bad input: one LlmplanError naming the key -----------------------------------------------------------------------
+@pytest.mark.parametrize("config, key", [
+    ({"model_type": "granite", "attention_bias": "yes"}, "attention_bias"),
+    ({"model_type": "cohere2", "sliding_window_pattern": 0}, "sliding_window_pattern"),
+    ({"model_type": "cohere2", "layer_types": ["sliding_attention"]}, "layer_types"),
+    ({"model_type": "cohere2", "sliding_window": 100000}, "sliding_window"),
+    ({"model_type": "smollm3", "no_rope_layers": [1, 2]}, "no_rope_layers"),
+    ({"model_type": "stablelm", "qk_layernorm": 1}, "qk_layernorm"),
+    ({"model_type": "phi", "qk_layernorm": True}, "qk_layernorm"),
+    ({"model_type": "gptj", "n_inner": "4h"}, "n_inner"),
+    ({"model_type": "seed_oss", "attention_out_bias": "no"}, "attention_out_bias"),
+    ({"model_type": "dbrx", "attn_config": [8]}, "attn_config"),
+    ({"model_type": "dbrx", "ffn_config": {"moe_num_experts": 1}}, "ffn_config.moe_num_experts"),
+    ({"model_type": "ernie4_5_moe", "moe_layer_interval": 0}, "moe_layer_interval"),
+    ({"model_type": "hunyuan_v1_moe", "num_experts": 8, "moe_topk": [2, 2]}, "moe_topk"),
+    ({"model_type": "hunyuan_v1_moe", "num_experts": [8] * 32}, "num_experts"),
+    ({"model_type": "dots1", "n_routed_experts": 8, "num_experts_per_tok": 2, "first_k_dense_replace": 99},
+     "first_k_dense_replace"),
+    ({"model_type": "bamba", "mamba_d_head": 48}, "mamba_d_head"),
+    ({"model_type": "bamba", "attn_layer_indices": [40]}, "attn_layer_indices"),
+])
+def test_bad_keys_name_the_key(config, key):
+    with pytest.raises(LlmplanError) as err:
+        spec_from_hf_config(config, "bad.json")
+    message = str(err.value)
+    assert key in message and "\n" not in message
+
+
+def test_missing_top_level_keys_take_class_defaults():
+    """A config of only its model_type is the class defaults: the spec says which keys were defaulted."""
+    s = spec_from_hf_config({"model_type": "glm4"})
+    assert any("Glm4Config" in a and "hidden_size" in a for a in s.assumptions)
+    assert json.loads((CONFIGS / "glm4-class-defaults" / "config.json").read_text()) == {"model_type": "glm4"}
