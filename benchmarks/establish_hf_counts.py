@@ -108,7 +108,8 @@ def count(config_dir: Path) -> dict:
     import transformers
 
     config, raw = load_config(config_dir)
-    wrapper = "text_config" in raw  # a remote-code wrapper comes back as its text model
+    # a remote-code wrapper comes back as its text model; Qwen2-VL's older configs keep the text keys at the top level
+    wrapper = "text_config" in raw or "text_config" in (getattr(config, "sub_configs", None) or {})
     if wrapper:  # the whole multimodal model, by its architecture class
         cls = getattr(transformers, (raw.get("architectures") or [""])[0], None)
         if cls is None:

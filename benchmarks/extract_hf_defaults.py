@@ -26,7 +26,8 @@ TYPES = ("llama mistral mixtral phi3 qwen2 gemma gemma2 deepseek_v2 deepseek_v3 
          "nemotron_h olmo2 olmo3 qwen3 qwen3_moe qwen3_next qwen3_5 qwen3_5_text qwen3_5_moe qwen3_5_moe_text qwen3_vl "
          "qwen3_vl_text qwen3_vl_moe qwen3_vl_moe_text qwen2_moe phimoe olmoe starcoder2 cohere modernbert deberta-v2 "
          "bart mt5 umt5 gemma4 gemma4_text deepseek_v4 granite cohere2 olmo glm4 smollm3 phi gptj stablelm "
-         "dbrx ernie4_5 ernie4_5_moe hunyuan_v1_dense hunyuan_v1_moe seed_oss dots1 arcee apertus exaone bamba").split()
+         "dbrx ernie4_5 ernie4_5_moe hunyuan_v1_dense hunyuan_v1_moe seed_oss dots1 arcee apertus exaone bamba llava "
+         "qwen2_vl qwen2_5_vl falcon_h1").split()
 # nested config classes a reader reads, as "type.key" (DBRX attn_config, ffn_config)
 SUBCONFIGS = ("dbrx.attn_config", "dbrx.ffn_config")
 # keys that change no shape (ids, dropout, init, numerics, rope scaling, generation)

@@ -17,7 +17,8 @@ from llmplan.models.params import count_params
 
 CONFIGS = Path(__file__).resolve().parent / "data" / "hf_configs"
 ADDED = ("granite", "cohere2", "olmo", "glm4", "smollm3", "phi", "gptj", "stablelm", "ernie4_5", "hunyuan_v1_dense",
-         "seed_oss", "arcee", "apertus", "exaone", "dbrx", "ernie4_5_moe", "hunyuan_v1_moe", "dots1", "bamba")
+         "seed_oss", "arcee", "apertus", "exaone", "dbrx", "ernie4_5_moe", "hunyuan_v1_moe", "dots1", "bamba",
+         "falcon_h1", "llava", "qwen2_vl", "qwen2_5_vl")
 
 
 def spec(name: str):
@@ -128,3 +129,43 @@ def test_missing_top_level_keys_take_class_defaults():
     s = spec_from_hf_config({"model_type": "glm4"})
     assert any("Glm4Config" in a and "hidden_size" in a for a in s.assumptions)
     assert json.loads((CONFIGS / "glm4-class-defaults" / "config.json").read_text()) == {"model_type": "glm4"}
+
+
+# Multimodal wrappers: the text model is planned, and the spec says so ------------------------------------------
+def test_qwen2_5_vl_flat_and_nested_text_configs():
+    flat = spec("Qwen2.5-VL-7B-Instruct")  # text keys at the top level, beside vision_config
+    assert any("Qwen2.5-VL" in a and "top-level keys" in a and "vision tower" in a for a in flat.assumptions)
+    attn = flat.layer_groups[0].mixer
+    assert attn.qkv_bias and not attn.out_bias and not flat.tied_embeddings and flat.layers == 28
+    nested = spec("qwen2_5_vl-class-defaults-sliding")  # use_sliding_window from max_window_layers 40 of 80
+    kinds = [g.mixer.kind for g in per_layer(nested)]
+    assert kinds[:40] == ["full"] * 40 and kinds[40:] == ["sliding"] * 40
+    per_token = 8 * 128 * 2 * 2
+    assert cache_bytes(nested, 32768).kv_cache_bytes == 40 * per_token * 32768 + 40 * per_token * 4096
+
+
+def test_llava_plans_whichever_decoder_it_wraps_and_ties_as_either_config_says():
+    llama, qwen = spec("llava-class-defaults-llama"), spec("llava-class-defaults-qwen2-tied")
+    assert llama.layers == 32 and not llama.tied_embeddings and any("LLaVA" in a for a in llama.assumptions)
+    assert qwen.tied_embeddings and qwen.layer_groups[0].mixer.qkv_bias  # text_config's tie_word_embeddings
+    untied = json.loads((CONFIGS / "llava-class-defaults-qwen2-tied" / "config.json").read_text())
+    untied["text_config"]["tie_word_embeddings"] = False
+    assert count_params(spec_from_hf_config(untied)).total - count_params(qwen).total == 151936 * 896
+    with pytest.raises(LlmplanError, match="text_config"):
+        spec_from_hf_config({"model_type": "llava", "text_config": {"model_type": "gpt_bigcode"}})
+
+
+def test_falcon_h1_attention_and_mamba_in_every_layer():
+    s = spec("Falcon-H1-class-defaults")  # 32 layers: attention (8 KV heads of 128) beside Mamba-2 (128 heads of 8)
+    mixers = [type(g.mixer).__name__ for g in per_layer(s)]
+    assert mixers == ["Attention", "Mamba2"] * 32 and any("parallel" in a for a in s.assumptions)
+    mamba = s.layer_groups[1].mixer
+    assert (mamba.heads, mamba.head_dim, mamba.state, mamba.gated_norm) == (128, 8, 256, False)
+    state_values = (1024 + 2 * 256) * 3 + 128 * 8 * 256
+    for seq in (1024, 8192):
+        c = cache_bytes(s, seq)
+        assert c.state_bytes == 32 * state_values * 2 and c.kv_cache_bytes == 32 * 8 * 128 * 2 * 2 * seq
+    normed = spec("falcon_h1-class-defaults-norm-bias-tied")
+    assert normed.layer_groups[1].mixer.gated_norm and normed.tied_embeddings
+    with pytest.raises(LlmplanError, match="projectors_bias"):
+        spec_from_hf_config({"model_type": "falcon_h1", "projectors_bias": True})

@@ -17,7 +17,8 @@ def decoder_spec(c: Cfg, name: str, layers: list[Layer], *, hidden: int, tied_de
                  top: Cfg | None = None, context_key: str = "max_position_embeddings") -> ModelSpec:
     """A decoder-only ModelSpec whose stack is `layers` (mixer, ffn, norms) in order, merged into groups."""
     groups = merge_runs(layers)
-    tied_cfg = top if top is not None and top.has("tie_word_embeddings") else c
+    key = "tie_word_embeddings"  # the wrapper's when it says, or when the text config class has no default for it
+    tied_cfg = top if top is not None and (top.has(key) or not (c.has(key) or key in c.defaults)) else c
     tied = (tied_cfg.bool("tie_word_embeddings") if tied_default is None
             else tied_cfg.bool("tie_word_embeddings", default=tied_default))
     first_attn = next((g.attention for g in groups if g.attention), None)

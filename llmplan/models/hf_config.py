@@ -43,7 +43,7 @@ _CFG_READERS = {
     "hunyuan_v1_dense": hf_dense_more.hunyuan_v1_dense, "seed_oss": hf_dense_more.seed_oss,
     "arcee": hf_dense_more.arcee, "apertus": hf_dense_more.apertus, "exaone": hf_dense_more.exaone,
     "dbrx": hf_moe_more.dbrx, "ernie4_5_moe": hf_moe_more.ernie4_5_moe, "hunyuan_v1_moe": hf_moe_more.hunyuan_v1_moe,
-    "dots1": hf_moe_more.dots1, "bamba": hf_hybrid.bamba,
+    "dots1": hf_moe_more.dots1, "bamba": hf_hybrid.bamba, "falcon_h1": hf_hybrid.falcon_h1,
     "modernbert": hf_encoders.modernbert, "deberta-v2": hf_encoders.deberta_v2, "bart": hf_encoders.bart,
     "mt5": hf_encoders.mt5, "umt5": hf_encoders.umt5,
 }
@@ -69,10 +69,20 @@ _TEXT_READERS = {
     "deepseek_v3": lambda c, name, top=None, assumptions=(): hf_moe.deepseek_v3(c, name, top, assumptions),
     "qwen3_vl_text": hf_dense.qwen3, "qwen3_vl_moe_text": hf_moe.qwen3_moe, "qwen3_5_text": hf_hybrid.qwen3_5_text,
     "qwen3_5_moe_text": hf_hybrid.qwen3_5_moe_text,
+    # LLaVA wraps any decoder (its text_config names it; LlamaConfig when it does not); Qwen2-VL and Qwen2.5-VL wrap
+    # Qwen2's decoder (Qwen2VLTextModel: q/k/v bias, Qwen2's sliding rule)
+    "llama": hf_dense.llama, "qwen2": hf_dense.qwen2, "qwen2_vl_text": hf_dense.qwen2,
+    "qwen2_5_vl_text": hf_dense.qwen2,
 }
+# wrappers whose configs before transformers 5 keep the text model's keys at the top level, beside vision_config
+# (Qwen2VLConfig.__post_init__ builds the text_config from them)
+_FLAT_TEXT = {"qwen2_vl", "qwen2_5_vl"}
+# wrappers whose head is tied when either the wrapper or its text_config says so (LlavaConfig.__post_init__,
+# Qwen2VLConfig.__post_init__: a pre-v5 save kept tie_word_embeddings in the text_config)
+_TIED_EITHER = {"llava", "qwen2_vl", "qwen2_5_vl"}
 _WRAPPERS = {"gemma3": "Gemma 3", "gemma4": "Gemma 4", "llama4": "Llama 4", "mistral3": "Mistral 3", "qwen3_vl": "Qwen3-VL",
              "qwen3_vl_moe": "Qwen3-VL-MoE", "qwen3_5": "Qwen3.5", "qwen3_5_moe": "Qwen3.5-MoE",
-             "kimi_k25": "Kimi K2.5"}
+             "kimi_k25": "Kimi K2.5", "llava": "LLaVA", "qwen2_vl": "Qwen2-VL", "qwen2_5_vl": "Qwen2.5-VL"}
 
 _CLASSIC = {
     "gpt2": hf_classic._gpt2, "gpt_neox": hf_classic._gpt_neox, "opt": hf_classic._opt, "bloom": hf_classic._bloom,
@@ -104,18 +114,26 @@ def _read_wrapper(config: dict, name: str, model_type: str) -> ModelSpec:
     defaults); the vision (and audio) towers and projectors are not counted, as the spec's assumptions say."""
     top = Cfg(config, model_type, name)
     text_raw = config.get("text_config")
+    default_type = hf_defaults()["types"].get(model_type, {}).get("text_config")
+    flat = text_raw is None and model_type in _FLAT_TEXT
+    if flat:  # the text model's keys sit at the top level
+        text_raw = {k: v for k, v in config.items() if k not in ("model_type", "vision_config")}
     if not isinstance(text_raw, dict):
         raise LlmplanError(f"{name}: a {model_type} config needs its text_config (an object)")
-    default_type = hf_defaults()["types"].get(model_type, {}).get("text_config")
     text_type = text_raw.get("model_type") or default_type
     reader = _TEXT_READERS.get(text_type) if isinstance(text_type, str) else None
     if reader is None:
         raise LlmplanError(f"{name}: {model_type} text_config of model_type {text_type!r} is not supported; "
                            f"supported: {', '.join(sorted(_TEXT_READERS))}")
-    text = Cfg(text_raw, _DEFAULTS_OF.get(text_type, text_type), name, prefix="text_config.")
+    text = Cfg(text_raw, _DEFAULTS_OF.get(text_type, text_type), name, prefix="" if flat else "text_config.")
+    where = "the top-level keys" if flat else "text_config"
     note = (f"{_WRAPPERS[model_type]} multimodal wrapper ({model_type}): the text model ({text_type}, from "
-            "text_config) is planned; the vision tower and projector are not counted")
-    return reader(text, name, top=top, assumptions=(note,))
+            f"{where}) is planned; the vision tower and projector are not counted")
+    spec = reader(text, name, top=top, assumptions=(note,))
+    if model_type in _TIED_EITHER:
+        tied = top.bool("tie_word_embeddings") or (not flat and text.bool("tie_word_embeddings", default=False))
+        spec = spec.with_(tied_embeddings=tied)
+    return spec
 
 
 def spec_from_hf_config(config: dict, name: str = "config.json") -> ModelSpec:

@@ -80,8 +80,8 @@ def phi3(c: Cfg, name: str) -> ModelSpec:  # modeling_phi3.py: fused qkv_proj an
     return _llama_like(c, name, sliding="all")
 
 
-def qwen2(c: Cfg, name: str) -> ModelSpec:  # modeling_qwen2.py: bias on q, k, v; none on o
-    return _llama_like(c, name, sliding="layer_types", qkv_bias=True, out_bias=False, mlp_bias_key=None)
+def qwen2(c: Cfg, name: str, **kw) -> ModelSpec:  # modeling_qwen2.py (and the Qwen2-VL text models): bias on q, k, v
+    return _llama_like(c, name, sliding="layer_types", qkv_bias=True, out_bias=False, mlp_bias_key=None, **kw)
 
 
 def qwen3(c: Cfg, name: str, **kw) -> ModelSpec:  # modeling_qwen3.py: RMSNorm over each q and k head

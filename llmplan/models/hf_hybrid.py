@@ -136,3 +136,40 @@ def bamba(c: Cfg, name: str) -> ModelSpec:
     ffn = Dense(c.int("intermediate_size"), bias=c.bool("mlp_bias", default=False))
     layers: list[Layer] = [(attn if i in indices else mamba, ffn, 2) for i in range(n)]
     return decoder_spec(c, name, layers, hidden=h)
+
+
+def falcon_h1(c: Cfg, name: str) -> ModelSpec:
+    """modeling_falcon_h1.py: every layer runs a LLaMA attention and a Mamba-2 mixer in parallel on the same
+    input_layernorm output, then a gated MLP after pre_ff_layernorm. The mixer's width is mamba_d_ssm (null:
+    mamba_expand x hidden_size) over mamba_n_heads heads of mamba_d_head ("auto": width / heads); its gated RMSNorm
+    exists only with mamba_rms_norm; in_proj is biased by mamba_proj_bias, out_proj by projectors_bias. The muP
+    multipliers (mlp_, ssm_, attention_in/out_, key_, embedding_, lm_head_multiplier) scale activations only and
+    mup_vector is a buffer: read by transformers, ignored here on purpose.
+
+    A layer group holds one mixer, so each Falcon-H1 layer is described as two: its attention (with the input norm)
+    and its Mamba-2 mixer with the MLP (and pre_ff_layernorm). Parameters, KV cache and state are exact; the layer
+    count shown is twice num_hidden_layers, as the spec's assumptions say."""
+    h, n = c.int("hidden_size"), c.int("num_hidden_layers")
+    heads = c.int("mamba_n_heads")
+    inner = c.int("mamba_d_ssm", null=c.int("mamba_expand") * h)
+    d_head = c.value("mamba_d_head")
+    if d_head == "auto":
+        d_head = inner // heads
+    elif not isinstance(d_head, int) or isinstance(d_head, bool) or d_head < 1:
+        raise c.bad("mamba_d_head", "a positive integer or \"auto\"", d_head)
+    if heads * d_head != inner:
+        raise LlmplanError(f"{c.name}: mamba_n_heads x mamba_d_head ({heads} x {d_head}) must equal the mixer's "
+                           f"width mamba_d_ssm ({inner})")
+    bias = c.bool("mamba_proj_bias")
+    if c.bool("projectors_bias") != bias:  # one bias switch per mixer here
+        raise LlmplanError(f"{c.name}: mamba_proj_bias and projectors_bias differ ({bias}, "
+                           f"{c.bool('projectors_bias')}): not supported")
+    mamba = Mamba2(heads=heads, head_dim=d_head, state=c.int("mamba_d_state"), groups=c.int("mamba_n_groups"),
+                   conv_kernel=c.int("mamba_d_conv"), bias=bias, conv_bias=c.bool("mamba_conv_bias"),
+                   gated_norm=c.bool("mamba_rms_norm"))
+    attn = standard_attention(c, h)
+    ffn = Dense(c.int("intermediate_size"), bias=c.bool("mlp_bias", default=False))
+    layers: list[Layer] = [part for _ in range(n) for part in ((attn, None, 1), (mamba, ffn, 1))]
+    note = (f"each of the {n} Falcon-H1 layers runs attention and Mamba-2 in parallel; described as two layers "
+            f"(attention; Mamba-2 with the MLP), so {2 * n} layers are shown")
+    return decoder_spec(c, name, layers, hidden=h, assumptions=(note,))

@@ -165,6 +165,7 @@ class Mamba2:
     conv_kernel: int = 4
     bias: bool = False    # use_bias on in_proj and out_proj
     conv_bias: bool = True
+    gated_norm: bool = True  # the gated RMSNorm before out_proj (Falcon-H1 builds it only with mamba_rms_norm)
 
     def __post_init__(self) -> None:
         _check_ints(self, ("heads", "head_dim", "state", "groups", "conv_kernel"), 1)
@@ -181,7 +182,8 @@ class Mamba2:
         # in_proj -> [z, x, B, C, dt]; depthwise conv1d over x, B, C; dt_bias, A_log, D; gated RMSNorm; out_proj
         in_proj = linear(hidden, 2 * self.inner + 2 * self.groups * self.state + self.heads, self.bias)
         conv = self.conv_dim * self.conv_kernel + (self.conv_dim if self.conv_bias else 0)
-        return in_proj + conv + 3 * self.heads + self.inner + linear(self.inner, hidden, self.bias)
+        norm = self.inner if self.gated_norm else 0
+        return in_proj + conv + 3 * self.heads + norm + linear(self.inner, hidden, self.bias)
 
     def state_values(self) -> int:
         """Values kept per sequence, whatever its length: the conv window and the SSM state (vLLM MambaSpec)."""
