@@ -14,7 +14,8 @@ grouped-query attention) x dtype (fp32, bf16 autocast) x batch x sequence x atte
 
 --blocks: the same over blocks of current architectures built from layer groups (MLA with a dense first layer and
 a shared-expert MoE, sliding-window/global attention with sandwich norms, chunked and NoPE attention with a gated
-shared expert, gpt-oss-style sinks with biased experts), written to the `blocks` section.
+shared expert, gpt-oss-style sinks with biased experts, and DeepSeek-V4's reduced test config: hyper-connections,
+compressed attention with the HCA and CSA compressors), written to the `blocks` section.
 
 Usage: python benchmarks/accuracy.py [--device cpu|cuda] [--quick] [--blocks] [--write docs/validation.md]
 """
@@ -46,6 +47,7 @@ SHAPES = {
 
 def block_shapes() -> dict:
     """Tiny current-architecture models, layer group by layer group (hidden 128, vocabulary 512)."""
+    from llmplan.models.hf_config import read_hf_config
     from llmplan.models.layers import Attention, Dense, LayerGroup, MoE
 
     base = dict(arch="decoder", hidden=128, vocab=512, context=512, position="rotary", norm="rmsnorm",
@@ -69,6 +71,8 @@ def block_shapes() -> dict:
         "sinks-biased-experts": ModelSpec.from_groups(name="sinks-biased-experts", **base, groups=(
             LayerGroup(1, Attention(**oss, kind="sliding", window=32), MoE(8, 2, 96, bias=True, router_bias=True)),
             LayerGroup(1, Attention(**oss), MoE(8, 2, 96, bias=True, router_bias=True)))),
+        "deepseek-v4-reduced": read_hf_config(ROOT / "tests" / "data" / "hf_configs" / "DeepSeek-V4-reduced"
+                                              / "config.json"),
     }
 
 
@@ -97,15 +101,17 @@ def memory_grid(device_kind: str, quick: bool, shapes: dict | None = None) -> li
 
 
 def _dense_windows(spec):
-    """The spec with every window widened to full attention: what a masked eager kernel multiplies."""
+    """The spec with every window widened to full attention: what a masked eager kernel multiplies. DeepSeek-V4's
+    compressed attention is left as it is (a window is part of what defines it)."""
     from dataclasses import replace
 
-    from llmplan.models.layers import LayerGroup
+    from llmplan.models.layers_v4 import CompressedAttention
 
     if not spec.groups:
         return spec
-    return spec.with_(groups=tuple(LayerGroup(g.count, replace(g.mixer, kind="full", window=0), g.ffn, g.norms)
-                                   if g.attention is not None else g for g in spec.groups))
+    return spec.with_(groups=tuple(replace(g, mixer=replace(g.mixer, kind="full", window=0))
+                                   if g.attention is not None and not isinstance(g.mixer, CompressedAttention)
+                                   else g for g in spec.groups))
 
 
 def flops_grid(quick: bool, shapes: dict | None = None) -> list[dict]:

@@ -256,7 +256,7 @@ def render(rows: list[dict] | None = None) -> str:
              "| metric | rows | median abs. error | median ratio | target |", "|---|---:|---:|---:|---:|"]
     for name, (n, err, ratio) in sorted(overall(results).items()):
         target = f"{TARGETS[name]:.0%}" if name in TARGETS else "-"
-        lines.append(f"| {name} | {n} | {err:.0%} | {ratio:.2f} | {target} |")
+        lines.append(f"| {name} | {n} | {err:.1%} | {ratio:.2f} | {target} |")
     lines += ["", "| source | scenario | metric | rows | median abs. error | median ratio |",
               "|---|---|---|---:|---:|---:|"]
     for src, scen, name, n, err, ratio in table(results):

@@ -65,6 +65,11 @@ def test_deepseek_v4_blocks_train_with_its_parameters():
     selective = build_model(spec, recompute="selective")
     selective.load_state_dict(model.state_dict())
     assert torch.allclose(selective(tokens, tokens), loss)
+    from torch.utils.flop_counter import FlopCounterMode  # benchmarks/accuracy.py counts FLOPs this way
+
+    with FlopCounterMode(display=False) as counter:  # its module hooks must accept the indexer's no_grad inputs
+        model(tokens, tokens).backward()
+    assert counter.get_total_flops() > 0
 
 
 def test_hyper_connections_without_compressed_attention_are_refused():

@@ -129,6 +129,9 @@ class Indexer(nn.Module):
 
     @torch.no_grad()
     def forward(self, x, q_latent, visible, rope):
+        # inputs detached: no gradient flows through the selection, and module hooks (FlopCounterMode's tracker)
+        # must not see tensors that require grad inside no_grad
+        x, q_latent = x.detach(), q_latent.detach()
         b, s, _ = x.shape
         keys = self.compressor(x)
         q = self.q_b_proj(q_latent).view(b, s, self.heads, self.dim)
