@@ -182,6 +182,10 @@ GROUPED = {
                        LayerGroup(1, FULL, None, 1), LayerGroup(1, None, Dense(48, gated=False), 1),
                        LayerGroup(1, GatedDeltaNet(2, 4, 8, 8), MoE(4, 2, 24, latent=16))], position="none",
                       activation="relu2"),
+    # Falcon-H1: attention beside a Mamba-2 mixer without its gated norm; Apertus: xIELU's two learned scalars
+    "falcon-h1-xielu": grouped([LayerGroup(1, FULL, None, 1),
+                                LayerGroup(1, Mamba2(heads=4, head_dim=8, state=4, groups=2, gated_norm=False),
+                                           Dense(48, gated=False, act_params=2), 1)], activation="xielu"),
 }
 
 

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from llmplan.bench.model import MLP, RMSNorm, apply_rotary, attention_core
+from llmplan.errors import LlmplanError
 from llmplan.models.layers import Attention as AttentionSpec
 from llmplan.models.layers import GatedDeltaNet, Mamba2
 from llmplan.models.layers import MoE as MoESpec
@@ -150,7 +151,8 @@ class Mamba2Mixer(nn.Module):
         self.dt_bias = nn.Parameter(torch.zeros(m.heads))
         self.A_log = nn.Parameter(torch.zeros(m.heads))
         self.D = nn.Parameter(torch.ones(m.heads))
-        self.norm = GatedRMSNorm(m.inner, m.inner // m.groups)
+        # Falcon-H1 without mamba_rms_norm gates with SiLU(z) and no norm (FalconH1Mixer: nn.Identity)
+        self.norm = GatedRMSNorm(m.inner, m.inner // m.groups) if m.gated_norm else None
         self.out_proj = nn.Linear(m.inner, h, bias=m.bias)
         self.dropout = dropout
 
@@ -169,7 +171,8 @@ class Mamba2Mixer(nn.Module):
             ~torch.ones(s, s, dtype=torch.bool, device=x.device).tril(), float("-inf")).exp()
         scores = torch.einsum("bthn,bshn->bhts", C, B) * decay * dt.transpose(1, 2)[:, :, None, :]
         y = torch.einsum("bhts,bshp->bthp", scores, xs) + xs * self.D[:, None]
-        y = self.norm(y.reshape(b, s, m.inner), z)
+        y = y.reshape(b, s, m.inner)
+        y = self.norm(y, z) if self.norm is not None else y * F.silu(z)
         return F.dropout(self.out_proj(y), self.dropout, self.training)
 
 
@@ -219,3 +222,25 @@ class GatedDeltaNetMixer(nn.Module):
 
 def recurrent_mixer(spec: ModelSpec, m, dropout: float) -> nn.Module:
     return Mamba2Mixer(spec, m, dropout) if isinstance(m, Mamba2) else GatedDeltaNetMixer(spec, m, dropout)
+
+
+class XIELU(nn.Module):
+    """xIELU (Apertus; transformers activations.py XIELUActivation): two learned scalars alpha_p, alpha_n; beta 0.5,
+    eps -1e-6. x > 0: softplus(alpha_p) x^2 + beta x; else (expm1(min(x, eps)) - x)(beta + softplus(alpha_n)) + beta x."""
+
+    def __init__(self):
+        super().__init__()
+        self.alpha_p = nn.Parameter(torch.full((1,), 0.8).expm1().log())  # softplus^-1(0.8)
+        self.alpha_n = nn.Parameter(torch.full((1,), 0.3).expm1().log())  # softplus^-1(0.8 - beta)
+
+    def forward(self, x):
+        alpha_p, alpha_n = F.softplus(self.alpha_p), 0.5 + F.softplus(self.alpha_n)
+        return torch.where(x > 0, alpha_p * x * x + 0.5 * x,
+                           (torch.expm1(torch.clamp(x, max=-1e-6)) - x) * alpha_n + 0.5 * x)
+
+
+def learned_activation(activation: str, params: int) -> nn.Module:
+    """The activation of an MLP whose activation holds `params` learned parameters: xIELU's two, else refused."""
+    if params != 2 or activation.lower() != "xielu":
+        raise LlmplanError(f"an activation with {params} learned parameters ({activation!r}) is not built")
+    return XIELU()

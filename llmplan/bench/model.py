@@ -171,12 +171,16 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, hidden: int, ffn: int, gated: bool, bias: bool, activation: str, dropout: float):
+    def __init__(self, hidden: int, ffn: int, gated: bool, bias: bool, activation: str, dropout: float,
+                 act_params: int = 0):
         super().__init__()
         self.gated = gated
         self.up = nn.Linear(hidden, ffn * (2 if gated else 1), bias=bias)  # [gate | up]
         self.down = nn.Linear(ffn, hidden, bias=bias)
-        self.act = _ACTIVATIONS.get(activation.lower(), F.gelu)
+        from llmplan.bench.blocks import learned_activation  # xIELU's two scalars (Apertus)
+
+        act = _ACTIVATIONS.get(activation.lower(), F.gelu)
+        self.act = learned_activation(activation, act_params) if act_params else act
         self.dropout = dropout
 
     def forward(self, x):
@@ -216,7 +220,7 @@ class Block(nn.Module):
 
             self.mlp = MoE(spec.hidden, f, spec.activation, dropout)
         elif f is not None:
-            self.mlp = MLP(spec.hidden, f.ffn, f.gated, f.bias, spec.activation, dropout)
+            self.mlp = MLP(spec.hidden, f.ffn, f.gated, f.bias, spec.activation, dropout, f.act_params)
         else:
             self.mlp = None
         self.parallel = spec.parallel_layers
