@@ -45,6 +45,15 @@ def test_cohere2_sliding_rope_layers_and_full_nope_layers():
     assert c.layers == {"sliding": 30, "full": 10}
 
 
+def test_command_r7b_cache_holds_the_window_on_three_layers_of_four():
+    s = spec("c4ai-command-r7b-12-2024-shape-keys")  # 32 layers, 8 KV heads of 128, window 4096, pattern 4
+    assert count_params(s).total - count_params(s).embeddings == 6_979_457_024  # the card's "7B" without embeddings
+    per_token = 8 * 128 * 2 * 2
+    c = cache_bytes(s, 32768)
+    assert c.layers == {"sliding": 24, "full": 8}
+    assert c.kv_cache_bytes == 24 * per_token * 4096 + 8 * per_token * 32768  # 1.375 GiB, not 4 GiB if all full
+
+
 def test_smollm3_nope_every_fourth_layer_and_sliding_nope_layers():
     plain, sliding = spec("SmolLM3-3B-class-defaults"), spec("SmolLM3-3B-class-defaults-sliding")
     assert [g.mixer.rope for g in per_layer(plain)[:4]] == [True, True, True, False]
