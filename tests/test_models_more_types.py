@@ -123,6 +123,11 @@ def test_moe_layouts():
     ({"model_type": "hunyuan_v1_moe", "num_experts": [8] * 32}, "num_experts"),
     ({"model_type": "dots1", "n_routed_experts": 8, "num_experts_per_tok": 2, "first_k_dense_replace": 99},
      "first_k_dense_replace"),
+    ({"model_type": "dots1", "n_routed_experts": 8, "num_experts_per_tok": 2, "sliding_window": "4k"},
+     "sliding_window"),
+    ({"model_type": "smollm3", "use_sliding_window": True, "sliding_window": 0}, "sliding_window"),
+    ({"model_type": "falcon_h1", "mamba_rms_norm": "yes"}, "mamba_rms_norm"),
+    ({"model_type": "apertus", "num_key_value_heads": 5}, "num_key_value_heads"),
     ({"model_type": "bamba", "mamba_d_head": 48}, "mamba_d_head"),
     ({"model_type": "bamba", "attn_layer_indices": [40]}, "attn_layer_indices"),
 ])
@@ -178,3 +183,14 @@ def test_falcon_h1_attention_and_mamba_in_every_layer():
     assert normed.layer_groups[1].mixer.gated_norm and normed.tied_embeddings
     with pytest.raises(LlmplanError, match="projectors_bias"):
         spec_from_hf_config({"model_type": "falcon_h1", "projectors_bias": True})
+
+
+def test_hunyuan_per_layer_lists_that_transformers_does_not_read():
+    """Hunyuan-A13B's config lists moe_intermediate_size and num_shared_expert per layer; transformers 5.24 builds
+    every expert and the shared MLP of intermediate_size whatever they say (checked there on a reduced config)."""
+    name = "hunyuan_v1_moe-class-defaults-64-experts"
+    c = json.loads((CONFIGS / name / "config.json").read_text())
+    listed = {**c, "moe_intermediate_size": [3072] * 32, "num_shared_expert": [1] * 32, "use_mixed_mlp_moe": True}
+    assert count_params(spec_from_hf_config(listed)).total == count_params(spec(name)).total
+    with pytest.raises(LlmplanError, match="moe_intermediate_size"):
+        spec_from_hf_config({**listed, "moe_intermediate_size": [3072, 0]})

@@ -151,6 +151,10 @@ POSITIVE_INT_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_atte
                      "num_kv_heads", "n_head_kv", "intermediate_size_mlp", "word_embed_proj_dim", "n_embed")
 
 
+# keys some configs give as one value per layer (Hunyuan-A13B's moe_intermediate_size, which transformers does not read)
+PER_LAYER_LIST_KEYS = ("moe_intermediate_size",)
+
+
 def check_common_keys(raw: dict, name: str, prefix: str = "") -> None:
     """Wrong types and ranges of the common shape keys, in any model type: an error naming the key."""
     for key in BOOL_KEYS:
@@ -160,6 +164,11 @@ def check_common_keys(raw: dict, name: str, prefix: str = "") -> None:
     for key in POSITIVE_INT_KEYS:
         v = raw.get(key)
         if v is None:
+            continue
+        if key in PER_LAYER_LIST_KEYS and isinstance(v, list) and v:  # each entry checked; the reader decides
+            for x in v:
+                if not isinstance(x, int) or isinstance(x, bool) or not 1 <= x <= 10**15:
+                    raise LlmplanError(f"{name}: {prefix}{key} must hold integers from 1 to 1e15, got {x!r}")
             continue
         if not isinstance(v, int) or isinstance(v, bool):
             raise LlmplanError(f"{name}: {prefix}{key} must be an integer, got {v!r}")
@@ -202,6 +211,8 @@ def standard_attention(c: Cfg, hidden: int, *, qkv_bias: bool | None = None, out
     """Q, K, V, O of a LLaMA-style attention from the usual keys (head_dim null: hidden / heads)."""
     heads = c.int("num_attention_heads")
     kv = c.int("num_key_value_heads", null=heads)
+    if heads % kv:
+        raise LlmplanError(f"{c.name}: {c.key('num_key_value_heads')} ({kv}) must divide num_attention_heads ({heads})")
     head_dim = c.int("head_dim", null=0) or _divide(c, hidden, heads)
     bias = c.bool("attention_bias", default=False)
     return Attention(heads=heads, kv_heads=kv, head_dim=head_dim, qkv_bias=bias if qkv_bias is None else qkv_bias,

@@ -91,6 +91,8 @@ def dots1(c: Cfg, name: str) -> ModelSpec:
               shared_ffn=c.int("n_shared_experts", null=0, minimum=0) * expert)
     dense = Dense(c.int("intermediate_size"))
     on = c.value("sliding_window", None) is not None
+    if on:
+        c.int("sliding_window")  # checked even where no layer slides
     start = c.int("max_window_layers", default=n, minimum=0)
     sliding = from_layer_types(c, n, [on and i >= start for i in range(n)])
     if not on:
