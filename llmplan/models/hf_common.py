@@ -223,3 +223,15 @@ def _divide(c: Cfg, hidden: int, heads: int) -> int:
     if hidden % heads:
         raise LlmplanError(f"{c.name}: hidden_size {hidden} is not divisible by {heads} heads; give head_dim")
     return hidden // heads
+
+
+def rope_layers(c: Cfg, n: int) -> list[int]:
+    """Which layers apply rotary positions (1) and which none (0): no_rope_layers, else every
+    no_rope_layer_interval-th layer without (Llama 4, SmolLM3)."""
+    rope = c.int_list("no_rope_layers", default=[])
+    if rope:
+        if len(rope) != n or set(rope) - {0, 1}:
+            raise c.bad("no_rope_layers", f"a list of {n} zeros and ones", rope)
+        return rope
+    every = c.int("no_rope_layer_interval", default=4)
+    return [int((i + 1) % every != 0) for i in range(n)]

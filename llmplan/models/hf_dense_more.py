@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from llmplan.errors import LlmplanError
 from llmplan.models.hf_build import Layer, decoder_spec
-from llmplan.models.hf_common import Cfg, layer_kinds, standard_attention, window
+from llmplan.models.hf_common import Cfg, layer_kinds, rope_layers, standard_attention, window
 from llmplan.models.hf_dense import HF_KINDS, _llama_like
 from llmplan.models.layers import Dense
 from llmplan.models.spec import ModelSpec
@@ -140,13 +140,7 @@ def smollm3(c: Cfg, name: str) -> ModelSpec:
     # has no RoPE; SmolLM3Attention applies the window only where use_sliding_window holds
     h, n = c.int("hidden_size"), c.int("num_hidden_layers")
     context = c.int("max_position_embeddings")
-    rope = c.int_list("no_rope_layers", default=[])
-    if rope:
-        if len(rope) != n or set(rope) - {0, 1}:
-            raise c.bad("no_rope_layers", f"a list of {n} zeros and ones", rope)
-    else:
-        every = c.int("no_rope_layer_interval", default=4)
-        rope = [int((i + 1) % every != 0) for i in range(n)]
+    rope = rope_layers(c, n)
     on = c.bool("use_sliding_window", default=False) and c.value("sliding_window", None) is not None
     kinds = layer_kinds(c, n, HF_KINDS) or ["sliding" if on and not r else "full" for r in rope]
     base = standard_attention(c, h)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from llmplan.errors import LlmplanError
 from llmplan.models.hf_build import Layer, decoder_spec, experts_count
-from llmplan.models.hf_common import Cfg, layer_kinds, standard_attention, window
-from llmplan.models.hf_dense import HF_KINDS, from_layer_types, sliding_pattern
+from llmplan.models.hf_common import Cfg, layer_kinds, rope_layers, standard_attention
+from llmplan.models.hf_dense import from_layer_types, sliding_pattern
 from llmplan.models.layers import Attention, Dense, MoE
 from llmplan.models.spec import ModelSpec
 
@@ -112,13 +112,7 @@ def llama4_text(c: Cfg, name: str, top: Cfg | None = None, assumptions=()) -> Mo
     # parameter-free L2 norm
     h, n = c.int("hidden_size"), c.int("num_hidden_layers")
     context = c.int("max_position_embeddings")
-    rope = c.int_list("no_rope_layers", default=[])
-    if rope:
-        if len(rope) != n or set(rope) - {0, 1}:
-            raise c.bad("no_rope_layers", f"a list of {n} zeros and ones", rope)
-    else:
-        every = c.int("no_rope_layer_interval", default=4)
-        rope = [int((i + 1) % every != 0) for i in range(n)]
+    rope = rope_layers(c, n)
     step = c.int("interleave_moe_layer_step", default=1)
     moe_layers = c.int_list("moe_layers", default=[]) if c.has("moe_layers") else list(range(step - 1, n, step))
     if any(not 0 <= i < n for i in moe_layers):
@@ -159,6 +153,17 @@ def mla(c: Cfg, hidden: int, indexer: bool = False) -> Attention:
                      qk_rope_head_dim=rope, qkv_bias=bias, out_bias=bias, **index)
 
 
+def first_dense_moe(c: Cfg, n: int) -> tuple[int, MoE]:
+    """first_k_dense_replace (dense layers before the MoE ones) and the MoE of n_routed_experts with
+    n_shared_experts shared experts of moe_intermediate_size (DeepSeek-V2/V3, dots.llm1)."""
+    first = c.int("first_k_dense_replace", default=0, minimum=0)
+    if first > n:
+        raise c.bad("first_k_dense_replace", f"at most num_hidden_layers ({n})", first)
+    expert = c.int("moe_intermediate_size")
+    return first, MoE(experts_count(c, "n_routed_experts"), c.int("num_experts_per_tok"), expert,
+                      shared_ffn=c.int("n_shared_experts", null=0, minimum=0) * expert)
+
+
 def deepseek_moe(c: Cfg, name: str, attn: Attention, *, mtp: bool = True, gated_ffn_key: str = "intermediate_size",
                  assumptions=(), top: Cfg | None = None) -> ModelSpec:
     """DeepSeek-V2/V3 stacks: dense layers before first_k_dense_replace, MoE after, with n_shared_experts shared
@@ -169,12 +174,7 @@ def deepseek_moe(c: Cfg, name: str, attn: Attention, *, mtp: bool = True, gated_
     if c.int("moe_layer_freq", default=1) != 1:
         raise LlmplanError(f"{c.name}: moe_layer_freq {c.raw['moe_layer_freq']} is not supported: transformers "
                            "ignores it while DeepSeek's own code does not, so the layer make-up is ambiguous")
-    first = c.int("first_k_dense_replace", default=0, minimum=0)
-    if first > n:
-        raise c.bad("first_k_dense_replace", f"at most num_hidden_layers ({n})", first)
-    expert = c.int("moe_intermediate_size")
-    moe = MoE(experts_count(c, "n_routed_experts"), c.int("num_experts_per_tok"), expert,
-              shared_ffn=c.int("n_shared_experts", null=0, minimum=0) * expert)
+    first, moe = first_dense_moe(c, n)
     dense = Dense(c.int(gated_ffn_key), bias=c.bool("mlp_bias", default=False))
     layers = [(attn, dense if i < first else moe, 2) for i in range(n)]
     mtp_layers = c.int("num_nextn_predict_layers", default=0, minimum=0) if mtp else 0

@@ -12,6 +12,7 @@ from llmplan.errors import LlmplanError
 from llmplan.models.hf_build import Layer, decoder_spec, experts_count
 from llmplan.models.hf_common import Cfg, standard_attention
 from llmplan.models.hf_dense import from_layer_types, sliding_pattern
+from llmplan.models.hf_moe import first_dense_moe
 from llmplan.models.layers import Attention, Dense, MoE
 from llmplan.models.spec import ModelSpec
 
@@ -83,12 +84,7 @@ def dots1(c: Cfg, name: str) -> ModelSpec:
     h, n = c.int("hidden_size"), c.int("num_hidden_layers")
     context = c.int("max_position_embeddings")
     attn = standard_attention(c, h, qk_norm="head")
-    first = c.int("first_k_dense_replace", default=0, minimum=0)
-    if first > n:
-        raise c.bad("first_k_dense_replace", f"at most num_hidden_layers ({n})", first)
-    expert = c.int("moe_intermediate_size")
-    moe = MoE(experts_count(c, "n_routed_experts"), c.int("num_experts_per_tok"), expert,
-              shared_ffn=c.int("n_shared_experts", null=0, minimum=0) * expert)
+    first, moe = first_dense_moe(c, n)
     dense = Dense(c.int("intermediate_size"))
     on = c.value("sliding_window", None) is not None
     if on:
