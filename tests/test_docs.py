@@ -22,31 +22,25 @@ def test_every_command_help_has_examples(cli):
         assert r.code == 0 and "Examples" in r.stdout, name
 
 
-def test_published_tables_in_validation_page_are_current():
-    """docs/validation.md's published-tables section is what benchmarks/published_tables.py computes today."""
+def _section_matches(module: str, name: str) -> None:
+    """docs/validation.md's `name` section is what benchmarks/<module>.py's render() computes today."""
+    import importlib
     import sys
 
     root = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(root))
     try:
-        from benchmarks.published_tables import render as render_tables
+        render_section = importlib.import_module(f"benchmarks.{module}").render
     finally:
         sys.path.remove(str(root))
     page = (DOCS / "validation.md").read_text()
-    section = page.split("<!-- section: published -->\n", 1)[1].split("\n<!-- end: published -->", 1)[0]
-    assert section == render_tables(), "stale: python benchmarks/published_tables.py --write docs/validation.md"
+    section = page.split(f"<!-- section: {name} -->\n", 1)[1].split(f"\n<!-- end: {name} -->", 1)[0]
+    assert section == render_section(), f"stale: python benchmarks/{module}.py --write docs/validation.md"
+
+
+def test_published_tables_in_validation_page_are_current():
+    _section_matches("published_tables", "published")
 
 
 def test_step_time_validation_table_is_current():
-    """docs/validation.md's step-time table is what benchmarks/step_time_validation.py computes today."""
-    import sys
-
-    root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root))
-    try:
-        from benchmarks.step_time_validation import render as render_steptime
-    finally:
-        sys.path.remove(str(root))
-    page = (DOCS / "validation.md").read_text()
-    section = page.split("<!-- section: steptime -->\n", 1)[1].split("\n<!-- end: steptime -->", 1)[0]
-    assert section == render_steptime(), "stale: python benchmarks/step_time_validation.py --write docs/validation.md"
+    _section_matches("step_time_validation", "steptime")
