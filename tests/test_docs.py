@@ -44,3 +44,7 @@ def test_published_tables_in_validation_page_are_current():
 
 def test_step_time_validation_table_is_current():
     _section_matches("step_time_validation", "steptime")
+
+
+def test_gemm_check_table_is_current():
+    _section_matches("gemm_check", "gemm")

@@ -57,7 +57,7 @@ def test_slo_layouts_and_fewest_gpus(cli):
     (["-i", "200000"], "context"),
     (["--slo-tpot", "1ms", "--max-throughput"], "relax the targets"),
     (["--slo-tpot", "1ms", "--rate", "5", "--gpus", "3"], "the best on up to 3 GPUs"),
-    (["--slo-tpot", "4ms", "--rate", "5", "--gpus", "3"], "raise --gpus to 4"),
+    (["--slo-tpot", "3ms", "--rate", "5", "--gpus", "3"], "raise --gpus to 4"),
     (["--slo-tpot", "soon", "--max-throughput"], "duration"),
     (["--dtype", "fp3"], "dtype"),
     (["--engine", "tgi"], "--engine"),

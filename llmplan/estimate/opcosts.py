@@ -74,11 +74,13 @@ class LayerCost:
         return self.gemm_fwd + self.gemm_bwd + self.attn_fwd + self.attn_bwd + self.mem_fwd + self.mem_bwd
 
 
-def _linear(eff: Efficiency, m: float, k: float, n: float, dtype: str) -> tuple[float, float]:
-    """(forward, backward) seconds of y = x W with x: m x k, W: k x n."""
+def _linear(eff: Efficiency, m: float, k: float, n: float, dtype: str, quantize: bool = True) -> tuple[float, float]:
+    """(forward, backward) seconds of y = x W with x: m x k, W: k x n; fp8 casts x forward and dy backward
+    (the weight gradient reuses both casts)."""
     if m <= 0 or k <= 0 or n <= 0:
         return 0.0, 0.0
-    return eff.gemm_seconds(m, n, k, dtype), eff.gemm_seconds(m, k, n, dtype) + eff.gemm_seconds(k, n, m, dtype)
+    return eff.gemm_seconds(m, n, k, dtype, quantize), \
+        eff.gemm_seconds(m, k, n, dtype, quantize) + eff.gemm_seconds(k, n, m, dtype, False)
 
 
 def _mean_keys(attn: Attention, seq: int) -> float:
@@ -180,8 +182,9 @@ def layer_cost(eff: Efficiency, layout: Layout, mixer, ffn, norms: int, hidden: 
         gf, gb = gf + f, gb + b
         up = e.expert_ffn * (2 if e.gated else 1)
         for m, k, n in ((per_expert, h, up), (per_expert, e.expert_ffn, h)):
-            f, b = _linear(eff, m, k, n, dt)
-            gf, gb = gf + local * f, gb + local * b
+            f, b = _linear(eff, m, k, n, dt, quantize=False)  # grouped GEMM: one cast of all rows
+            gf = gf + local * f + eff.quantize_seconds(assigned, k, dt)
+            gb = gb + local * b + eff.quantize_seconds(assigned, n, dt)
         if e.shared_ffn:
             for m, k, n in ((tokens, h, e.shared_ffn * 2 / tp), (tokens, e.shared_ffn / tp, h)):
                 f, b = _linear(eff, m, k, n, dt)

@@ -105,14 +105,15 @@ def compute_dtype_for(plan: WeightPlan, gpu) -> str:
     return sixteen
 
 
-def _gemm(eff, m: float, n: float, k: float, dtype: str, weight_bytes_per_param: float) -> tuple[float, float]:
+def _gemm(eff, m: float, n: float, k: float, dtype: str, weight_bytes_per_param: float,
+          quantize: bool = True) -> tuple[float, float]:
     """Seconds and weight bytes of an M x N x K GEMM on one GPU: the efficiency model's tile/wave/roofline time
     (llmplan.hardware.efficiency); weights stored narrower than the compute format (W4A16, W8A16) are streamed at
     their stored width when the GEMM is memory-bound."""
     if m <= 0 or n <= 0 or k <= 0:
         return 0.0, 0.0
     weights = n * k * weight_bytes_per_param
-    t = eff.gemm_seconds(m, n, k, dtype)
+    t = eff.gemm_seconds(m, n, k, dtype, quantize)
     width = ACT_BYTES.get(dtype, 2.0)
     if weight_bytes_per_param < width:
         stored_width = (m * k + k * n + m * n) * width / eff.hbm_bytes_per_s + LAUNCH_SECONDS
@@ -198,10 +199,13 @@ def step_time(dep: Deployment, decode: float, context: float, prefill: float = 0
             moe_tp = tp / dep.ep           # each expert split over tp / ep GPUs, experts spread over ep
             per_gpu = touched / dep.ep     # touched experts one GPU holds
             m_e = m * moe.top_k / touched if touched else 0.0
-            up = _gemm(eff, m_e, (2 if moe.gated else 1) * moe.expert_ffn / moe_tp, h, cdt, exp)
-            down = _gemm(eff, m_e, h, moe.expert_ffn / moe_tp, cdt, exp)
-            # one grouped GEMM per projection runs all of a GPU's experts: one launch, not one per expert
-            grouped = per_gpu * (up[0] + down[0]) - 2.0 * max(per_gpu - 1.0, 0.0) * LAUNCH_SECONDS
+            up = _gemm(eff, m_e, (2 if moe.gated else 1) * moe.expert_ffn / moe_tp, h, cdt, exp, False)
+            down = _gemm(eff, m_e, h, moe.expert_ffn / moe_tp, cdt, exp, False)
+            # one grouped GEMM per projection runs all of a GPU's experts: one launch, not one per expert, and
+            # one activation cast of all the rows it receives
+            rows = m_e * per_gpu
+            grouped = per_gpu * (up[0] + down[0]) - 2.0 * max(per_gpu - 1.0, 0.0) * LAUNCH_SECONDS \
+                + eff.quantize_seconds(rows, h, cdt) + eff.quantize_seconds(rows, moe.expert_ffn / moe_tp, cdt)
             t, b = t + grouped, b + per_gpu * (up[1] + down[1])
             allreduces += g.count
         elif isinstance(g.ffn, Dense):

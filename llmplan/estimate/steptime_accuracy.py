@@ -7,8 +7,8 @@ tests/test_steptime_accuracy.py re-runs it and fails when these numbers are no l
 from __future__ import annotations
 
 RUNS = 120          # published training runs predicted from their layouts
-FASTER = 119        # of them predicted faster than measured
-MEDIAN_ERROR = 0.29  # median of predicted / measured - 1 (tokens/s per GPU)
+FASTER = 118        # of them predicted faster than measured
+MEDIAN_ERROR = 0.28  # median of predicted / measured - 1 (tokens/s per GPU)
 
 
 def accuracy_note(efficiency_source: str) -> str | None:

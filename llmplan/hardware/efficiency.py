@@ -11,6 +11,8 @@ GEMM model (docs/methodology.md, "Step time"): a GEMM of M x N x K runs as outpu
 - memory: (MK + KN + MN) x bytes / achievable HBM bandwidth (the roofline, Williams et al. 2009; this is what makes
   skinny GEMMs such as decode's small M slow),
 plus a fixed launch cost. cuBLAS chooses among tile shapes: the model takes the fastest of the family's shapes.
+fp8 and fp4 GEMMs add the cast of their activations (`Efficiency.quantize_seconds`). benchmarks/gemm_check.py
+checks the model against 13,680 measured GEMMs (docs/validation.md).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class Family:
     scaleup_bytes_per_s: float     # per GPU, one direction
     scaleout_bytes_per_s: float    # per GPU NIC, one direction
     source: str
-    mamf: tuple = ()           # (FLOP/s, m, n, k): a published maximum achievable matmul rate and its best shape
+    mamf: tuple = ()           # ((format, FLOP/s, peak FLOP/s of the GPU it was measured on, m, n, k), ...):
+    # published best matmul rates and their shapes; the tensor pipe of each format is set to reproduce its own
     flash2_fraction: float = 0.0  # FlashAttention-2 where a newer kernel is the best (Hopper); 0: the same
 
 
@@ -56,15 +59,20 @@ _NV = "NVIDIA Matrix Multiplication Background User's Guide (tile and wave quant
 FAMILIES = {
     "A100": Family("A100", 108, ((256, 128, 1.0), (128, 128, 0.93), (128, 64, 0.8), (64, 64, 0.6)), 0.95, 0.87,
                    0.60, 8, 300e9, 25e9, f"A100 defaults: MAMF 267.9 TFLOP/s bf16 (Bekman), FlashAttention-2 0.6; {_NV}",
-                   (267.9e12, 6912, 16384, 2048)),
+                   (("bf16", 267.9e12, 312e12, 6912, 16384, 2048),)),
     "H100": Family("H100", 132, ((128, 256, 1.0), (128, 128, 0.9), (128, 64, 0.75), (64, 64, 0.55)), 0.90, 0.87,
                    0.55, 8, 450e9, 50e9, f"H100 defaults: MAMF 792.1 TFLOP/s bf16 (Bekman), FlashAttention-3/cuDNN "
-                   f"~0.55, FlashAttention-2 ~0.33; {_NV}", (792.1e12, 6144, 17920, 2816), 0.33),
+                   f"~0.55, FlashAttention-2 ~0.33; fp8 best rate 1,507 TFLOP/s (AIConfigurator, TensorRT-LLM); {_NV}",
+                   (("bf16", 792.1e12, 989.4e12, 6144, 17920, 2816), ("fp8", 1507e12, 1978.9e12, 1025, 65536, 12288)),
+                   0.33),
     "B200": Family("B200", 148, ((256, 256, 1.0), (128, 256, 0.93), (128, 128, 0.85), (64, 128, 0.6)), 0.85, 0.85,
-                   0.55, 8, 900e9, 50e9, f"B200 defaults: tensor pipe 0.85 of peak (no published MAMF here; power-limited like H100); {_NV}"),
+                   0.55, 8, 900e9, 50e9, "B200 defaults: best rates 1,716 / 3,151 / 4,547 TFLOP/s bf16 / fp8 / nvfp4 "
+                   f"(AIConfigurator, TensorRT-LLM, B200); {_NV}",
+                   (("bf16", 1716e12, 2250e12, 3072, 51200, 3584), ("fp8", 3151e12, 4500e12, 4096, 65536, 6144),
+                    ("fp4", 4547e12, 9000e12, 4352, 51200, 16384))),
     "MI300": Family("MI300", 304, ((256, 256, 1.0), (256, 128, 0.9), (128, 128, 0.8), (64, 64, 0.55)), 0.65, 0.80,
                     0.40, 8, 64e9, 50e9, "MI300X defaults: MAMF 781.9 TFLOP/s bf16 (Bekman, ROCm 6.2); "
-                    "Infinity Fabric 64 GB/s per peer link", (781.9e12, 4096, 10240, 4864)),
+                    "Infinity Fabric 64 GB/s per peer link", (("bf16", 781.9e12, 1307.4e12, 4096, 10240, 4864),)),
     "generic": Family("generic", 80, ((128, 128, 1.0), (64, 64, 0.6)), 0.75, 0.80, 0.45, 1, 32e9, 12.5e9,
                       "generic defaults (device not in a known family): 0.7 of peak, PCIe Gen4 x16 between GPUs"),
 }
@@ -75,6 +83,10 @@ _FAMILY_OF = (("GH200", "H100"), ("H100", "H100"), ("H200", "H100"), ("H800", "H
 K_PIPELINE = 64          # K-loop fill/drain and epilogue cost about 64 K-steps of one tile (CUTLASS multistage)
 # Stream-K (Osama et al. 2023, PPoPP; in cuBLAS/CUTLASS since Ampere) splits the K loop of the last partial wave over
 # idle SMs, trading wave quantization for one extra fill and a partial-tile fix-up (counted as 2 x K_PIPELINE).
+OPERAND_BYTES = {**DTYPE_BYTES, "fp4": 0.5 + 1.0 / 16}  # NVFP4 operands: 4-bit values + one 8-bit scale per 16
+OUT_BYTES = 2.0          # GEMM outputs are written in 16 bits (fp8/fp4 GEMMs too: bf16 output, fp32 accumulate)
+QUANT_PASSES = {"fp8": (2, 1.0), "fp4": (1, 0.5 + 1.0 / 16)}  # activation cast: (reads of the 16-bit input, bytes
+# written per value); see Efficiency.quantize_seconds
 LAUNCH_SECONDS = 4e-6    # one kernel launch on the stream, CUDA ~3-5 us (NVIDIA CUDA C++ Best Practices Guide)
 ATTENTION_HALF_SEQ = 256  # flash attention reaches half its long-sequence rate near 256 keys per query block row
 # (FlashAttention-2 Fig. 4: 512 -> 2k -> 16k tokens rise ~30% then flatten; s / (s + 256) gives 0.67/0.89/0.98)
@@ -120,7 +132,7 @@ class Efficiency:
     gemm_ratio: dict = field(hash=False, default_factory=dict)  # dtype -> [(flops, measured/model)] from a profile
     attention_measured: dict = field(hash=False, default_factory=dict)  # dtype -> [(seq, fraction of peak)]
     collectives_measured: dict = field(hash=False, default_factory=dict)  # tier -> [(bytes, busbw)]
-    pipe_scale: float = 1.0                     # from mamf_scale(), set by efficiency_for
+    pipe_scale: dict = field(hash=False, default_factory=dict)  # format -> factor, from pipe_scales()
 
     def peak(self, dtype: str) -> float:
         p = self.peak_flops.get(dtype)
@@ -136,41 +148,60 @@ class Efficiency:
             return 0.0
         flops = 2.0 * m * n * k
         best = self._tiles_seconds(m, n, k, dtype)
-        width = DTYPE_BYTES.get(dtype, 2)
-        memory = (m * k + k * n + m * n) * width / self.hbm_bytes_per_s
+        width = OPERAND_BYTES.get(dtype, 2)
+        memory = ((m * k + k * n) * width + m * n * OUT_BYTES) / self.hbm_bytes_per_s
         # roofline: operand traffic overlaps the tensor pipe (multistage loads), so the slower of the two sets the
-        # time; the pipe's rate is set so that the published best shape reproduces its MAMF
-        return max(best * self.pipe_scale, flops / self.peak(dtype), memory) + LAUNCH_SECONDS
+        # time; the pipe's rate is set so that the published best shape of the format reproduces its best rate
+        scale = self.pipe_scale.get(_format(dtype)) or self.pipe_scale.get("bf16", 1.0)
+        return max(best * scale, flops / self.peak(dtype), memory) + LAUNCH_SECONDS
 
     def _tiles_seconds(self, m: float, n: float, k: float, dtype: str) -> float:
         fam = self.family
         best = math.inf
+        # the fill/drain and epilogue take the time of K_PIPELINE 16-bit K-steps whatever the format (loads and the
+        # 16-bit output tile do not speed up with fp8/fp4 math): more K-steps of a faster format
+        fill = K_PIPELINE * max(self.peak(dtype) / self.peak("bf16"), 1.0)
         for tm, tn, frac in fam.tiles:
             tiles = math.ceil(m / tm) * math.ceil(n / tn)  # padded output tiles (tile quantization)
             step = 2.0 * tm * tn * fam.sms / (self.peak(dtype) * fam.gemm_fraction * frac)  # one K-step of a tile
-            waves = math.ceil(tiles / fam.sms) * (k + K_PIPELINE) * step  # data-parallel tiles: whole waves
-            stream_k = (tiles * k / fam.sms + 2 * K_PIPELINE) * step  # Stream-K: K split over idle SMs + fix-up
+            waves = math.ceil(tiles / fam.sms) * (k + fill) * step  # data-parallel tiles: whole waves
+            stream_k = (tiles * k / fam.sms + 2 * fill) * step  # Stream-K: K split over idle SMs + fix-up
             best = min(best, waves, stream_k)
         return best
 
-    def mamf_scale(self) -> float:
-        """1, or the factor on the tensor-pipe time that makes the model reproduce the family's published MAMF
-        (maximum achievable matmul FLOP/s, bf16) at its best shape; fp8 and fp16 use the same pipe."""
-        fam = self.family
-        if not fam.mamf:
-            return 1.0
-        rate, m, n, k = fam.mamf
-        target = 2.0 * m * n * k / rate
-        compute = self._tiles_seconds(m, n, k, "bf16")
-        return max((target - LAUNCH_SECONDS) / compute, 0.5) if compute > 0 else 1.0
+    def pipe_scales(self) -> dict:
+        """Format -> the factor on the tensor-pipe time that makes the model reproduce the family's published best
+        rate of that format (bf16: Bekman's MAMF; fp8, fp4: AIConfigurator's measured tables) at its best shape,
+        taken as a fraction of the peak of the GPU it was measured on. fp16 uses bf16's; a format without a
+        published rate uses bf16's."""
+        out = {}
+        for fmt, rate, src_peak, m, n, k in self.family.mamf:
+            target = 2.0 * m * n * k / (rate / src_peak * self.peak(fmt))
+            compute = self._tiles_seconds(m, n, k, fmt)
+            out[fmt] = max((target - LAUNCH_SECONDS) / compute, 0.5) if compute > 0 else 1.0
+        return out
 
-    def gemm_seconds(self, m: float, n: float, k: float, dtype: str = "bf16") -> float:
-        """Seconds of an M x N x K GEMM (2MNK FLOPs): the model, scaled by the profile's measured ratio."""
+    def quantize_seconds(self, m: float, k: float, dtype: str) -> float:
+        """The activation cast a quantized GEMM pays per call. fp8 with a dynamic (current) per-tensor scale, as
+        TensorRT-LLM's fp8 linear in AIConfigurator's measured tables and Transformer Engine's current-scaling
+        recipe: an amax reduction reading the m x k 16-bit input, then the cast reading it again and writing
+        fp8 (two kernels). NVFP4: one kernel, its per-16-value block scales found inside the cast (the global
+        scale is the checkpoint's), writing 4-bit values and one 8-bit scale per block."""
+        passes = QUANT_PASSES.get(dtype)
+        if passes is None or m <= 0 or k <= 0:
+            return 0.0
+        reads, out = passes
+        return m * k * (2.0 * reads + out) / self.hbm_bytes_per_s + reads * LAUNCH_SECONDS
+
+    def gemm_seconds(self, m: float, n: float, k: float, dtype: str = "bf16", quantize: bool = True) -> float:
+        """Seconds of an M x N x K GEMM (2MNK FLOPs): the model, scaled by the profile's measured ratio, plus the
+        activation cast of a quantized format (quantize=False: the caller casts once for several GEMMs, as a
+        grouped expert GEMM does)."""
         t = self._gemm_model(m, n, k, dtype)
         pts = self.gemm_ratio.get(dtype) or self.gemm_ratio.get({"bf16": "fp16", "fp16": "bf16"}.get(dtype, ""))
         if pts and t > 0:
             t /= _interp_log(pts, 2.0 * m * n * k)
-        return t
+        return t + self.quantize_seconds(m, k, dtype) if t > 0 and quantize else t
 
     def gemm(self, m: float, n: float, k: float, dtype: str = "bf16") -> float:
         """Achieved FLOP/s of an M x N x K GEMM."""
@@ -211,6 +242,10 @@ class Efficiency:
         return NETWORK_LATENCY[tier]
 
 
+def _format(dtype: str) -> str:
+    return "bf16" if dtype in ("bf16", "fp16") else dtype
+
+
 def _positive(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
@@ -229,7 +264,7 @@ def efficiency_for(gpu, profile: dict | None = None) -> Efficiency:
     base = Efficiency(gpu_name=getattr(gpu, "name", "device"), family=fam, peak_flops=peaks,
                       hbm_peak_bytes_per_s=hbm_peak, hbm_bytes_per_s=hbm_peak * fam.hbm_fraction,
                       nvlink_domain_gpus=int(domain), link_bytes_per_s=links, source=f"default: {fam.source}")
-    base = Efficiency(**{**base.__dict__, "pipe_scale": base.mamf_scale()})
+    base = Efficiency(**{**base.__dict__, "pipe_scale": base.pipe_scales()})
     if profile is None:
         return base
     path = getattr(profile, "path", None)
@@ -242,7 +277,7 @@ def efficiency_for(gpu, profile: dict | None = None) -> Efficiency:
     if _positive(hbm):
         measured.append("HBM")
     model = Efficiency(**{**base.__dict__, "hbm_bytes_per_s": hbm_bytes})
-    model = Efficiency(**{**model.__dict__, "pipe_scale": model.mamf_scale()})
+    model = Efficiency(**{**model.__dict__, "pipe_scale": model.pipe_scales()})
     ratios: dict[str, list] = {}
     for p in data.get("gemm_curve") or []:
         if not isinstance(p, dict) or not all(_positive(p.get(key)) for key in ("m", "n", "k", "flops_per_s")):

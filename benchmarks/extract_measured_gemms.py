@@ -1,0 +1,58 @@
+"""Sample AIConfigurator's measured GEMM tables into benchmarks/data/measured_gemms.csv (run once, by hand).
+
+Source: ai-dynamo/aiconfigurator (Apache-2.0), aic-core/src/aiconfigurator_core/systems/data/<gpu>/gemm/<framework>/
+<version>/gemm_perf.parquet: latency in ms of one GEMM (y = x W^T, x: m x k, W: n x k) measured by its collectors
+on each GPU (TensorRT-LLM's torch flow: cuBLAS/CUTLASS; fp8 is per-tensor fp8 with the activation quantized in the
+call, nvfp4 the same with block scales). A grid of m, n, k is kept (about 900 shapes per GPU and format) so that
+benchmarks/gemm_check.py and its test run without pyarrow or the checkout.
+
+Usage: python benchmarks/extract_measured_gemms.py <aiconfigurator checkout or git mirror> (needs pandas+pyarrow)
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from io import BytesIO
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "data" / "measured_gemms.csv"
+DATA = "aic-core/src/aiconfigurator_core/systems/data"
+# (directory, framework, version, our catalog name): the newest TensorRT-LLM table of each GPU
+TABLES = (("a100_sxm", "trtllm", "1.0.0", "A100-80GB"), ("h100_sxm", "trtllm", "1.3.0rc20", "H100-SXM"),
+          ("h200_sxm", "trtllm", "1.3.0rc20", "H200"), ("b200_sxm", "trtllm", "1.3.0rc20", "B200"),
+          ("b300_sxm", "trtllm", "1.3.0rc20", "B300"), ("gb200", "trtllm", "1.3.0rc20", "GB200-NVL72"),
+          ("l40s", "trtllm", "1.3.0rc20", "L40S"))
+DTYPES = {"bfloat16": "bf16", "fp8": "fp8", "nvfp4": "fp4"}
+M = {1, 4, 16, 64, 256, 1024, 2048, 4096, 8192, 16384, 32768}
+NK = {512, 1024, 2048, 4096, 6144, 8192, 12288, 16384, 65536}
+
+
+def _read(root: Path, rel: str) -> bytes:
+    path = root / rel
+    if path.exists():
+        return path.read_bytes()
+    return subprocess.run(["git", "-C", str(root), "show", f"HEAD:{rel}"], check=True, capture_output=True).stdout
+
+
+def main() -> None:
+    import pandas as pd
+
+    root = Path(sys.argv[1])
+    rows = []
+    for directory, framework, version, gpu in TABLES:
+        d = pd.read_parquet(BytesIO(_read(root, f"{DATA}/{directory}/gemm/{framework}/{version}/gemm_perf.parquet")))
+        d = d[d.gemm_dtype.isin(DTYPES) & d.m.isin(M) & d.n.isin(NK) & d.k.isin(NK) & (d.kernel_source == "torch_flow")]
+        d = d.groupby(["gemm_dtype", "m", "n", "k"], as_index=False).latency.median()
+        for r in d.itertuples():
+            rows.append((gpu, DTYPES[r.gemm_dtype], r.m, r.n, r.k, f"{r.latency:.5g}"))
+    with OUT.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(("gpu", "dtype", "m", "n", "k", "latency_ms"))
+        w.writerows(sorted(rows))
+    print(f"{len(rows)} rows -> {OUT}")
+
+
+if __name__ == "__main__":
+    main()
