@@ -17,7 +17,7 @@ from llmplan.estimate import timecost as tc
 from llmplan.estimate.flops import PRETRAIN_SEQ_CAP, RECOMPUTE, train_flops_per_token, training_flops
 from llmplan.hardware import GPU, match_gpu, parse_gpu
 from llmplan.models import count_params
-from llmplan.units import format_bytes, format_count, parse_count, parse_dtype, parse_int_count, parse_seq
+from llmplan.units import format_count, parse_count, parse_dtype, parse_seq
 
 
 class Mode(str, Enum):

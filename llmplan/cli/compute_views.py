@@ -8,7 +8,7 @@ from llmplan.estimate import timecost as tc
 from llmplan.estimate.flops import TrainingFlops
 from llmplan.models import ModelSpec
 from llmplan.report.output import emit_json, kv_table, stdout_console, table
-from llmplan.units import format_bytes, format_count, format_flops, format_seconds
+from llmplan.units import format_count, format_flops, format_seconds
 
 
 def _num(x: float) -> str:

@@ -150,11 +150,11 @@ def find_remedies(cfg: MemoryConfig, usable: int, limit: int = 6) -> list[Remedy
         return out[:limit]
     many: list[tuple[str, MemoryConfig]] = []
     if cfg.zero >= 1:
-        many.append((f"--dp {{dp}}", cfg))
+        many.append(("--dp {dp}", cfg))
     if cfg.zero < 3:
-        many.append((f"--zero 3 --dp {{dp}}", replace(cfg, zero=3)))
+        many.append(("--zero 3 --dp {dp}", replace(cfg, zero=3)))
     if cfg.recompute != "full":
-        many.append((f"--zero 3 --dp {{dp}} --recompute full", replace(cfg, zero=3, recompute="full")))
+        many.append(("--zero 3 --dp {dp} --recompute full", replace(cfg, zero=3, recompute="full")))
     for text, c in many:
         dp = _smallest_dp(c, usable)
         if dp is not None:

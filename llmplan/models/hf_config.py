@@ -53,7 +53,7 @@ def _mixtral(c: Cfg, name: str) -> ModelSpec:  # modeling_mixtral.py: Mistral at
     from llmplan.models.hf_build import experts_count
     from llmplan.models.layers import MoE
 
-    h, n = c.int("hidden_size"), c.int("num_hidden_layers")
+    h = c.int("hidden_size")
     moe = MoE(experts_count(c, "num_local_experts"), c.int("num_experts_per_tok"), c.int("intermediate_size"))
     return hf_moe._all_moe(c, name, hf_dense.standard_attention(c, h), moe, sliding=True)
 
