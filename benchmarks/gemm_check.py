@@ -1,6 +1,6 @@
 """The GEMM model (llmplan.hardware.efficiency) against measured GEMMs: AIConfigurator's silicon tables.
 
-benchmarks/data/measured_gemms.csv (benchmarks/extract_measured_gemms.py says where it comes from): about 900
+benchmarks/data/measured_gemms.csv (benchmarks/extract_aiconfigurator.py says where it comes from): about 900
 shapes per GPU and format, m from 1 (decode) to 32,768, n and k from 512 to 65,536, timed by AIConfigurator's
 collectors in TensorRT-LLM's torch flow. Each is predicted by the default model (no profile) and compared as
 time: ratio = predicted / measured (below 1: the model is too fast). Nothing here is fitted to these rows except

@@ -48,3 +48,7 @@ def test_step_time_validation_table_is_current():
 
 def test_gemm_check_table_is_current():
     _section_matches("gemm_check", "gemm")
+
+
+def test_collectives_check_table_is_current():
+    _section_matches("collectives_check", "collectives")

@@ -48,7 +48,7 @@ def test_recompute_costs_time_and_saves_memory(gpt3):
 
 
 def test_collective_factors_and_tiers():
-    eff = make_system(get_gpu("h100"), 16).eff
+    eff = make_system(get_gpu("a100"), 16).eff  # A100's NVSwitch has no NVLS: every collective is NCCL's ring
     inside, across = Group(8, 1, 8), Group(16, 1, 8)
     s = 1e9
 
@@ -65,6 +65,20 @@ def test_collective_factors_and_tiers():
     assert lone.members_per_node == 1
     assert lone.nodes == 4 and collective_seconds(eff, "all_gather", s, lone) == pytest.approx(
         lat("all_gather", 4, 4) + s * 3 / 4 / eff.collective_bus_bytes_per_s("scaleout"))
+
+
+def test_hopper_all_reduce_inside_the_node_takes_nvls_when_faster():
+    eff = make_system(get_gpu("h100"), 16).eff
+    inside = Group(8, 1, 8)
+    big, small = 1e9, 1e5
+    nvls = 25e-6 + big / (0.565 * 450e9)  # the switch reduces: the tensor once each way
+    assert collective_seconds(eff, "all_reduce", big, inside) == pytest.approx(nvls)
+    ring = nccl_latency_seconds("ring", "simple", "all_reduce", 8, 1) + big * 7 / 4 / eff.collective_bus_bytes_per_s(
+        "scaleup")
+    assert nvls < ring
+    # small tensors keep the ring's low latency; across nodes there is no NVLS
+    assert collective_seconds(eff, "all_reduce", small, inside) < 25e-6 + small / (0.565 * 450e9)
+    assert collective_seconds(eff, "all_reduce", big, Group(16, 1, 8)) > nvls
 
 
 def test_collective_latency_is_nccls_cost_model():

@@ -13,7 +13,9 @@ All-reduce, reduce-scatter and all-gather take NCCL's own cost model (src/graph/
 a base plus one hop latency per step, NVLink hops inside a node and network hops between nodes, and a share of the
 bus bandwidth; NCCL runs the fastest for each size, and so does this model. A ring's steps grow with its ranks
 (n - 1 for reduce-scatter and all-gather, 2 (n - 1) for all-reduce), so a collective over a thousand GPUs pays
-milliseconds of latency that one over eight does not.
+milliseconds of latency that one over eight does not. An all-reduce inside an NVSwitch domain of Hopper or later may
+also take NVLS (the switch reduces): 25 us + bytes / (measured NVLS bandwidth), when that is faster.
+benchmarks/collectives_check.py compares all of it with 1,008 measured nccl-tests runs (docs/validation.md).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ NCCL_HOP_US = {"nvlink": {"ring": {"ll": 0.6, "ll128": 1.9, "simple": 3.4}, "tre
                                                                                    "simple": 28.0}},
                "net": {"ring": {"ll": 2.7, "ll128": 4.0, "simple": 14.0}, "tree": {"ll": 5.0, "ll128": 8.5,
                                                                                  "simple": 28.0}}}
+NVLS_LATENCY_SECONDS = 25e-6  # tuning.cc hwLat[NVLINK][NVLS][Simple]
 NCCL_NET_OVERHEAD_US = 1.0  # getNetOverhead on x86: each step of an inter-node ring posts to the proxy (x3 for Simple)
 
 
@@ -117,7 +120,14 @@ def collective_seconds(eff: Efficiency, op: str, nbytes: float, group: Group) ->
         return latency + nbytes / tier_bw
     if op == "all_to_all":  # n - 1 sends at once (NCCL groups them): one latency
         return latency + nbytes * BUS_FACTOR[op](n) / bus_bytes_per_s(eff, group, nbytes)
-    return _nccl_seconds(op, nbytes, n, group.nodes, bus_bytes_per_s(eff, group, nbytes))
+    best = _nccl_seconds(op, nbytes, n, group.nodes, bus_bytes_per_s(eff, group, nbytes))
+    if op == "all_reduce" and group.inside_node and eff.family.nvls_fraction and \
+            not eff.collectives_measured.get("scaleup"):  # a measured curve already holds what NCCL chose
+        # NVLS (NVLink SHARP, Hopper and later NVSwitches): the switch reduces, each GPU sends and receives the
+        # tensor once; NCCL's tuning.cc charges it a 25 us NVLink latency (Simple)
+        nvls = NVLS_LATENCY_SECONDS + nbytes / (eff.family.nvls_fraction * eff.link_bytes_per_s["scaleup"])
+        best = min(best, nvls)
+    return best
 
 
 def _nccl_seconds(op: str, nbytes: float, n: int, nodes: int, bus: float) -> float:

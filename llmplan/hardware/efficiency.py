@@ -42,6 +42,8 @@ class Family:
     mamf: tuple = ()           # ((format, FLOP/s, peak FLOP/s of the GPU it was measured on, m, n, k), ...):
     # published best matmul rates and their shapes; the tensor pipe of each format is set to reproduce its own
     flash2_fraction: float = 0.0  # FlashAttention-2 where a newer kernel is the best (Hopper); 0: the same
+    scaleup_fraction: float = 0.0  # measured ring bus bandwidth / NVLink per GPU; 0: NETWORK_FRACTION["scaleup"]
+    nvls_fraction: float = 0.0     # NVLink SHARP all-reduce (NVSwitch 3+): measured algorithm bandwidth / NVLink
 
 
 # Sources of the numbers (one line each; docs/methodology.md "Step time" lists them in full):
@@ -59,17 +61,17 @@ _NV = "NVIDIA Matrix Multiplication Background User's Guide (tile and wave quant
 FAMILIES = {
     "A100": Family("A100", 108, ((256, 128, 1.0), (128, 128, 0.93), (128, 64, 0.8), (64, 64, 0.6)), 0.95, 0.87,
                    0.60, 8, 300e9, 25e9, f"A100 defaults: MAMF 267.9 TFLOP/s bf16 (Bekman), FlashAttention-2 0.6; {_NV}",
-                   (("bf16", 267.9e12, 312e12, 6912, 16384, 2048),)),
+                   (("bf16", 267.9e12, 312e12, 6912, 16384, 2048),), scaleup_fraction=0.70),
     "H100": Family("H100", 132, ((128, 256, 1.0), (128, 128, 0.9), (128, 64, 0.75), (64, 64, 0.55)), 0.90, 0.87,
                    0.55, 8, 450e9, 50e9, f"H100 defaults: MAMF 792.1 TFLOP/s bf16 (Bekman), FlashAttention-3/cuDNN "
                    f"~0.55, FlashAttention-2 ~0.33; fp8 best rate 1,507 TFLOP/s (AIConfigurator, TensorRT-LLM); {_NV}",
                    (("bf16", 792.1e12, 989.4e12, 6144, 17920, 2816), ("fp8", 1507e12, 1978.9e12, 1025, 65536, 12288)),
-                   0.33),
+                   0.33, scaleup_fraction=0.75, nvls_fraction=0.565),
     "B200": Family("B200", 148, ((256, 256, 1.0), (128, 256, 0.93), (128, 128, 0.85), (64, 128, 0.6)), 0.85, 0.85,
                    0.55, 8, 900e9, 50e9, "B200 defaults: best rates 1,716 / 3,151 / 4,547 TFLOP/s bf16 / fp8 / nvfp4 "
                    f"(AIConfigurator, TensorRT-LLM, B200); {_NV}",
                    (("bf16", 1716e12, 2250e12, 3072, 51200, 3584), ("fp8", 3151e12, 4500e12, 4096, 65536, 6144),
-                    ("fp4", 4547e12, 9000e12, 4352, 51200, 16384))),
+                    ("fp4", 4547e12, 9000e12, 4352, 51200, 16384)), scaleup_fraction=0.68),
     "MI300": Family("MI300", 304, ((256, 256, 1.0), (256, 128, 0.9), (128, 128, 0.8), (64, 64, 0.55)), 0.65, 0.80,
                     0.40, 8, 64e9, 50e9, "MI300X defaults: MAMF 781.9 TFLOP/s bf16 (Bekman, ROCm 6.2); "
                     "Infinity Fabric 64 GB/s per peer link", (("bf16", 781.9e12, 1307.4e12, 4096, 10240, 4864),)),
@@ -90,8 +92,13 @@ QUANT_PASSES = {"fp8": (2, 1.0), "fp4": (1, 0.5 + 1.0 / 16)}  # activation cast:
 LAUNCH_SECONDS = 4e-6    # one kernel launch on the stream, CUDA ~3-5 us (NVIDIA CUDA C++ Best Practices Guide)
 ATTENTION_HALF_SEQ = 256  # flash attention reaches half its long-sequence rate near 256 keys per query block row
 # (FlashAttention-2 Fig. 4: 512 -> 2k -> 16k tokens rise ~30% then flatten; s / (s + 256) gives 0.67/0.89/0.98)
-NETWORK_FRACTION = {"scaleup": 0.80, "scaleout": 0.90}  # nccl-tests busbw / link: NVLink ~0.8 (A100 all-reduce
-# ~235 of 300 GB/s, H100 ~360 of 450), InfiniBand ~0.9 (Calculon a100_80g.json uses 0.65 / 0.9)
+NETWORK_FRACTION = {"scaleup": 0.80, "scaleout": 0.90}  # nccl-tests busbw / link where a family has no measured
+# figure: NVLink ~0.8, InfiniBand ~0.9 (Calculon a100_80g.json uses 0.65 / 0.9). Measured (Family.scaleup_fraction):
+# AIConfigurator's nccl-tests tables, all-gather and reduce-scatter of 512 MB on 8 GPUs of one node: A100 205-213 of
+# 300 GB/s (0.70; NCCL 2.27.3), H100 335-336 of 450 (0.75; 2.29.2), B200 613-617 of 900 (0.68; 2.29.2). NVLS
+# all-reduce (Family.nvls_fraction): the same tables' 512 MB all-reduce on 8 GPUs, bus bandwidth / 2(n-1)/n: H100
+# 445 / 1.75 = 254 GB/s (0.565 of 450), above what a ring at its all-gather rate reaches (337). B200's all-reduce
+# (704) is within 14% of its all-gather (617): no sign of NVLS in that table, none modelled; A100 has no SHARP
 NETWORK_LATENCY = {"scaleup": 10e-6, "scaleout": 20e-6}  # per collective (Calculon system files: 10 / 20 us)
 
 
@@ -236,7 +243,9 @@ class Efficiency:
         pts = self.collectives_measured.get(tier)
         if pts:
             return _interp_log(pts, nbytes or pts[-1][0])
-        return self.link_bytes_per_s[tier] * NETWORK_FRACTION[tier]
+        fraction = self.family.scaleup_fraction if tier == "scaleup" and self.family.scaleup_fraction else \
+            NETWORK_FRACTION[tier]
+        return self.link_bytes_per_s[tier] * fraction
 
     def collective_latency_seconds(self, tier: str) -> float:
         return NETWORK_LATENCY[tier]

@@ -1,12 +1,16 @@
-"""Sample AIConfigurator's measured GEMM tables into benchmarks/data/measured_gemms.csv (run once, by hand).
+"""Sample AIConfigurator's measured GEMM and NCCL tables into benchmarks/data/ (run once, by hand).
 
 Source: ai-dynamo/aiconfigurator (Apache-2.0), aic-core/src/aiconfigurator_core/systems/data/<gpu>/gemm/<framework>/
 <version>/gemm_perf.parquet: latency in ms of one GEMM (y = x W^T, x: m x k, W: n x k) measured by its collectors
 on each GPU (TensorRT-LLM's torch flow: cuBLAS/CUTLASS; fp8 is per-tensor fp8 with the activation quantized in the
 call, nvfp4 the same with block scales). A grid of m, n, k is kept (about 900 shapes per GPU and format) so that
-benchmarks/gemm_check.py and its test run without pyarrow or the checkout.
+benchmarks/gemm_check.py and its test run without pyarrow or the checkout. And .../<gpu>/comm/nccl/<version>/
+nccl_perf.parquet: nccl-tests (all_reduce_perf, all_gather_perf, reduce_scatter_perf, alltoall_perf; one process,
+-t ranks threads, 40 warm-up and 60-100 timed iterations, out-of-place time) on 2, 4 and 8 GPUs of one NVLink
+node, 512 B to 512 MB (collector/network/collect_nccl.py: message_size is bytes / 2 for half), into
+measured_collectives.csv for benchmarks/collectives_check.py.
 
-Usage: python benchmarks/extract_measured_gemms.py <aiconfigurator checkout or git mirror> (needs pandas+pyarrow)
+Usage: python benchmarks/extract_aiconfigurator.py <aiconfigurator checkout or git mirror> (needs pandas+pyarrow)
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from io import BytesIO
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "data" / "measured_gemms.csv"
+OUT_NCCL = Path(__file__).resolve().parent / "data" / "measured_collectives.csv"
 DATA = "aic-core/src/aiconfigurator_core/systems/data"
 # (directory, framework, version, our catalog name): the newest TensorRT-LLM table of each GPU
 TABLES = (("a100_sxm", "trtllm", "1.0.0", "A100-80GB"), ("h100_sxm", "trtllm", "1.3.0rc20", "H100-SXM"),
@@ -25,6 +30,8 @@ TABLES = (("a100_sxm", "trtllm", "1.0.0", "A100-80GB"), ("h100_sxm", "trtllm", "
           ("b300_sxm", "trtllm", "1.3.0rc20", "B300"), ("gb200", "trtllm", "1.3.0rc20", "GB200-NVL72"),
           ("l40s", "trtllm", "1.3.0rc20", "L40S"))
 DTYPES = {"bfloat16": "bf16", "fp8": "fp8", "nvfp4": "fp4"}
+NCCL = (("a100_sxm", "2.27.3", "A100-80GB"), ("h100_sxm", "2.29.2", "H100-SXM"), ("h200_sxm", "2.29.2", "H200"),
+        ("b200_sxm", "2.29.2", "B200"))
 M = {1, 4, 16, 64, 256, 1024, 2048, 4096, 8192, 16384, 32768}
 NK = {512, 1024, 2048, 4096, 6144, 8192, 12288, 16384, 65536}
 
@@ -52,6 +59,16 @@ def main() -> None:
         w.writerow(("gpu", "dtype", "m", "n", "k", "latency_ms"))
         w.writerows(sorted(rows))
     print(f"{len(rows)} rows -> {OUT}")
+    nccl = []
+    for directory, version, gpu in NCCL:
+        d = pd.read_parquet(BytesIO(_read(root, f"{DATA}/{directory}/comm/nccl/{version}/nccl_perf.parquet")))
+        for r in d[d.nccl_dtype == "half"].itertuples():
+            nccl.append((gpu, f"nccl {version}", r.op_name, r.num_gpus, 2 * r.message_size, f"{r.latency * 1e-3:.5g}"))
+    with OUT_NCCL.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(("gpu", "library", "op", "ranks", "bytes", "seconds"))
+        w.writerows(sorted(nccl))
+    print(f"{len(nccl)} rows -> {OUT_NCCL}")
 
 
 if __name__ == "__main__":
