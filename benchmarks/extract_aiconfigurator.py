@@ -8,7 +8,9 @@ benchmarks/gemm_check.py and its test run without pyarrow or the checkout. And .
 nccl_perf.parquet: nccl-tests (all_reduce_perf, all_gather_perf, reduce_scatter_perf, alltoall_perf; one process,
 -t ranks threads, 40 warm-up and 60-100 timed iterations, out-of-place time) on 2, 4 and 8 GPUs of one NVLink
 node, 512 B to 512 MB (collector/network/collect_nccl.py: message_size is bytes / 2 for half), into
-measured_collectives.csv for benchmarks/collectives_check.py.
+measured_collectives.csv for benchmarks/collectives_check.py. And .../<gpu>/moe/trtllm/<version>/moe_perf.parquet:
+TensorRT-LLM's fused MoE (CUTLASS kernels: permute, the experts' grouped GEMMs, activation, unpermute) for balanced
+routing, bf16 and per-tensor fp8, at a few token counts, into measured_moe.csv for benchmarks/moe_check.py.
 
 Usage: python benchmarks/extract_aiconfigurator.py <aiconfigurator checkout or git mirror> (needs pandas+pyarrow)
 """
@@ -23,6 +25,9 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "data" / "measured_gemms.csv"
 OUT_NCCL = Path(__file__).resolve().parent / "data" / "measured_collectives.csv"
+OUT_MOE = Path(__file__).resolve().parent / "data" / "measured_moe.csv"
+MOE = (("h100_sxm", "1.3.0rc20", "H100-SXM"), ("h200_sxm", "1.3.0rc20", "H200"))
+MOE_TOKENS = {1, 16, 128, 1024, 4096, 16384}
 DATA = "aic-core/src/aiconfigurator_core/systems/data"
 # (directory, framework, version, our catalog name): the newest TensorRT-LLM table of each GPU
 TABLES = (("a100_sxm", "trtllm", "1.0.0", "A100-80GB"), ("h100_sxm", "trtllm", "1.3.0rc20", "H100-SXM"),
@@ -69,6 +74,19 @@ def main() -> None:
         w.writerow(("gpu", "library", "op", "ranks", "bytes", "seconds"))
         w.writerows(sorted(nccl))
     print(f"{len(nccl)} rows -> {OUT_NCCL}")
+    moe = []
+    for directory, version, gpu in MOE:
+        d = pd.read_parquet(BytesIO(_read(root, f"{DATA}/{directory}/moe/trtllm/{version}/moe_perf.parquet")))
+        d = d[(d.kernel_source == "moe_torch_flow_cutlass") & (d.distribution == "balanced")
+              & d.moe_dtype.isin(("bfloat16", "fp8")) & d.num_tokens.isin(MOE_TOKENS)]
+        for r in d.itertuples():
+            moe.append((gpu, DTYPES[r.moe_dtype], r.num_tokens, r.hidden_size, r.inter_size, r.topk, r.num_experts,
+                        r.moe_tp_size, r.moe_ep_size, f"{r.latency * 1e-3:.5g}"))
+    with OUT_MOE.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(("gpu", "dtype", "tokens", "hidden", "inter", "top_k", "experts", "tp", "ep", "seconds"))
+        w.writerows(sorted(set(moe)))
+    print(f"{len(set(moe))} rows -> {OUT_MOE}")
 
 
 if __name__ == "__main__":

@@ -52,3 +52,7 @@ def test_gemm_check_table_is_current():
 
 def test_collectives_check_table_is_current():
     _section_matches("collectives_check", "collectives")
+
+
+def test_moe_check_table_is_current():
+    _section_matches("moe_check", "moe")

@@ -122,16 +122,19 @@ def _gemm(eff, m: float, n: float, k: float, dtype: str, weight_bytes_per_param:
     return t, weights
 
 
-def _elementwise_values(g, h: int, tp: int) -> float:
+def _elementwise_values(g, h: int, tp: int, ep: int = 1) -> float:
     """16-bit values one token's element-wise ops stream through HBM in one layer (Korthikanti et al. 2022 list
     the same tensors): a fused residual-add + RMSNorm kernel per norm of the layer (two for a pre-norm block, one
     for Nemotron-H's single-mixer layers), each reading the residual and the branch output and writing both (4 h,
     replicated on every tensor-parallel rank), the gated activation (reads 2 f, writes f, with f = inner width /
-    tp; top-k experts' widths for MoE) and rotary on q and k (read and write)."""
+    tp; top-k experts' widths for MoE), an MoE layer's permute into expert order and the unpermute that sums the
+    top-k outputs back (each routed copy read and written once each way, 4 h, over the ep ranks that share the
+    copies; the training model counts the same, llmplan.estimate.opcosts) and rotary on q and k (read and
+    write)."""
     values = 4.0 * h * g.norms
     ffn = g.ffn
     if isinstance(ffn, MoE):
-        values += 3.0 * (ffn.top_k * ffn.expert_ffn + ffn.shared_ffn) / tp
+        values += 3.0 * (ffn.top_k * ffn.expert_ffn + ffn.shared_ffn) / tp + 4.0 * h * ffn.top_k / ep
     elif isinstance(ffn, Dense):
         values += 3.0 * ffn.ffn / tp if ffn.gated else 2.0 * ffn.ffn / tp
     att = g.attention
@@ -143,6 +146,23 @@ def _elementwise_values(g, h: int, tp: int) -> float:
 def _touched(experts: int, top_k: int, tokens: float) -> float:
     """Expected distinct experts among `tokens` tokens each routed to top_k of `experts` uniformly."""
     return experts * (1.0 - (1.0 - top_k / experts) ** max(tokens, 0.0))
+
+
+def routed_experts(eff, moe: MoE, tokens: float, h: int, tp: int, ep: int, dtype: str,
+                   weight_bytes_per_param: float) -> tuple[float, float]:
+    """Seconds and weight bytes of one GPU's routed-expert GEMMs for `tokens` tokens: the experts the batch
+    touches (uniform routing), each split over tp / ep GPUs and spread over ep, run as one grouped GEMM per
+    projection (one launch, not one per expert) after one activation cast of all the rows this GPU receives."""
+    touched = _touched(moe.experts, moe.top_k, tokens)
+    moe_tp = tp / ep
+    per_gpu = touched / ep
+    m_e = tokens * moe.top_k / touched if touched else 0.0
+    up = _gemm(eff, m_e, (2 if moe.gated else 1) * moe.expert_ffn / moe_tp, h, dtype, weight_bytes_per_param, False)
+    down = _gemm(eff, m_e, h, moe.expert_ffn / moe_tp, dtype, weight_bytes_per_param, False)
+    rows = m_e * per_gpu
+    seconds = per_gpu * (up[0] + down[0]) - 2.0 * max(per_gpu - 1.0, 0.0) * LAUNCH_SECONDS \
+        + eff.quantize_seconds(rows, h, dtype) + eff.quantize_seconds(rows, moe.expert_ffn / moe_tp, dtype)
+    return seconds, per_gpu * (up[1] + down[1])
 
 
 def _attention_pairs_prefill(att: Attention, start: float, tokens: float) -> float:
@@ -195,18 +215,8 @@ def step_time(dep: Deployment, decode: float, context: float, prefill: float = 0
             moe_layers += g.count
             if moe.shared_ffn:
                 t, b = dense(t, b, moe.shared_ffn, moe.gated, m)
-            touched = _touched(moe.experts, moe.top_k, m)
-            moe_tp = tp / dep.ep           # each expert split over tp / ep GPUs, experts spread over ep
-            per_gpu = touched / dep.ep     # touched experts one GPU holds
-            m_e = m * moe.top_k / touched if touched else 0.0
-            up = _gemm(eff, m_e, (2 if moe.gated else 1) * moe.expert_ffn / moe_tp, h, cdt, exp, False)
-            down = _gemm(eff, m_e, h, moe.expert_ffn / moe_tp, cdt, exp, False)
-            # one grouped GEMM per projection runs all of a GPU's experts: one launch, not one per expert, and
-            # one activation cast of all the rows it receives
-            rows = m_e * per_gpu
-            grouped = per_gpu * (up[0] + down[0]) - 2.0 * max(per_gpu - 1.0, 0.0) * LAUNCH_SECONDS \
-                + eff.quantize_seconds(rows, h, cdt) + eff.quantize_seconds(rows, moe.expert_ffn / moe_tp, cdt)
-            t, b = t + grouped, b + per_gpu * (up[1] + down[1])
+            grouped, wb = routed_experts(eff, moe, m, h, tp, dep.ep, cdt, exp)
+            t, b = t + grouped, b + wb
             allreduces += g.count
         elif isinstance(g.ffn, Dense):
             t, b = dense(t, b, g.ffn.ffn, g.ffn.gated, m)
@@ -224,7 +234,7 @@ def step_time(dep: Deployment, decode: float, context: float, prefill: float = 0
                                + flops_per_pair * pairs_p / eff.attention_flops_per_s(dep.attention_dtype, keys))
         gemm += g.count * t
         wbytes += g.count * b
-        act_values += g.count * _elementwise_values(g, h, tp)
+        act_values += g.count * _elementwise_values(g, h, tp, dep.ep)
     # output head: vocab x hidden over tp for one token per sequence that samples
     dt, db = _gemm(eff, decode + (1.0 if prefill else 0.0), spec.vocab / tp, h, dep.attention_dtype, 2.0)
     gemm, wbytes = gemm + dt, wbytes + db
