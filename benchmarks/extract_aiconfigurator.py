@@ -48,6 +48,15 @@ def _read(root: Path, rel: str) -> bytes:
     return subprocess.run(["git", "-C", str(root), "show", f"HEAD:{rel}"], check=True, capture_output=True).stdout
 
 
+def _write(path: Path, header: tuple, rows: list) -> None:
+    rows = sorted(set(rows))
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    print(f"{len(rows)} rows -> {path}")
+
+
 def main() -> None:
     import pandas as pd
 
@@ -59,21 +68,13 @@ def main() -> None:
         d = d.groupby(["gemm_dtype", "m", "n", "k"], as_index=False).latency.median()
         for r in d.itertuples():
             rows.append((gpu, DTYPES[r.gemm_dtype], r.m, r.n, r.k, f"{r.latency:.5g}"))
-    with OUT.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(("gpu", "dtype", "m", "n", "k", "latency_ms"))
-        w.writerows(sorted(rows))
-    print(f"{len(rows)} rows -> {OUT}")
+    _write(OUT, ("gpu", "dtype", "m", "n", "k", "latency_ms"), rows)
     nccl = []
     for directory, version, gpu in NCCL:
         d = pd.read_parquet(BytesIO(_read(root, f"{DATA}/{directory}/comm/nccl/{version}/nccl_perf.parquet")))
         for r in d[d.nccl_dtype == "half"].itertuples():
             nccl.append((gpu, f"nccl {version}", r.op_name, r.num_gpus, 2 * r.message_size, f"{r.latency * 1e-3:.5g}"))
-    with OUT_NCCL.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(("gpu", "library", "op", "ranks", "bytes", "seconds"))
-        w.writerows(sorted(nccl))
-    print(f"{len(nccl)} rows -> {OUT_NCCL}")
+    _write(OUT_NCCL, ("gpu", "library", "op", "ranks", "bytes", "seconds"), nccl)
     moe = []
     for directory, version, gpu in MOE:
         d = pd.read_parquet(BytesIO(_read(root, f"{DATA}/{directory}/moe/trtllm/{version}/moe_perf.parquet")))
@@ -82,11 +83,7 @@ def main() -> None:
         for r in d.itertuples():
             moe.append((gpu, DTYPES[r.moe_dtype], r.num_tokens, r.hidden_size, r.inter_size, r.topk, r.num_experts,
                         r.moe_tp_size, r.moe_ep_size, f"{r.latency * 1e-3:.5g}"))
-    with OUT_MOE.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(("gpu", "dtype", "tokens", "hidden", "inter", "top_k", "experts", "tp", "ep", "seconds"))
-        w.writerows(sorted(set(moe)))
-    print(f"{len(set(moe))} rows -> {OUT_MOE}")
+    _write(OUT_MOE, ("gpu", "dtype", "tokens", "hidden", "inter", "top_k", "experts", "tp", "ep", "seconds"), moe)
 
 
 if __name__ == "__main__":

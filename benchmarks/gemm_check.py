@@ -11,7 +11,6 @@ Usage: python benchmarks/gemm_check.py [--write docs/validation.md]
 
 from __future__ import annotations
 
-import argparse
 import csv
 import statistics
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.startup import write_section  # noqa: E402
+from benchmarks.startup import section_main  # noqa: E402
 from llmplan.hardware import get_gpu  # noqa: E402
 from llmplan.hardware.efficiency import efficiency_for  # noqa: E402
 
@@ -68,13 +67,7 @@ def render(results: dict | None = None) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", type=Path, help="a markdown file with a `gemm` section to update")
-    args = parser.parse_args()
-    text = render()
-    print(text)
-    if args.write:
-        write_section(args.write, "gemm", text)
+    section_main(__doc__, "gemm", render)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,13 @@ Usage: python benchmarks/published_tables.py [--write docs/validation.md]
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.startup import write_section  # noqa: E402
+from benchmarks.startup import section_main  # noqa: E402
 from llmplan.estimate.activations import ActivationConfig, layer_terms  # noqa: E402
 from llmplan.estimate.flops import training_flops  # noqa: E402
 from llmplan.estimate.laws import get_law  # noqa: E402
@@ -135,13 +134,7 @@ def render() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", type=Path, help="a markdown file with a `published` section to update")
-    args = parser.parse_args()
-    text = render()
-    print(text)
-    if args.write:
-        write_section(args.write, "published", text)
+    section_main(__doc__, "published", render)
 
 
 if __name__ == "__main__":

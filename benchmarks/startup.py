@@ -125,6 +125,18 @@ def write_section(path: Path, name: str, body: str) -> None:
     path.write_text(f"{head}{start}\n{body}\n{end}{tail}")
 
 
+def section_main(doc: str, name: str, render) -> None:
+    """The command line of a script whose whole output is one generated section: print it; --write FILE puts it
+    between FILE's `<!-- section: name -->` markers."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--write", type=Path, help=f"a markdown file with a `{name}` section to update")
+    args = parser.parse_args()
+    text = render()
+    print(text)
+    if args.write:
+        write_section(args.write, name, text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
