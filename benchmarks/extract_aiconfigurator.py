@@ -10,7 +10,10 @@ nccl_perf.parquet: nccl-tests (all_reduce_perf, all_gather_perf, reduce_scatter_
 node, 512 B to 512 MB (collector/network/collect_nccl.py: message_size is bytes / 2 for half), into
 measured_collectives.csv for benchmarks/collectives_check.py. And .../<gpu>/moe/trtllm/<version>/moe_perf.parquet:
 TensorRT-LLM's fused MoE (CUTLASS kernels: permute, the experts' grouped GEMMs, activation, unpermute) for balanced
-routing, bf16 and per-tensor fp8, at a few token counts, into measured_moe.csv for benchmarks/moe_check.py.
+routing, bf16 and per-tensor fp8, at a few token counts, into measured_moe.csv for benchmarks/moe_check.py. And
+.../<gpu>/attention/trtllm/<version>/generation_attention_perf.parquet: TensorRT-LLM's decode attention (one query
+token per sequence over a paged KV cache of `step` + 1 tokens), full attention, bf16 and fp8 KV, into
+measured_decode_attention.csv for benchmarks/decode_attention_check.py.
 
 Usage: python benchmarks/extract_aiconfigurator.py <aiconfigurator checkout or git mirror> (needs pandas+pyarrow)
 """
@@ -26,8 +29,12 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent / "data" / "measured_gemms.csv"
 OUT_NCCL = Path(__file__).resolve().parent / "data" / "measured_collectives.csv"
 OUT_MOE = Path(__file__).resolve().parent / "data" / "measured_moe.csv"
+OUT_DECODE = Path(__file__).resolve().parent / "data" / "measured_decode_attention.csv"
 MOE = (("h100_sxm", "1.3.0rc20", "H100-SXM"), ("h200_sxm", "1.3.0rc20", "H200"))
 MOE_TOKENS = {1, 16, 128, 1024, 4096, 16384}
+DECODE = MOE  # the same GPUs and TensorRT-LLM version
+DECODE_BATCH = {1, 16, 128, 1024}
+DECODE_STEP = {127, 1023, 8191, 32767, 131071}
 DATA = "aic-core/src/aiconfigurator_core/systems/data"
 # (directory, framework, version, our catalog name): the newest TensorRT-LLM table of each GPU
 TABLES = (("a100_sxm", "trtllm", "1.0.0", "A100-80GB"), ("h100_sxm", "trtllm", "1.3.0rc20", "H100-SXM"),
@@ -84,6 +91,15 @@ def main() -> None:
             moe.append((gpu, DTYPES[r.moe_dtype], r.num_tokens, r.hidden_size, r.inter_size, r.topk, r.num_experts,
                         r.moe_tp_size, r.moe_ep_size, f"{r.latency * 1e-3:.5g}"))
     _write(OUT_MOE, ("gpu", "dtype", "tokens", "hidden", "inter", "top_k", "experts", "tp", "ep", "seconds"), moe)
+    dec = []
+    for directory, version, gpu in DECODE:
+        d = pd.read_parquet(BytesIO(_read(
+            root, f"{DATA}/{directory}/attention/trtllm/{version}/generation_attention_perf.parquet")))
+        d = d[(d.window_size == 0) & d.batch_size.isin(DECODE_BATCH) & d.step.isin(DECODE_STEP)]
+        for r in d.itertuples():
+            dec.append((gpu, DTYPES[r.kv_cache_dtype], r.batch_size, r.step + 1, r.num_heads, r.num_key_value_heads,
+                        r.head_dim, f"{r.latency * 1e-3:.5g}"))
+    _write(OUT_DECODE, ("gpu", "kv_dtype", "batch", "context", "heads", "kv_heads", "head_dim", "seconds"), dec)
 
 
 if __name__ == "__main__":

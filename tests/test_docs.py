@@ -56,3 +56,7 @@ def test_collectives_check_table_is_current():
 
 def test_moe_check_table_is_current():
     _section_matches("moe_check", "moe")
+
+
+def test_decode_attention_check_table_is_current():
+    _section_matches("decode_attention_check", "decode")

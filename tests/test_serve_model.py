@@ -11,7 +11,7 @@ from llmplan.estimate.serve_layouts import fewest_gpus_for_rate, layouts_at_slo
 from llmplan.estimate.serve_memory import WEIGHT_FORMATS, serve_memory, weight_bytes, weight_plan
 from llmplan.estimate.serve_model import deployment, serve_estimate
 from llmplan.estimate.serve_queue import steady_state
-from llmplan.estimate.serve_step import _touched, step_time
+from llmplan.estimate.serve_step import DECODE_ATTENTION_FLOOR_SECONDS, _touched, step_time
 from llmplan.hardware import get_gpu
 from llmplan.models import count_params, get_preset
 from llmplan.models.layers import Attention, LayerGroup, MoE
@@ -81,7 +81,9 @@ def test_single_decode_step_is_the_weight_stream_plus_fixed_costs():
     # batch 1 is memory-bound: the stream plus a launch per GEMM (4 per layer and the head)
     launches = (4 * spec.layers + 1) * 4e-6
     assert st.weight_bytes / hbm < st.gemm_seconds < st.weight_bytes / hbm + 1.5 * launches
-    assert st.attention_seconds == pytest.approx(cache_bytes(spec, 1000, 1, "bf16").total_bytes / hbm)
+    # the KV read, plus each attention layer's decode kernel floor
+    assert st.attention_seconds == pytest.approx(cache_bytes(spec, 1000, 1, "bf16").total_bytes / hbm
+                                                 + spec.layers * DECODE_ATTENTION_FLOOR_SECONDS)
     assert st.fixed_seconds == pytest.approx(spec.layers * dep.engine.fixed_layer_seconds)
     assert st.comm_seconds == 0
 

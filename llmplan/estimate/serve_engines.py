@@ -53,14 +53,14 @@ class Engine:
 ENGINES: dict[str, Engine] = {
     "generic": Engine(
         name="generic", memory_fraction=0.90, memory_base="total", block_tokens=16, max_batch=1024,
-        max_num_tokens=8192, fixed_layer_seconds=0.0e-6, fixed_moe_layer_seconds=59.7e-6,
+        max_num_tokens=8192, fixed_layer_seconds=0.0e-6, fixed_moe_layer_seconds=49.7e-6,
         allreduce_latency_seconds=10e-6, request_overhead_seconds=65.8e-3,
         kv_fp8_with_fp8_weights=False, reserves_whole_request=False,
         source="no engine named: vLLM's memory rule and paging, fixed costs fitted on all engines' rows"),
     "vllm": Engine(
         name="vllm", memory_fraction=0.90, memory_base="total", block_tokens=16, max_batch=1024,
-        max_num_tokens=8192, fixed_layer_seconds=0.0e-6, fixed_moe_layer_seconds=59.7e-6,
-        allreduce_latency_seconds=10e-6, request_overhead_seconds=44.5e-3,
+        max_num_tokens=8192, fixed_layer_seconds=0.0e-6, fixed_moe_layer_seconds=49.7e-6,
+        allreduce_latency_seconds=10e-6, request_overhead_seconds=44.4e-3,
         kv_fp8_with_fp8_weights=False, reserves_whole_request=False,
         source="vLLM: gpu_memory_utilization 0.9 of total memory (vllm/config: CacheConfig), block_size 16, "
                "max_num_seqs 1024 and max_num_batched_tokens 8192 for the OpenAI server on GPUs of >= 70 GiB "
@@ -69,7 +69,7 @@ ENGINES: dict[str, Engine] = {
         small_gpu_limits=(256, 2048)),
     "trtllm": Engine(
         name="trtllm", memory_fraction=0.90, memory_base="free", block_tokens=32, max_batch=2048,
-        max_num_tokens=8192, fixed_layer_seconds=0.0e-6, fixed_moe_layer_seconds=59.7e-6,
+        max_num_tokens=8192, fixed_layer_seconds=0.0e-6, fixed_moe_layer_seconds=49.7e-6,
         allreduce_latency_seconds=8e-6, request_overhead_seconds=87.5e-3,
         kv_fp8_with_fp8_weights=True, reserves_whole_request=True,
         source="TensorRT-LLM: kv_cache_free_gpu_mem_fraction 0.9 of the memory free after the weights "
@@ -78,7 +78,7 @@ ENGINES: dict[str, Engine] = {
                "(perf-overview: 'the KV cache will automatically be set to FP8')"),
     "sglang": Engine(
         name="sglang", memory_fraction=0.88, memory_base="total", block_tokens=1, max_batch=1024,
-        max_num_tokens=8192, fixed_layer_seconds=0.0e-6, fixed_moe_layer_seconds=59.7e-6,
+        max_num_tokens=8192, fixed_layer_seconds=0.0e-6, fixed_moe_layer_seconds=49.7e-6,
         allreduce_latency_seconds=10e-6, request_overhead_seconds=65.8e-3,
         kv_fp8_with_fp8_weights=False, reserves_whole_request=False,
         source="SGLang: mem_fraction_static ~0.88 of total memory for weights and KV pool, page_size 1, "

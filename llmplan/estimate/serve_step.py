@@ -29,6 +29,9 @@ from llmplan.models.layers import Attention, Dense, MoE
 from llmplan.models.layers_v4 import CompressedAttention
 from llmplan.units import DTYPE_BYTES
 
+# A decode attention kernel's floor: TensorRT-LLM's decode attention with under 1 MB of KV to read takes 9.1-11.2 us
+# (median by GPU and KV format, H100 and H200; AIConfigurator's measured tables, benchmarks/decode_attention_check.py)
+DECODE_ATTENTION_FLOOR_SECONDS = 10e-6
 ACT_BYTES = {"fp8": 1.0, "fp4": 1.0}  # activation width of the GEMM formats (fp4 GEMMs take fp8 activations)
 
 
@@ -188,7 +191,7 @@ def step_time(dep: Deployment, decode: float, context: float, prefill: float = 0
     a_tp, a_share = dep.attention_tp, (1.0 / tp if dep.attention_dp else 1.0)
     a_m, a_decode = m * a_share, decode * a_share
     gemm = attn = wbytes = 0.0
-    moe_layers = layers = allreduces = 0
+    moe_layers = layers = allreduces = attn_layers = 0
     lin, exp = plan.linear_bytes, plan.expert_bytes
     act_values = 0.0  # activation values the element-wise ops read and write per token, all layers
 
@@ -222,6 +225,7 @@ def step_time(dep: Deployment, decode: float, context: float, prefill: float = 0
             t, b = dense(t, b, g.ffn.ffn, g.ffn.gated, m)
             allreduces += g.count
         if isinstance(mixer, Attention):
+            attn_layers += g.count
             heads = max(mixer.heads / a_tp, 1.0)
             flops_per_pair = 2.0 * heads * (mixer.head_dim + mixer.d_v)
             pairs = a_decode * (min(context, mixer.window) if mixer.kind != "full" else context)
@@ -240,7 +244,8 @@ def step_time(dep: Deployment, decode: float, context: float, prefill: float = 0
     gemm, wbytes = gemm + dt, wbytes + db
     # decode attention is bound by reading the KV cache (and recurrent state) of every running request
     kv = a_decode * dep.kv_read_bytes(context) if decode else 0.0
-    attn_mem = kv / r.hbm_bytes_per_s
+    # each attention layer's decode kernel takes at least its floor, however little KV it reads
+    attn_mem = kv / r.hbm_bytes_per_s + (DECODE_ATTENTION_FLOOR_SECONDS * attn_layers if decode else 0.0)
     attn = max(attn, attn_mem) if prefill == 0 else attn + attn_mem
     comm = 0.0
     if tp > 1:
