@@ -47,7 +47,8 @@ class Engine:
 # concurrency <= 4: dense rows for the per-layer cost, MoE rows for the MoE extra, all for the request overhead; an
 # engine with fewer than 3 rows keeps the generic value), held at 0 or above; they sit on top of the efficiency
 # model's 4 us per GEMM launch and its fp8 activation casts (two kernels per GEMM, efficiency.quantize_seconds),
-# which since they were charged leave the dense per-layer cost at its bound, 0. Reference points: TPOT(TP) = a/TP + c fits over TP 1-8 give c = 50-80 us per dense layer all in
+# which since they were charged leave the dense per-layer cost at its bound, 0. Reference points: TPOT(TP) =
+# a/TP + c fits over TP 1-8 give c = 50-80 us per dense layer all in
 # (serving-anchors section 3.3), MoE layers ~3x a dense one (section 3.5). Small all-reduces: custom one-shot
 # kernels, 8-10 us (llm-analysis `intra_node_min_message_latency` 8 us; AIConfigurator `p2p_latency` 10 us).
 ENGINES: dict[str, Engine] = {
