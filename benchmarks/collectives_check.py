@@ -11,7 +11,6 @@ Usage: python benchmarks/collectives_check.py [--write docs/validation.md]
 
 from __future__ import annotations
 
-import csv
 import statistics
 import sys
 from pathlib import Path
@@ -21,26 +20,22 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.startup import section_main  # noqa: E402
 from llmplan.estimate.collectives import Group, collective_seconds  # noqa: E402
-from llmplan.hardware import get_gpu  # noqa: E402
-from llmplan.hardware.efficiency import efficiency_for  # noqa: E402
+from benchmarks.measured import band_medians, efficiency, median_error, read  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data" / "measured_collectives.csv"
 OPS = {"all_reduce": "all_reduce", "all_gather": "all_gather", "reduce_scatter": "reduce_scatter",
        "alltoall": "all_to_all"}
-BANDS = (("< 64 KB", 0, 65535), ("64 KB-4 MB", 65536, 4 << 20), ("4-64 MB", (4 << 20) + 1, 64 << 20),
+BANDS = (("< 64 KB", 0, 65536), ("64 KB-4 MB", 65536, (4 << 20) + 1), ("4-64 MB", (4 << 20) + 1, (64 << 20) + 1),
          ("> 64 MB", (64 << 20) + 1, 1 << 40))
 
 
 def evaluate() -> dict[tuple[str, str, int], list[tuple[int, float]]]:
     """(gpu, op, ranks) -> [(bytes, predicted / measured time)]."""
     out: dict[tuple, list] = {}
-    effs: dict[str, object] = {}
-    with DATA.open() as f:
-        for r in csv.DictReader(f):
-            eff = effs.get(r["gpu"]) or effs.setdefault(r["gpu"], efficiency_for(get_gpu(r["gpu"])))
-            n, nbytes = int(r["ranks"]), int(r["bytes"])
-            t = collective_seconds(eff, OPS[r["op"]], float(nbytes), Group(n, 1, 8))
-            out.setdefault((r["gpu"], OPS[r["op"]], n), []).append((nbytes, t / float(r["seconds"])))
+    for r in read(DATA):
+        n, nbytes = int(r["ranks"]), int(r["bytes"])
+        t = collective_seconds(efficiency(r["gpu"]), OPS[r["op"]], float(nbytes), Group(n, 1, 8))
+        out.setdefault((r["gpu"], OPS[r["op"]], n), []).append((nbytes, t / float(r["seconds"])))
     return out
 
 
@@ -56,13 +51,10 @@ def render(results: dict | None = None) -> str:
     for (gpu, op, n), rows in sorted(results.items()):
         ratios = [r for _, r in rows]
         everything += ratios
-        bands = []
-        for _, lo, hi in BANDS:
-            sel = [r for b, r in rows if lo <= b <= hi]
-            bands.append(f"{statistics.median(sel):.2f}" if sel else "-")
-        err = statistics.median(abs(x - 1.0) for x in ratios)
+        bands = band_medians(rows, BANDS)
+        err = median_error(ratios)
         lines.append(f"| {gpu} | {op} | {n} | {len(rows)} | {err * 100:.0f}% | " + " | ".join(bands) + " |")
-    err = statistics.median(abs(x - 1.0) for x in everything)
+    err = median_error(everything)
     lines += ["", f"All {len(everything)} measurements: median error {err * 100:.1f}%, median ratio "
               f"{statistics.median(everything):.2f}."]
     return "\n".join(lines)

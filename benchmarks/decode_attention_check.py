@@ -14,7 +14,6 @@ Usage: python benchmarks/decode_attention_check.py [--write docs/validation.md]
 
 from __future__ import annotations
 
-import csv
 import statistics
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ from benchmarks.startup import section_main  # noqa: E402
 from llmplan.estimate.serve_model import rates_for  # noqa: E402
 from llmplan.estimate.serve_step import DECODE_ATTENTION_FLOOR_SECONDS  # noqa: E402
 from llmplan.hardware import get_gpu  # noqa: E402
-from llmplan.hardware.efficiency import efficiency_for  # noqa: E402
+from benchmarks.measured import band_medians, efficiency, read  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data" / "measured_decode_attention.csv"
 KV_BYTES = {"bf16": 2.0, "fp8": 1.0}
@@ -37,18 +36,17 @@ BANDS = (("< 1 MB", 0, 1e6), ("1-10 MB", 1e6, 1e7), ("10-100 MB", 1e7, 1e8), ("0
 def evaluate() -> dict[tuple[str, str], list[tuple[float, float, float]]]:
     """(gpu, kv dtype) -> [(KV bytes read, predicted / measured, measured seconds)]."""
     out: dict[tuple, list] = {}
-    rates: dict[str, object] = {}
-    with DATA.open() as fh:
-        for r in csv.DictReader(fh):
-            gpu = get_gpu(r["gpu"])
-            rt = rates.get(r["gpu"]) or rates.setdefault(r["gpu"], rates_for(efficiency_for(gpu), gpu))
-            batch, context, d = int(r["batch"]), int(r["context"]), int(r["head_dim"])
-            pairs = batch * context
-            kv = pairs * int(r["kv_heads"]) * 2 * d * KV_BYTES[r["kv_dtype"]]
-            p = max(2.0 * int(r["heads"]) * 2 * d * pairs / rt.attention_flops_per_s,
-                    kv / rt.hbm_bytes_per_s + DECODE_ATTENTION_FLOOR_SECONDS)
-            t = float(r["seconds"])
-            out.setdefault((r["gpu"], r["kv_dtype"]), []).append((kv, p / t, t))
+    rows = read(DATA)
+    rates = {name: rates_for(efficiency(name), get_gpu(name)) for name in {r["gpu"] for r in rows}}
+    for r in rows:
+        rt = rates[r["gpu"]]
+        batch, context, d = int(r["batch"]), int(r["context"]), int(r["head_dim"])
+        pairs = batch * context
+        kv = pairs * int(r["kv_heads"]) * 2 * d * KV_BYTES[r["kv_dtype"]]
+        p = max(2.0 * int(r["heads"]) * 2 * d * pairs / rt.attention_flops_per_s,
+                kv / rt.hbm_bytes_per_s + DECODE_ATTENTION_FLOOR_SECONDS)
+        t = float(r["seconds"])
+        out.setdefault((r["gpu"], r["kv_dtype"]), []).append((kv, p / t, t))
     return out
 
 
@@ -62,10 +60,7 @@ def render(results: dict | None = None) -> str:
              "| GPU | KV | rows | " + " | ".join(b[0] for b in BANDS) + " | floor |",
              "|---|---|---:|" + "---:|" * (len(BANDS) + 1)]
     for (gpu, dtype), rows in sorted(results.items()):
-        cells = []
-        for _, lo, hi in BANDS:
-            sel = [r for b, r, _ in rows if lo <= b < hi]
-            cells.append(f"{statistics.median(sel):.2f}" if sel else "-")
+        cells = band_medians([(b, r) for b, r, _ in rows], BANDS)
         floor = statistics.median(t for b, _, t in rows if b < 1e6)
         lines.append(f"| {gpu} | {dtype} | {len(rows)} | " + " | ".join(cells) + f" | {floor * 1e6:.1f} us |")
     return "\n".join(lines)

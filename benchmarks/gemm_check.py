@@ -11,7 +11,6 @@ Usage: python benchmarks/gemm_check.py [--write docs/validation.md]
 
 from __future__ import annotations
 
-import csv
 import statistics
 import sys
 from pathlib import Path
@@ -20,28 +19,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.startup import section_main  # noqa: E402
-from llmplan.hardware import get_gpu  # noqa: E402
-from llmplan.hardware.efficiency import efficiency_for  # noqa: E402
+from benchmarks.measured import band_medians, efficiency, median_error, read  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data" / "measured_gemms.csv"
-BANDS = (("m <= 16", 1, 16), ("m 64-256", 64, 256), ("m 1K-4K", 1024, 4096), ("m >= 8K", 8192, 1 << 30))
+BANDS = (("m <= 16", 1, 17), ("m 64-256", 64, 257), ("m 1K-4K", 1024, 4097), ("m >= 8K", 8192, 1 << 30))
 
 
 def evaluate() -> dict[tuple[str, str], list[tuple[int, float, float]]]:
     """(gpu, dtype) -> [(m, flops, predicted / measured time)]."""
     out: dict[tuple[str, str], list] = {}
-    effs: dict[str, object] = {}
-    with DATA.open() as f:
-        for r in csv.DictReader(f):
-            eff = effs.get(r["gpu"]) or effs.setdefault(r["gpu"], efficiency_for(get_gpu(r["gpu"])))
-            m, n, k = int(r["m"]), int(r["n"]), int(r["k"])
-            ratio = eff.gemm_seconds(m, n, k, r["dtype"]) / (float(r["latency_ms"]) * 1e-3)
-            out.setdefault((r["gpu"], r["dtype"]), []).append((m, 2.0 * m * n * k, ratio))
+    for r in read(DATA):
+        m, n, k = int(r["m"]), int(r["n"]), int(r["k"])
+        ratio = efficiency(r["gpu"]).gemm_seconds(m, n, k, r["dtype"]) / (float(r["latency_ms"]) * 1e-3)
+        out.setdefault((r["gpu"], r["dtype"]), []).append((m, 2.0 * m * n * k, ratio))
     return out
-
-
-def _abs_err(ratios: list[float]) -> float:
-    return statistics.median(abs(x - 1.0) for x in ratios)
 
 
 def render(results: dict | None = None) -> str:
@@ -55,13 +46,10 @@ def render(results: dict | None = None) -> str:
     for (gpu, dtype), rows in sorted(results.items()):
         ratios = [r for _, _, r in rows]
         everything += ratios
-        bands = []
-        for _, lo, hi in BANDS:
-            sel = [r for m, _, r in rows if lo <= m <= hi]
-            bands.append(f"{statistics.median(sel):.2f}" if sel else "-")
-        lines.append(f"| {gpu} | {dtype} | {len(rows)} | {_abs_err(ratios) * 100:.1f}% | "
+        bands = band_medians([(m, r) for m, _, r in rows], BANDS)
+        lines.append(f"| {gpu} | {dtype} | {len(rows)} | {median_error(ratios) * 100:.1f}% | "
                      f"{statistics.median(ratios):.2f} | " + " | ".join(bands) + " |")
-    lines += ["", f"All {len(everything)} shapes: median error {_abs_err(everything) * 100:.1f}%, median ratio "
+    lines += ["", f"All {len(everything)} shapes: median error {median_error(everything) * 100:.1f}%, median ratio "
               f"{statistics.median(everything):.2f}."]
     return "\n".join(lines)
 

@@ -13,7 +13,6 @@ Usage: python benchmarks/moe_check.py [--write docs/validation.md]
 
 from __future__ import annotations
 
-import csv
 import statistics
 import sys
 from pathlib import Path
@@ -23,8 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.startup import section_main  # noqa: E402
 from llmplan.estimate.serve_step import routed_experts  # noqa: E402
-from llmplan.hardware import get_gpu  # noqa: E402
-from llmplan.hardware.efficiency import efficiency_for  # noqa: E402
+from benchmarks.measured import efficiency, read  # noqa: E402
 from llmplan.models.layers import MoE  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data" / "measured_moe.csv"
@@ -44,14 +42,11 @@ def predict(eff, dtype: str, tokens: int, h: int, f: int, top_k: int, experts: i
 def evaluate() -> dict[tuple[str, str], list[tuple[int, float, float]]]:
     """(gpu, dtype) -> [(tokens, predicted / measured, measured - predicted seconds)]."""
     out: dict[tuple, list] = {}
-    effs: dict[str, object] = {}
-    with DATA.open() as fh:
-        for r in csv.DictReader(fh):
-            eff = effs.get(r["gpu"]) or effs.setdefault(r["gpu"], efficiency_for(get_gpu(r["gpu"])))
-            p = predict(eff, r["dtype"], *(int(r[k]) for k in ("tokens", "hidden", "inter", "top_k", "experts",
-                                                             "tp", "ep")))
-            t = float(r["seconds"])
-            out.setdefault((r["gpu"], r["dtype"]), []).append((int(r["tokens"]), p / t, t - p))
+    for r in read(DATA):
+        p = predict(efficiency(r["gpu"]), r["dtype"],
+                    *(int(r[k]) for k in ("tokens", "hidden", "inter", "top_k", "experts", "tp", "ep")))
+        t = float(r["seconds"])
+        out.setdefault((r["gpu"], r["dtype"]), []).append((int(r["tokens"]), p / t, t - p))
     return out
 
 
